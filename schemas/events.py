@@ -1,0 +1,248 @@
+"""Pydantic v2 models of the producer contract (events, version 1).
+
+Strict on purpose: a wrong type, a bad UUID, a timestamp without an offset or a number that is
+not E.164 is an error naming the field. Extra fields are ignored (producers may be newer than
+the worker) and a JSON null counts as an absent field (see `worker.decode`).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt
+from pydantic_core import PydanticCustomError
+
+_RFC3339 = re.compile(
+    r"^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})$"
+)
+_E164 = re.compile(r"^\+[1-9]\d{1,14}$")
+
+
+def parse_timestamp(value: object) -> datetime:
+    """RFC 3339 with a mandatory offset, kept to the millisecond, returned in UTC."""
+    if not isinstance(value, str):
+        raise PydanticCustomError("timestamp", "must be an RFC 3339 timestamp with offset")
+    m = _RFC3339.match(value)
+    if m is None:
+        raise PydanticCustomError("timestamp", "must be an RFC 3339 timestamp with offset")
+    date, clock, fraction, offset = m.groups()
+    millis = ((fraction or "") + "000")[:3]  # digits below the millisecond are truncated
+    if offset in ("Z", "z"):
+        offset = "+00:00"
+    try:
+        parsed = datetime.fromisoformat(f"{date}T{clock}.{millis}{offset}")
+    except ValueError:
+        raise PydanticCustomError(
+            "timestamp", "must be an RFC 3339 timestamp with offset"
+        ) from None
+    return parsed.astimezone(UTC)
+
+
+def _optional_timestamp(value: object) -> datetime | None:
+    # PBX CDRs send "" for a time that never happened (e.g. answered_at of a missed call).
+    if value is None or value == "":
+        return None
+    return parse_timestamp(value)
+
+
+def _uuid(value: object) -> str:
+    if not isinstance(value, str):
+        raise PydanticCustomError("uuid", "must be a UUID")
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise PydanticCustomError("uuid", "must be a UUID") from None
+
+
+def _e164(value: object) -> str:
+    if not isinstance(value, str) or _E164.match(value) is None:
+        raise PydanticCustomError("e164", "must be an E.164 phone number (+ and 2-15 digits)")
+    return value
+
+
+def _money(value: object) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise PydanticCustomError("decimal", "must be a decimal")
+    try:
+        amount = Decimal(str(value).strip()) if not isinstance(value, int) else Decimal(value)
+    except InvalidOperation:
+        raise PydanticCustomError("decimal", "must be a decimal") from None
+    if not amount.is_finite():
+        raise PydanticCustomError("decimal", "must be a decimal")
+    if amount < 0:
+        raise PydanticCustomError("negative", "must be >= 0")
+    return amount
+
+
+Timestamp = Annotated[datetime, BeforeValidator(parse_timestamp)]
+OptionalTimestamp = Annotated[datetime | None, BeforeValidator(_optional_timestamp)]
+UUIDStr = Annotated[str, BeforeValidator(_uuid)]
+E164 = Annotated[str, BeforeValidator(_e164)]
+Money = Annotated[Decimal, BeforeValidator(_money)]
+Id128 = Annotated[str, Field(strict=True, min_length=1, max_length=128)]
+Text = Annotated[str, Field(strict=True)]
+NonNegativeInt = Annotated[StrictInt, Field(ge=0)]
+
+DialOutcome = Literal["completed", "no_answer", "busy", "failed", "canceled"]
+CallOutcome = Literal["completed", "no_answer", "busy", "failed", "caller_hung_up"]
+OutboundStatus = Literal["Success", "Error", "Low Balance", "Missed Call", "Busy"]
+CdrDirection = Literal["INBOUND_CALL", "OUTBOUND_CALL", "EXTENSION_CALL", "INBOUND_OUTBOUND_CALL"]
+
+
+class Envelope(BaseModel):
+    """Fields every event carries."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    schema_version: Literal[1] = 1
+    event_id: Id128
+    type: str
+    occurred_at: Timestamp
+    sequence: NonNegativeInt | None = None
+    project_id: UUIDStr
+    call_id: Id128
+    source: Annotated[str, Field(strict=True, max_length=64)] | None = None
+
+
+class IncomingCallReceived(Envelope):
+    type: Literal["incoming_call.received"]
+    incoming_call_policy_id: UUIDStr
+    caller_phone_number: E164
+    routing_phone_number: E164
+
+
+class DialStarted(Envelope):
+    type: Literal["incoming_call.dial_started"]
+    dial_id: Id128
+    user_id: UUIDStr
+    user_phone_number: E164
+    escalation_rule_id: UUIDStr | None = None
+    escalation_rule_order: Annotated[StrictInt, Field(ge=1)] | None = None
+    repeat_count: NonNegativeInt | None = None
+
+
+class DialRinging(Envelope):
+    type: Literal["incoming_call.dial_ringing"]
+    dial_id: Id128
+
+
+class DialAnswered(Envelope):
+    type: Literal["incoming_call.dial_answered"]
+    dial_id: Id128
+
+
+class DialEnded(Envelope):
+    type: Literal["incoming_call.dial_ended"]
+    dial_id: Id128
+    outcome: DialOutcome
+    status_message: Text | None = None
+    billable_seconds: NonNegativeInt | None = None
+
+
+class IncomingCallEnded(Envelope):
+    type: Literal["incoming_call.ended"]
+    outcome: CallOutcome
+    status_message: Text | None = None
+
+
+class OutboundCallPlaced(Envelope):
+    type: Literal["outbound_call.placed"]
+    to_number: E164
+    from_number: E164
+    call_data: Annotated[dict[str, Any], Field(strict=True)]
+    user_id: UUIDStr | None = None
+    team_id: UUIDStr | None = None
+    incident_id: UUIDStr | None = None
+    alert_id: UUIDStr | None = None
+    monitor_id: UUIDStr | None = None
+    scheduled_maintenance_id: UUIDStr | None = None
+    status_page_id: UUIDStr | None = None
+    status_page_announcement_id: UUIDStr | None = None
+    on_call_duty_policy_id: UUIDStr | None = None
+    on_call_duty_policy_escalation_rule_id: UUIDStr | None = None
+    on_call_duty_policy_schedule_id: UUIDStr | None = None
+
+
+class OutboundCallAnswered(Envelope):
+    type: Literal["outbound_call.answered"]
+
+
+class OutboundCallEnded(Envelope):
+    type: Literal["outbound_call.ended"]
+    status: OutboundStatus
+    status_message: Text | None = None
+    billable_seconds: NonNegativeInt | None = None
+
+
+class CostReported(Envelope):
+    type: Literal["call.cost_reported"]
+    leg_id: Id128
+    cost_usd_cents: Money
+    billable_seconds: NonNegativeInt | None = None
+
+
+class CdrRecorded(Envelope):
+    """A complete PBX call detail record (PortSIP field names)."""
+
+    type: Literal["cdr.recorded"]
+    cdr_id: Id128
+    caller: Text | None = None
+    caller_domain: Text | None = None
+    caller_display_name: Text | None = None
+    callee: Text | None = None
+    callee_domain: Text | None = None
+    callee_display_name: Text | None = None
+    started_at: OptionalTimestamp = None
+    rang_at: OptionalTimestamp = None
+    answered_at: OptionalTimestamp = None
+    ended_at: OptionalTimestamp = None
+    sip_call_id: Text | None = None
+    direction: CdrDirection | None = None
+    # Free text: PBXs send values outside their own documented enums.
+    end_reason: Text | None = None
+    reroute_reason: Text | None = None
+    status_code: StrictInt | None = None
+    destination: Text | None = None
+    outbound_caller_id: Text | None = None
+    did_cid: Text | None = None
+    trunk: Text | None = None
+    duration: NonNegativeInt | None = None
+    cost: Money | None = None
+    billed_account: Text | None = None
+    service_number: Text | None = None
+    user_data: Text | None = None
+
+
+Event = (
+    IncomingCallReceived
+    | DialStarted
+    | DialRinging
+    | DialAnswered
+    | DialEnded
+    | IncomingCallEnded
+    | OutboundCallPlaced
+    | OutboundCallAnswered
+    | OutboundCallEnded
+    | CostReported
+    | CdrRecorded
+)
+
+EVENT_MODELS: dict[str, type[Envelope]] = {
+    "incoming_call.received": IncomingCallReceived,
+    "incoming_call.dial_started": DialStarted,
+    "incoming_call.dial_ringing": DialRinging,
+    "incoming_call.dial_answered": DialAnswered,
+    "incoming_call.dial_ended": DialEnded,
+    "incoming_call.ended": IncomingCallEnded,
+    "outbound_call.placed": OutboundCallPlaced,
+    "outbound_call.answered": OutboundCallAnswered,
+    "outbound_call.ended": OutboundCallEnded,
+    "call.cost_reported": CostReported,
+    "cdr.recorded": CdrRecorded,
+}
+
+EVENT_TYPES: tuple[str, ...] = tuple(EVENT_MODELS)

@@ -1,0 +1,442 @@
+"""Correlation: the rows that one call's set of events defines (DESIGN.md section 3).
+
+Pure: events in, rows out. No Kafka, no ClickHouse, no clock (the timeout close takes `now`
+as an argument). The result depends only on the *set* of distinct events, never on their
+order or on duplicates: events are de-duplicated by event_id (the larger payload digest wins
+a conflict) and every "latest" is chosen by (occurred_at, sequence, event_id).
+
+Rows are plain dicts keyed by the column names of `schemas.tables`; `ingested_at` is added by
+the sink, since it is the only wall-clock column.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from schemas.events import (
+    CdrRecorded,
+    CostReported,
+    DialAnswered,
+    DialEnded,
+    DialRinging,
+    DialStarted,
+    Envelope,
+    IncomingCallEnded,
+    IncomingCallReceived,
+    OutboundCallAnswered,
+    OutboundCallEnded,
+    OutboundCallPlaced,
+)
+from schemas.tables import CDR_FIELDS, OUTBOUND_RELATION_IDS
+from worker.costing import ZERO, rate, round_cents
+from worker.decode import ValidEvent
+from worker.rates import Direction, RatePlan
+
+Row = dict[str, Any]
+
+ID_NAMESPACE = uuid.UUID("5d0b6c1e-2f5e-4b7a-9a43-6c1f0e0b7a11")
+
+ITEM_END_STATUS = {
+    "no_answer": "NoAnswer",
+    "busy": "Busy",
+    "failed": "Failed",
+    "canceled": "CallerHungUp",
+}
+CALL_END_STATUS = {
+    "no_answer": "NoAnswer",
+    "busy": "Busy",
+    "failed": "Failed",
+    "caller_hung_up": "CallerHungUp",
+    "completed": "Completed",
+}
+CDR_DIRECTION: dict[str, Direction | None] = {
+    "INBOUND_CALL": "inbound",
+    "OUTBOUND_CALL": "outbound",
+    "INBOUND_OUTBOUND_CALL": "outbound",
+    "EXTENSION_CALL": None,
+}
+_NEVER = datetime.max.replace(tzinfo=UTC)
+TIMEOUT_MESSAGE = "closed by ringlog: no end event within the call timeout"
+
+
+def row_id(table: str, project_id: str, *natural: str) -> str:
+    return str(uuid.uuid5(ID_NAMESPACE, "|".join((table, project_id, *natural))))
+
+
+def order_key(event: Envelope) -> tuple[datetime, int, str]:
+    """Total order of one call's events; an absent sequence sorts first."""
+    return (event.occurred_at, -1 if event.sequence is None else event.sequence, event.event_id)
+
+
+def seconds_between(start: datetime | None, end: datetime | None) -> int | None:
+    """Whole seconds rounded up from the millisecond difference; None if unknown or negative."""
+    if start is None or end is None:
+        return None
+    millis = (end - start) // timedelta(milliseconds=1)
+    if millis < 0:
+        return None
+    return -(-millis // 1000)
+
+
+def distinct_events(events: Iterable[ValidEvent]) -> list[ValidEvent]:
+    """One event per event_id (the larger digest wins), in `order_key` order."""
+    chosen: dict[str, ValidEvent] = {}
+    for ev in events:
+        current = chosen.get(ev.event.event_id)
+        if current is None or ev.digest > current.digest:
+            chosen[ev.event.event_id] = ev
+    return sorted(chosen.values(), key=lambda ev: order_key(ev.event))
+
+
+@dataclass
+class CallRows:
+    incoming_call_log: list[Row] = field(default_factory=list)
+    incoming_call_log_item: list[Row] = field(default_factory=list)
+    call_log: list[Row] = field(default_factory=list)
+    cdr: list[Row] = field(default_factory=list)
+    # True while an incoming call or outbound call of this call id has no end event.
+    open: bool = False
+    # The latest event time seen for the call: the base of the timeout close.
+    last_event_at: datetime | None = None
+
+    def tables(self) -> dict[str, list[Row]]:
+        return {
+            "incoming_call_log": self.incoming_call_log,
+            "incoming_call_log_item": self.incoming_call_log_item,
+            "call_log": self.call_log,
+            "cdr": self.cdr,
+        }
+
+
+@dataclass
+class _Dial:
+    dial_id: str
+    started: DialStarted | None = None
+    ringing: DialRinging | None = None
+    answered: DialAnswered | None = None
+    ended: DialEnded | None = None
+
+
+@dataclass
+class _Latest:
+    """The latest event of each kind of one call, indexed for the rules below."""
+
+    received: IncomingCallReceived | None = None
+    call_ended: IncomingCallEnded | None = None
+    placed: OutboundCallPlaced | None = None
+    out_answered: OutboundCallAnswered | None = None
+    out_ended: OutboundCallEnded | None = None
+    dials: dict[str, _Dial] = field(default_factory=dict)
+    costs: dict[str, CostReported] = field(default_factory=dict)
+    cdrs: dict[str, CdrRecorded] = field(default_factory=dict)
+
+    def dial(self, dial_id: str) -> _Dial:
+        found = self.dials.get(dial_id)
+        if found is None:
+            found = self.dials[dial_id] = _Dial(dial_id)
+        return found
+
+
+def _index(events: list[ValidEvent]) -> _Latest:
+    # Events arrive sorted ascending, so a plain overwrite keeps the latest of each kind.
+    latest = _Latest()
+    for wrapped in events:
+        ev = wrapped.event
+        if isinstance(ev, DialStarted):
+            latest.dial(ev.dial_id).started = ev
+        elif isinstance(ev, DialRinging):
+            latest.dial(ev.dial_id).ringing = ev
+        elif isinstance(ev, DialAnswered):
+            latest.dial(ev.dial_id).answered = ev
+        elif isinstance(ev, DialEnded):
+            latest.dial(ev.dial_id).ended = ev
+        elif isinstance(ev, IncomingCallReceived):
+            latest.received = ev
+        elif isinstance(ev, IncomingCallEnded):
+            latest.call_ended = ev
+        elif isinstance(ev, OutboundCallPlaced):
+            latest.placed = ev
+        elif isinstance(ev, OutboundCallAnswered):
+            latest.out_answered = ev
+        elif isinstance(ev, OutboundCallEnded):
+            latest.out_ended = ev
+        elif isinstance(ev, CostReported):
+            latest.costs[ev.leg_id] = ev
+        elif isinstance(ev, CdrRecorded):
+            latest.cdrs[ev.cdr_id] = ev
+    return latest
+
+
+def build_call_rows(
+    events: Iterable[ValidEvent],
+    rates: RatePlan,
+    *,
+    now: datetime | None = None,
+    timeout: timedelta | None = None,
+) -> CallRows:
+    """All rows of one call (one (project_id, call_id)), from its events.
+
+    `now` and `timeout` drive the timeout close: an incoming call with no end event whose
+    latest event is `timeout` or more before `now` (event time) is closed at that event.
+    """
+    distinct = distinct_events(events)
+    out = CallRows()
+    if not distinct:
+        return out
+    first = distinct[0].event
+    project_id, call_id = first.project_id, first.call_id
+    latest = _index(distinct)
+    created_at = min(ev.event.occurred_at for ev in distinct)
+    updated_at = max(ev.event.occurred_at for ev in distinct)
+    out.last_event_at = updated_at
+    timed_out = (
+        now is not None and timeout is not None and now - updated_at >= timeout
+    )
+    audit = {"created_at": created_at, "updated_at": updated_at}
+    base_version = 2 * len(distinct)
+
+    has_incoming = latest.received is not None or latest.call_ended is not None or latest.dials
+    if has_incoming:
+        close = latest.call_ended is None and timed_out
+        parent, items = _incoming(project_id, call_id, latest, rates, close, updated_at)
+        version = base_version + (1 if close else 0)
+        parent.update(audit, version=version)
+        out.incoming_call_log.append(parent)
+        for item in items:
+            item.update(audit, version=version)
+            out.incoming_call_log_item.append(item)
+        out.open = out.open or (latest.call_ended is None and not close)
+
+    if latest.placed or latest.out_answered or latest.out_ended:
+        row = _outbound(project_id, call_id, latest, rates)
+        row.update(audit, version=base_version)
+        out.call_log.append(row)
+        out.open = out.open or latest.out_ended is None
+
+    for cdr_id, cdr in sorted(latest.cdrs.items()):
+        row = _cdr(project_id, call_id, cdr_id, cdr, rates)
+        row["version"] = base_version
+        out.cdr.append(row)
+    return out
+
+
+def _item(
+    project_id: str,
+    call_id: str,
+    parent_id: str,
+    dial: _Dial,
+    cost: CostReported | None,
+    rates: RatePlan,
+) -> Row:
+    started, answered, ended = dial.started, dial.answered, dial.ended
+    is_answered = answered is not None or (ended is not None and ended.outcome == "completed")
+    started_at = started.occurred_at if started else None
+    answered_at = answered.occurred_at if answered else None
+    ended_at = ended.occurred_at if ended else None
+
+    if ended is not None:
+        status = "Completed" if is_answered else ITEM_END_STATUS[ended.outcome]
+    elif is_answered:
+        status = "Connected"
+    else:
+        status = "Ringing"
+
+    talk: int | None
+    if ended is not None and ended.billable_seconds is not None:
+        talk = ended.billable_seconds
+    elif cost is not None and cost.billable_seconds is not None:
+        talk = cost.billable_seconds
+    elif not is_answered:
+        talk = 0 if ended is not None else None  # still ringing: talk time not known yet
+    else:
+        talk = seconds_between(answered_at, ended_at)
+
+    phone = started.user_phone_number if started else None
+    item_cost, source = _leg_cost(cost, rates, "outbound", phone, talk)
+    return {
+        "id": row_id("incoming_call_log_item", project_id, call_id, dial.dial_id),
+        "project_id": project_id,
+        "incoming_call_log_id": parent_id,
+        "dial_id": dial.dial_id,
+        "incoming_call_policy_escalation_rule_id": started.escalation_rule_id if started else None,
+        "user_id": started.user_id if started else None,
+        "user_phone_number": phone,
+        "status": status,
+        "status_message": ended.status_message if ended else None,
+        "dial_duration_in_seconds": seconds_between(started_at, ended_at),
+        "talk_duration_in_seconds": talk,
+        "call_cost_in_usd_cents": item_cost,
+        "cost_source": source,
+        "started_at": started_at,
+        "answered_at": answered_at,
+        "ended_at": ended_at,
+        "is_answered": is_answered,
+    }
+
+
+def _leg_cost(
+    cost: CostReported | None,
+    rates: RatePlan,
+    direction: Direction,
+    number: str | None,
+    talk: int | None,
+) -> tuple[Decimal | None, str | None]:
+    """A provider's cost report replaces the rated cost of its leg."""
+    if cost is not None:
+        return round_cents(cost.cost_usd_cents), "provider"
+    return rate(rates, direction, number, talk), "rated"
+
+
+def _incoming(
+    project_id: str,
+    call_id: str,
+    latest: _Latest,
+    rates: RatePlan,
+    close: bool,
+    last_event_at: datetime,
+) -> tuple[Row, list[Row]]:
+    parent_id = row_id("incoming_call_log", project_id, call_id)
+    items = [
+        _item(project_id, call_id, parent_id, dial, latest.costs.get(dial_id), rates)
+        for dial_id, dial in sorted(latest.dials.items())
+    ]
+    received, ended = latest.received, latest.call_ended
+    answered_items = [item for item in items if item["is_answered"]]
+    any_answered = bool(answered_items)
+
+    status_message: str | None = None
+    ended_at: datetime | None = None
+    if ended is not None:
+        status = "Completed" if any_answered else CALL_END_STATUS[ended.outcome]
+        status_message = ended.status_message
+        ended_at = ended.occurred_at
+    elif close:
+        status = "Completed" if any_answered else "NoAnswer"
+        status_message = TIMEOUT_MESSAGE
+        ended_at = last_event_at
+    elif any_answered:
+        status = "Connected"
+    elif any(item["ended_at"] is not None for item in items):
+        status = "Escalated"
+    elif items:
+        status = "Ringing"
+    else:
+        status = "Initiated"
+
+    # The answering item: the earliest dial_answered; items answered only through
+    # outcome=completed (no answer time) come after, by start time then dial_id.
+    answered_by: Row | None = None
+    if answered_items:
+        answered_by = min(
+            answered_items,
+            key=lambda it: (
+                it["answered_at"] or _NEVER,
+                it["started_at"] or _NEVER,
+                it["dial_id"],
+            ),
+        )
+
+    latest_attempt: DialStarted | None = None
+    for dial in latest.dials.values():
+        if dial.started is not None and (
+            latest_attempt is None or order_key(dial.started) > order_key(latest_attempt)
+        ):
+            latest_attempt = dial.started
+
+    started_at = received.occurred_at if received else None
+    duration = seconds_between(started_at, ended_at)
+    routing = received.routing_phone_number if received else None
+    incoming_cost, _ = _leg_cost(latest.costs.get(call_id), rates, "inbound", routing, duration)
+    outgoing = sum(
+        (item["call_cost_in_usd_cents"] for item in items if item["call_cost_in_usd_cents"]),
+        ZERO,
+    )
+    parent: Row = {
+        "id": parent_id,
+        "project_id": project_id,
+        "incoming_call_policy_id": received.incoming_call_policy_id if received else None,
+        "caller_phone_number": received.caller_phone_number if received else None,
+        "routing_phone_number": routing,
+        "call_provider_call_id": call_id,
+        "status": status,
+        "status_message": status_message,
+        "call_duration_in_seconds": duration,
+        "call_cost_in_usd_cents": (
+            None if incoming_cost is None else round_cents(incoming_cost + outgoing)
+        ),
+        "incoming_call_cost_in_usd_cents": incoming_cost,
+        "outgoing_call_cost_in_usd_cents": round_cents(outgoing),
+        "started_at": started_at,
+        "answered_at": answered_by["answered_at"] if answered_by else None,
+        "ended_at": ended_at,
+        "answered_by_user_id": answered_by["user_id"] if answered_by else None,
+        "current_escalation_rule_order": (
+            latest_attempt.escalation_rule_order if latest_attempt else None
+        ),
+        "repeat_count": latest_attempt.repeat_count if latest_attempt else None,
+        "dial_attempts": len(latest.dials),
+    }
+    return parent, items
+
+
+def _outbound(project_id: str, call_id: str, latest: _Latest, rates: RatePlan) -> Row:
+    placed, answered, ended = latest.placed, latest.out_answered, latest.out_ended
+    cost = latest.costs.get(call_id)
+    answered_at = answered.occurred_at if answered else None
+    ended_at = ended.occurred_at if ended else None
+    talk: int | None
+    if ended is not None and ended.billable_seconds is not None:
+        talk = ended.billable_seconds
+    elif cost is not None and cost.billable_seconds is not None:
+        talk = cost.billable_seconds
+    elif answered is None:
+        talk = 0
+    else:
+        talk = seconds_between(answered_at, ended_at)
+    to_number = placed.to_number if placed else None
+    call_cost, source = _leg_cost(cost, rates, "outbound", to_number, talk)
+    row: Row = {
+        "id": row_id("call_log", project_id, call_id),
+        "project_id": project_id,
+        "call_provider_call_id": call_id,
+        "to_number": to_number,
+        "from_number": placed.from_number if placed else None,
+        "call_data": orjson.dumps(placed.call_data).decode() if placed else None,
+        "status": ended.status if ended else None,
+        "status_message": ended.status_message if ended else None,
+        "call_duration_in_seconds": talk,
+        "call_cost_in_usd_cents": call_cost,
+        "cost_source": source,
+        "started_at": placed.occurred_at if placed else None,
+        "answered_at": answered_at,
+        "ended_at": ended_at,
+    }
+    for name in OUTBOUND_RELATION_IDS:
+        row[name] = getattr(placed, name) if placed else None
+    return row
+
+
+def _cdr(project_id: str, call_id: str, cdr_id: str, cdr: CdrRecorded, rates: RatePlan) -> Row:
+    row: Row = {
+        "id": row_id("cdr", project_id, cdr_id),
+        "project_id": project_id,
+        "session_id": call_id,
+    }
+    for name, _ in CDR_FIELDS:
+        row[name] = getattr(cdr, name)
+    if cdr.cost is not None:
+        row["cost"], row["cost_source"] = round_cents(cdr.cost), "provider"
+    else:
+        direction = CDR_DIRECTION.get(cdr.direction) if cdr.direction else None
+        rated = (
+            rate(rates, direction, cdr.callee, cdr.duration) if direction is not None else None
+        )
+        row["cost"], row["cost_source"] = rated, ("rated" if rated is not None else None)
+    return row

@@ -1,0 +1,147 @@
+"""Raw Kafka message -> validated event, or a rejection that says exactly what is wrong.
+
+Pure: no Kafka, no clock. The rejection is what goes to the dead-letter topic and the
+`rejected_event` table (DESIGN.md section 2); `code` is stable for dashboards and alerts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any, cast
+
+import orjson
+from pydantic import ValidationError
+
+from schemas.events import EVENT_MODELS, Envelope
+
+# Error codes (stable: metrics label them, alert rules and analysts filter on them).
+NOT_UTF8 = "not_utf8"
+INVALID_JSON = "invalid_json"
+NOT_OBJECT = "not_object"
+MISSING_FIELD = "missing_field"
+INVALID_FIELD = "invalid_field"
+UNKNOWN_TYPE = "unknown_type"
+UNSUPPORTED_SCHEMA_VERSION = "unsupported_schema_version"
+KEY_MISMATCH = "key_mismatch"
+ERROR_CODES = (
+    NOT_UTF8,
+    INVALID_JSON,
+    NOT_OBJECT,
+    MISSING_FIELD,
+    INVALID_FIELD,
+    UNKNOWN_TYPE,
+    UNSUPPORTED_SCHEMA_VERSION,
+    KEY_MISMATCH,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    code: str
+    message: str
+    field: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ValidEvent:
+    """A validated event plus the exact text it arrived as (kept in `call_event.payload`)."""
+
+    event: Envelope
+    payload: str
+    # Deterministic tie-break between two different payloads that share an event_id: the
+    # larger digest survives, in memory and in call_event (ReplacingMergeTree(version)).
+    digest: int
+
+
+def payload_digest(payload: bytes) -> int:
+    return int.from_bytes(hashlib.blake2b(payload, digest_size=8).digest(), "big")
+
+
+_JSON_TYPE_NAMES = {list: "list", str: "str", int: "int", float: "float", bool: "bool"}
+
+
+def decode(key: bytes | None, value: bytes) -> ValidEvent | Rejection:
+    """Validate one message value (and its key) against the producer contract."""
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return Rejection(NOT_UTF8, f"payload is not UTF-8: {exc.reason}")
+    try:
+        data = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        return Rejection(INVALID_JSON, f"payload is not JSON: {exc}")
+    if not isinstance(data, dict):
+        kind = _JSON_TYPE_NAMES.get(type(data), "null")
+        return Rejection(NOT_OBJECT, f"payload must be a JSON object, got {kind}")
+    rejection_or_event = validate_object(data)
+    if isinstance(rejection_or_event, Rejection):
+        return rejection_or_event
+    event = rejection_or_event
+    if key is None or key != event.call_id.encode("utf-8"):
+        shown = "no key" if key is None else f"key {key[:140].decode('utf-8', 'replace')!r}"
+        return Rejection(
+            KEY_MISMATCH,
+            f"message {shown} is not its call_id {event.call_id!r}: the producer must key "
+            "each event by call_id so a call's events share a partition",
+            "call_id",
+        )
+    return ValidEvent(event, text, payload_digest(value))
+
+
+def validate_object(data: dict[str, Any]) -> Envelope | Rejection:
+    """Validate a decoded JSON object; JSON nulls count as absent fields."""
+    data = {k: v for k, v in data.items() if v is not None}
+    version = data.get("schema_version", 1)
+    if version != 1 or isinstance(version, bool):
+        if isinstance(version, int) and not isinstance(version, bool):
+            return Rejection(
+                UNSUPPORTED_SCHEMA_VERSION,
+                f"schema_version {version} is not supported (only 1)",
+                "schema_version",
+            )
+        return Rejection(INVALID_FIELD, "schema_version must be an integer", "schema_version")
+    event_type = data.get("type")
+    if event_type is None:
+        return Rejection(MISSING_FIELD, "type is required", "type")
+    if not isinstance(event_type, str):
+        return Rejection(INVALID_FIELD, "type must be a string", "type")
+    model = EVENT_MODELS.get(event_type)
+    if model is None:
+        shown = event_type[:100]
+        return Rejection(UNKNOWN_TYPE, f"unknown event type {shown!r}", "type")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        return _rejection_from(exc)
+
+
+def _rejection_from(exc: ValidationError) -> Rejection:
+    # The first error is reported: one precise reason beats a list that hides it.
+    err = exc.errors(include_url=False)[0]
+    field = ".".join(str(part) for part in err["loc"]) or None
+    name = field or "payload"
+    kind = err["type"]
+    ctx = cast(dict[str, Any], err.get("ctx") or {})
+    if kind == "missing":
+        return Rejection(MISSING_FIELD, f"{name} is required", field)
+    if kind in ("string_too_short", "string_too_long"):
+        lo = 1 if field != "source" else 0
+        hi = ctx.get("max_length", 128) if kind == "string_too_long" else 128
+        if field == "source":
+            hi = 64
+        got = len(err["input"]) if isinstance(err["input"], str) else "?"
+        return Rejection(INVALID_FIELD, f"{name} length must be {lo}..{hi}, got {got}", field)
+    if kind in ("greater_than_equal", "greater_than"):
+        bound = ctx.get("ge", ctx.get("gt"))
+        return Rejection(INVALID_FIELD, f"{name} must be >= {bound}", field)
+    if kind == "literal_error":
+        expected = str(ctx.get("expected", "")).replace("'", "").replace(" or ", ", ")
+        return Rejection(INVALID_FIELD, f"{name} must be one of {expected}", field)
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return Rejection(INVALID_FIELD, f"{name} must be an integer", field)
+    if kind == "string_type":
+        return Rejection(INVALID_FIELD, f"{name} must be a string", field)
+    if kind in ("dict_type", "model_type"):
+        return Rejection(INVALID_FIELD, f"{name} must be a JSON object", field)
+    return Rejection(INVALID_FIELD, f"{name} {err['msg']}", field)
