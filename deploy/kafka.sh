@@ -113,7 +113,8 @@ cmd_fetch() {
             -Dkafka.version="$KAFKA_VERSION" \
             dependency:copy-dependencies \
             -DincludeScope=runtime \
-            -DoutputDirectory="$tmp" >&2; then
+            -DoutputDirectory="$tmp" 2>&1 | sed -E $'s/\x1b\\[[0-9;]*m//g' >&2; then
+        # (sed strips the stray ANSI resets Maven 3.8 prints even in batch mode)
         rm -rf "$tmp"
         exec 8>&-
         die "Maven could not resolve org.apache.kafka:kafka_2.13:$KAFKA_VERSION (see the Maven error above)"
@@ -135,7 +136,7 @@ running_pid() {
     local pid
     pid="$(cat "$PID_FILE" 2>/dev/null || true)"
     if [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null \
-            && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'kafka\.Kafka'; then
+            && grep -qa 'kafka\.Kafka' "/proc/$pid/cmdline" 2>/dev/null; then
         printf '%s\n' "$pid"
     else
         rm -f "$PID_FILE"

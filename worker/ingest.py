@@ -1,0 +1,360 @@
+"""The hot path: Kafka batch in, ClickHouse rows out, offsets committed last.
+
+Delivery semantics, in the order they happen for every batch (`Ingestor.process`):
+
+1. FETCH      aiokafka `getmany` fills a batch of up to RINGLOG_BATCH_MAX_EVENTS messages or
+              RINGLOG_BATCH_MAX_SECONDS of waiting. Backpressure is natural: the next batch is
+              not fetched into the pipeline until this one is committed, and aiokafka's
+              prefetch buffer is bounded by `max_partition_fetch_bytes` per partition.
+2. DECODE     every message is validated (pure, `worker.decode`).
+3. DEAD-LETTER invalid messages are produced to the DLQ topic (acks=all, awaited) AND written
+              to `rejected_event`. Nothing invalid is ever dropped silently.
+4. LOAD       calls that are not cached are reloaded from `call_event` (their earlier events).
+5. WRITE      new distinct events go to `call_event` first, then the rebuilt rows of every
+              changed call go to their tables. Inserts retry forever with capped backoff
+              while ClickHouse is unavailable: input is never skipped.
+6. COMMIT     only now, with everything above durable, the batch's offsets are committed.
+
+A crash anywhere before 6 replays the batch; every write is idempotent (ReplacingMergeTree
+with deterministic ids and a version that grows with the number of distinct events), so a
+replay rewrites the same rows and never doubles them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol, TypeVar
+
+import orjson
+
+from worker.clickhouse_store import ClickHouseStore, StoreUnavailable
+from worker.config import Settings
+from worker.correlation import Row, build_call_rows
+from worker.decode import Rejection, ValidEvent, decode, payload_digest, validate_object
+from worker.metrics import Metrics
+from worker.rates import RatePlan
+from worker.state import CallCache, CallKey, CallState
+
+log = logging.getLogger("ringlog.ingest")
+T = TypeVar("T")
+
+
+class Message(Protocol):
+    """What the ingestor needs of a consumed record (aiokafka's ConsumerRecord has it)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+class DeadLetterSink(Protocol):
+    async def send(self, records: Sequence[tuple[bytes | None, bytes]]) -> None: ...
+
+
+@dataclass
+class BatchResult:
+    events: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    calls_changed: int = 0
+    rows: dict[str, int] = field(default_factory=dict)
+    max_event_time: datetime | None = None
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+class Ingestor:
+    """Turns batches of raw messages into durable rows; commit is the caller's last step."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: ClickHouseStore,
+        rates: RatePlan,
+        dead_letters: DeadLetterSink,
+        metrics: Metrics,
+        clock: Callable[[], datetime] = now_utc,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.rates = rates
+        self.dead_letters = dead_letters
+        self.metrics = metrics
+        self.clock = clock
+        self.cache = CallCache(settings.cache_max_calls)
+        # The newest event time this worker has seen: the clock of the timeout close.
+        self.watermark: datetime | None = None
+        self.newest_written: datetime | None = None
+        self.consecutive_failures = 0
+        self.last_write_ok = time.time()
+
+    # -- public ---------------------------------------------------------------------------
+
+    async def process(self, messages: Sequence[Message]) -> BatchResult:
+        result = BatchResult()
+        valid: list[tuple[Message, ValidEvent]] = []
+        rejected: list[tuple[Message, Rejection]] = []
+        for msg in messages:
+            decoded = decode(msg.key, msg.value if msg.value is not None else b"")
+            if isinstance(decoded, ValidEvent):
+                valid.append((msg, decoded))
+            else:
+                rejected.append((msg, decoded))
+        result.events = len(messages)
+        if rejected:
+            await self._dead_letter(rejected)
+            result.rejected = len(rejected)
+
+        by_call: dict[CallKey, list[tuple[Message, ValidEvent]]] = defaultdict(list)
+        for msg, ev in valid:
+            by_call[(ev.event.project_id, ev.event.call_id)].append((msg, ev))
+        await self._load_missing(by_call)
+
+        event_rows: list[Row] = []
+        changed: list[CallKey] = []
+        ingested_at = self.clock()
+        for key, items in by_call.items():
+            state = self.cache.get(key)
+            assert state is not None  # _load_missing put every key in the cache
+            touched = False
+            for msg, ev in items:
+                t = ev.event.type
+                if state.merge(ev):
+                    touched = True
+                    event_rows.append(_call_event_row(msg, ev, ingested_at))
+                    self.metrics.events.labels(t, "written").inc()
+                else:
+                    result.duplicates += 1
+                    self.metrics.events.labels(t, "duplicate").inc()
+                occurred = ev.event.occurred_at
+                if self.watermark is None or occurred > self.watermark:
+                    self.watermark = occurred
+                if result.max_event_time is None or occurred > result.max_event_time:
+                    result.max_event_time = occurred
+            if touched:
+                changed.append(key)
+
+        tables: dict[str, list[Row]] = defaultdict(list)
+        for key in changed:
+            self._rebuild(key, tables, now=None)
+        # Timeout close (DESIGN.md section 3): open cached calls that have been silent for
+        # RINGLOG_CALL_TIMEOUT of event time are closed at their last event.
+        for key in self._timed_out_calls(exclude=set(changed)):
+            self._rebuild(key, tables, now=self.watermark)
+
+        if event_rows:
+            await self._insert("call_event", event_rows)
+        for table, rows in tables.items():
+            if rows:
+                for row in rows:
+                    row["ingested_at"] = ingested_at
+                await self._insert(table, rows)
+                result.rows[table] = len(rows)
+        result.calls_changed = len(changed)
+        if result.max_event_time is not None and (
+            self.newest_written is None or result.max_event_time > self.newest_written
+        ):
+            self.newest_written = result.max_event_time
+        self.cache.evict_overflow(keep=by_call.keys())
+        self.metrics.cached_calls.set(len(self.cache))
+        self.metrics.batch_events.observe(len(messages))
+        return result
+
+    def forget_partitions(self, partitions: set[int]) -> None:
+        dropped = self.cache.drop_partitions(partitions)
+        log.info("forgot %d cached calls of revoked partitions %s", dropped, sorted(partitions))
+
+    # -- steps ----------------------------------------------------------------------------
+
+    def _rebuild(self, key: CallKey, tables: dict[str, list[Row]], now: datetime | None) -> None:
+        state = self.cache.get(key)
+        if state is None:
+            return
+        rows = build_call_rows(
+            state.events.values(), self.rates, now=now, timeout=self.settings.call_timeout
+        )
+        state.open = rows.open
+        state.last_event_at = rows.last_event_at
+        if now is not None:
+            state.timeout_closed = True
+        elif rows.open:
+            state.timeout_closed = False
+        for table, table_rows in rows.tables().items():
+            tables[table].extend(table_rows)
+
+    def _timed_out_calls(self, exclude: set[CallKey]) -> list[CallKey]:
+        if self.watermark is None:
+            return []
+        deadline = self.watermark - self.settings.call_timeout
+        return [
+            key
+            for key, state in self.cache.items()
+            if state.open
+            and not state.timeout_closed
+            and key not in exclude
+            and state.last_event_at is not None
+            and state.last_event_at <= deadline
+        ]
+
+    async def _load_missing(self, by_call: dict[CallKey, list[tuple[Message, ValidEvent]]]) -> None:
+        missing = [key for key in by_call if key not in self.cache]
+        if not missing:
+            return
+        stored = await self._retrying(
+            "loading call state", lambda: asyncio.to_thread(self.store.load_call_events, missing)
+        )
+        for key in missing:
+            partition = by_call[key][0][0].partition
+            self.cache.put(key, CallState(partition=partition))
+        for project_id, call_id, payload, _topic, _partition, _offset in stored:
+            state = self.cache.get((project_id, call_id))
+            if state is None:
+                continue
+            event = _reload(payload)
+            if event is not None:
+                state.merge(event)
+        for key in missing:
+            state = self.cache.get(key)
+            if state is not None and state.events:
+                latest = max(ev.event.occurred_at for ev in state.events.values())
+                state.last_event_at = latest
+
+    async def _dead_letter(self, rejected: list[tuple[Message, Rejection]]) -> None:
+        rejected_at = self.clock()
+        records: list[tuple[bytes | None, bytes]] = []
+        rows: list[Row] = []
+        for msg, rej in rejected:
+            raw = msg.value if msg.value is not None else b""
+            payload, encoding = _payload_text(raw)
+            key_text = msg.key.decode("utf-8", "replace") if msg.key is not None else None
+            envelope = {
+                "error": {"code": rej.code, "message": rej.message, "field": rej.field},
+                "source": {
+                    "topic": msg.topic,
+                    "partition": msg.partition,
+                    "offset": msg.offset,
+                    "key": key_text,
+                },
+                "payload": payload,
+                "payload_encoding": encoding,
+                "rejected_at": rejected_at.isoformat(timespec="milliseconds").replace(
+                    "+00:00", "Z"
+                ),
+            }
+            records.append((msg.key, orjson.dumps(envelope)))
+            rows.append(
+                {
+                    "topic": msg.topic,
+                    "partition": msg.partition,
+                    "offset": msg.offset,
+                    "key": key_text,
+                    "error_code": rej.code,
+                    "error_message": rej.message,
+                    "error_field": rej.field,
+                    "payload": payload,
+                    "rejected_at": rejected_at,
+                    "version": 1,
+                }
+            )
+            self.metrics.dead_letters.labels(rej.code).inc()
+            self.metrics.events.labels("invalid", "rejected").inc()
+            log.warning(
+                "rejected event",
+                extra={
+                    "topic": msg.topic,
+                    "partition": msg.partition,
+                    "offset": msg.offset,
+                    "error_code": rej.code,
+                    "error_field": rej.field,
+                    "reason": rej.message[:300],
+                },
+            )
+        await self._retrying("producing dead letters", lambda: self.dead_letters.send(records))
+        await self._insert("rejected_event", rows)
+
+    async def _insert(self, table: str, rows: list[Row]) -> None:
+        def run() -> None:
+            started = time.perf_counter()
+            self.store.insert(table, rows)
+            self.metrics.insert_seconds.labels(table).observe(time.perf_counter() - started)
+
+        await self._retrying(f"inserting into {table}", lambda: asyncio.to_thread(run))
+        self.metrics.rows_written.labels(table).inc(len(rows))
+
+    async def _retrying(self, doing: str, attempt: Callable[[], Awaitable[T]]) -> T:
+        """Retry transient store/broker failures forever with capped backoff."""
+        failures = 0
+        while True:
+            try:
+                value = await attempt()
+            except (StoreUnavailable, OSError, ConnectionError) as exc:
+                failures += 1
+                self.consecutive_failures += 1
+                self.metrics.insert_failures.inc()
+                delay = min(30.0, 0.2 * 2 ** min(failures - 1, 10))
+                log.error(
+                    "%s failed (attempt %d), retrying in %.1fs: %s",
+                    doing,
+                    failures,
+                    delay,
+                    exc,
+                    extra={"error_code": "store_unavailable"},
+                )
+                await asyncio.sleep(delay)
+                continue
+            self.consecutive_failures = 0
+            self.last_write_ok = time.time()
+            return value
+
+
+def _call_event_row(msg: Message, ev: ValidEvent, ingested_at: datetime) -> Row:
+    e = ev.event
+    return {
+        "project_id": e.project_id,
+        "call_id": e.call_id,
+        "event_id": e.event_id,
+        "type": e.type,
+        "occurred_at": e.occurred_at,
+        "sequence": e.sequence,
+        "source": e.source,
+        "payload": ev.payload,
+        "topic": msg.topic,
+        "partition": msg.partition,
+        "offset": msg.offset,
+        "ingested_at": ingested_at,
+        "version": ev.digest,
+    }
+
+
+def _reload(payload: str) -> ValidEvent | None:
+    """Re-validate a stored event (it was valid when written, under the same contract)."""
+    raw = payload.encode("utf-8")
+    try:
+        data: Any = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    event = validate_object(data)
+    if isinstance(event, Rejection):
+        log.error("stored event no longer validates: %s", event.message)
+        return None
+    return ValidEvent(event, payload, payload_digest(raw))
+
+
+def _payload_text(raw: bytes) -> tuple[str, str]:
+    try:
+        return raw.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        return base64.b64encode(raw).decode("ascii"), "base64"

@@ -1,0 +1,129 @@
+"""Thin wrapper around ``deploy/kafka.sh``: a local single-node Apache Kafka (KRaft) broker.
+
+The script resolves the broker's jars from Maven Central with the machine's Maven (cached under
+``~/.cache/ringlog/kafka/<version>``) and runs them with the machine's Java 17+. All
+``RINGLOG_KAFKA_*`` environment variables are passed through to it (see the script's header).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
+
+__all__ = [
+    "DEFAULT_HOST",
+    "DEFAULT_PORT",
+    "KafkaLocalError",
+    "kafka_down",
+    "kafka_status",
+    "kafka_up",
+    "script_path",
+]
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 9092
+
+# Cold start = Maven fetch + storage format + broker start; the script itself waits up to
+# RINGLOG_KAFKA_START_TIMEOUT (60 s) for the broker, so leave room for the fetch on top.
+_UP_TIMEOUT_S = 900.0
+_DOWN_TIMEOUT_S = 120.0
+_STATUS_TIMEOUT_S = 30.0
+
+
+class KafkaLocalError(RuntimeError):
+    """``deploy/kafka.sh`` failed; the message carries the script's output."""
+
+    def __init__(self, message: str, output: str = "", returncode: int | None = None) -> None:
+        super().__init__(f"{message}\n{output}".rstrip())
+        self.output = output
+        self.returncode = returncode
+
+
+def script_path() -> Path:
+    """Path of ``deploy/kafka.sh`` in the repository checkout this package lives in."""
+    return Path(__file__).resolve().parent.parent / "deploy" / "kafka.sh"
+
+
+def _run(
+    args: list[str],
+    *,
+    timeout: float,
+    extra_env: Mapping[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    script = script_path()
+    if not script.is_file():
+        raise KafkaLocalError(f"{script} not found (kafka_local needs a repository checkout)")
+    env = dict(os.environ)
+    if extra_env:
+        env.update(extra_env)
+    cmd = ["bash", str(script), *args]
+    try:
+        return subprocess.run(
+            cmd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        out = _text(exc.stdout) + _text(exc.stderr)
+        raise KafkaLocalError(f"{' '.join(cmd)} timed out after {timeout:.0f} s", out) from exc
+
+
+def _text(data: str | bytes | None) -> str:
+    if data is None:
+        return ""
+    if isinstance(data, bytes):
+        return data.decode("utf-8", errors="replace")
+    return data
+
+
+def kafka_up(port: int | None = None) -> str:
+    """Start the local broker if it is not running; return its bootstrap address.
+
+    Idempotent: when the broker is already running, returns its address at once.
+    Raises :class:`KafkaLocalError` with the script's output on failure.
+    """
+    extra = {"RINGLOG_KAFKA_PORT": str(port)} if port is not None else None
+    proc = _run(["up"], timeout=_UP_TIMEOUT_S, extra_env=extra)
+    output = proc.stderr + proc.stdout
+    if proc.returncode != 0:
+        raise KafkaLocalError(
+            f"deploy/kafka.sh up failed (exit {proc.returncode})", output, proc.returncode
+        )
+    lines = [line.strip() for line in proc.stdout.splitlines() if line.strip()]
+    if lines:
+        return lines[-1]
+    if port is None:
+        port = int(os.environ.get("RINGLOG_KAFKA_PORT", DEFAULT_PORT))
+    return f"{DEFAULT_HOST}:{port}"
+
+
+def kafka_down(purge: bool = False) -> None:
+    """Stop the local broker (idempotent); ``purge=True`` also deletes its data dir."""
+    args = ["down", "--purge"] if purge else ["down"]
+    proc = _run(args, timeout=_DOWN_TIMEOUT_S)
+    if proc.returncode != 0:
+        raise KafkaLocalError(
+            f"deploy/kafka.sh down failed (exit {proc.returncode})",
+            proc.stderr + proc.stdout,
+            proc.returncode,
+        )
+
+
+def kafka_status() -> bool:
+    """True when the broker started by ``deploy/kafka.sh`` is running."""
+    proc = _run(["status"], timeout=_STATUS_TIMEOUT_S)
+    if proc.returncode == 0:
+        return True
+    if proc.returncode == 3:
+        return False
+    raise KafkaLocalError(
+        f"deploy/kafka.sh status failed (exit {proc.returncode})",
+        proc.stderr + proc.stdout,
+        proc.returncode,
+    )

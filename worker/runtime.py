@@ -1,0 +1,114 @@
+"""Wires the worker together: store, rate plan, Kafka loop, HTTP port; runs until stopped.
+
+Start order matters for delivery: the store is migrated and the DLQ producer is up before
+the consumer joins the group, so the first batch can already be made durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from worker.clickhouse_store import ClickHouseStore
+from worker.config import Settings
+from worker.consumer import ConsumeLoop, DeadLetterProducer
+from worker.http_api import Health, build_app
+from worker.ingest import Ingestor
+from worker.metrics import Metrics
+from worker.rates import load_rate_plan
+
+log = logging.getLogger("ringlog.worker")
+
+# /health turns 503 after this many consecutive failed ClickHouse calls...
+UNHEALTHY_AFTER_FAILURES = 5
+# ...or when the consumer holds uncommitted work and has not committed for this long.
+STALL_SECONDS = 120.0
+
+
+@dataclass
+class Worker:
+    settings: Settings
+    store: ClickHouseStore
+    metrics: Metrics
+    ingestor: Ingestor
+    loop: ConsumeLoop
+    dead_letters: DeadLetterProducer
+    started: bool = False
+
+    def health(self) -> Health:
+        reasons: list[str] = []
+        if not self.loop.running:
+            reasons.append("consume loop is not running")
+        if self.ingestor.consecutive_failures >= UNHEALTHY_AFTER_FAILURES:
+            reasons.append(
+                f"{self.ingestor.consecutive_failures} consecutive ClickHouse failures"
+            )
+        lagging = any(
+            (self.loop.consumer.highwater(tp) or 0) > self.loop.committed.get(tp, 0)
+            for tp in self.loop.consumer.assignment()
+        )
+        since_commit = time.time() - (self.loop.last_commit or self.ingestor.last_write_ok)
+        if lagging and since_commit > STALL_SECONDS:
+            reasons.append(f"lag is non-zero and nothing committed for {since_commit:.0f}s")
+        return Health(not reasons, reasons)
+
+    def ready(self) -> bool:
+        return self.started and self.loop.running
+
+
+async def build_worker(settings: Settings) -> Worker:
+    rates = load_rate_plan(settings.rates_file)
+    store = ClickHouseStore(settings.clickhouse_url, settings.database)
+    version = await asyncio.to_thread(store.migrate)
+    log.info("store ready (schema version %d) at %s", version, store.url)
+    metrics = Metrics()
+    dead_letters = DeadLetterProducer(settings)
+    ingestor = Ingestor(settings, store, rates, dead_letters, metrics)
+    loop = ConsumeLoop(settings, ingestor)
+    return Worker(settings, store, metrics, ingestor, loop, dead_letters)
+
+
+async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """Run the worker until `stop` is set or SIGTERM/SIGINT arrives."""
+    stop = stop or asyncio.Event()
+    running = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            running.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):
+            pass
+    worker = await build_worker(settings)
+    app = build_app(worker.store, worker.metrics, worker.health, worker.ready)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.http_host, settings.http_port)
+    await site.start()
+    log.info("HTTP on http://%s:%d (/metrics /health /query)", settings.http_host,
+             settings.http_port)
+    try:
+        await worker.dead_letters.start()
+        await worker.loop.start()
+        worker.started = True
+        log.info("consuming %s as group %s from %s", settings.topic, settings.group_id,
+                 settings.kafka_brokers)
+        consume = asyncio.create_task(worker.loop.run(stop))
+        stopper = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait({consume, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if consume in done:
+            stopper.cancel()
+            consume.result()  # re-raise a fatal error
+        else:
+            # Let the current batch finish and commit: stopping mid-batch would only make
+            # the next start replay it.
+            await consume
+    finally:
+        log.info("shutting down")
+        await worker.loop.stop()
+        await worker.dead_letters.stop()
+        await runner.cleanup()
+        worker.store.close()
