@@ -198,4 +198,5 @@ CREATE TABLE IF NOT EXISTS `ringlog`.`schema_migrations`
     `description` String
 )
 ENGINE = MergeTree
-ORDER BY (`version`);
+ORDER BY (`version`)
+SETTINGS non_replicated_deduplication_window = 1000;

@@ -77,7 +77,10 @@ def create_migrations_sql(database: str) -> str:
         "    `description` String\n"
         ")\n"
         "ENGINE = MergeTree\n"
-        "ORDER BY (`version`)"
+        "ORDER BY (`version`)\n"
+        # lets migrate() record a version with an insert_deduplication_token, so two
+        # processes migrating at once record it once
+        f"SETTINGS non_replicated_deduplication_window = {DEDUPLICATION_WINDOW}"
     )
 
 
@@ -111,9 +114,12 @@ def render_sql(database: str = "ringlog") -> str:
         f"-- Schema version {SCHEMA_VERSION}. `ringlog` migrates this itself (idempotent).\n"
         "-- Analysts read the tables with FINAL, or through the *_latest views.\n"
     )
-    return header + "\n" + "".join(f"{stmt};\n\n" for stmt in ddl_statements(database)).rstrip(
-        "\n"
-    ) + "\n"
+    return (
+        header
+        + "\n"
+        + "".join(f"{stmt};\n\n" for stmt in ddl_statements(database)).rstrip("\n")
+        + "\n"
+    )
 
 
 def write_sql(path: Path = SQL_PATH, database: str = "ringlog") -> Path:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 _RFC3339 = re.compile(
@@ -78,11 +78,38 @@ def _money(value: object) -> Decimal:
     return amount
 
 
-Timestamp = Annotated[datetime, BeforeValidator(parse_timestamp)]
-OptionalTimestamp = Annotated[datetime | None, BeforeValidator(_optional_timestamp)]
-UUIDStr = Annotated[str, BeforeValidator(_uuid)]
-E164 = Annotated[str, BeforeValidator(_e164)]
-Money = Annotated[Decimal, BeforeValidator(_money)]
+_TIME_SCHEMA = {
+    "type": "string",
+    "format": "date-time",
+    "description": "RFC 3339 with an offset (Z or +hh:mm); kept to the millisecond",
+}
+Timestamp = Annotated[datetime, BeforeValidator(parse_timestamp), WithJsonSchema(_TIME_SCHEMA)]
+OptionalTimestamp = Annotated[
+    datetime | None,
+    BeforeValidator(_optional_timestamp),
+    WithJsonSchema({"anyOf": [_TIME_SCHEMA, {"type": "string", "maxLength": 0}]}),
+]
+UUIDStr = Annotated[
+    str, BeforeValidator(_uuid), WithJsonSchema({"type": "string", "format": "uuid"})
+]
+E164 = Annotated[
+    str,
+    BeforeValidator(_e164),
+    WithJsonSchema({"type": "string", "pattern": _E164.pattern, "description": "E.164"}),
+]
+Money = Annotated[
+    Decimal,
+    BeforeValidator(_money),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": 0},
+                {"type": "string", "pattern": r"^\d+(\.\d+)?$"},
+            ],
+            "description": "US cents, exact decimal >= 0",
+        }
+    ),
+]
 Id128 = Annotated[str, Field(strict=True, min_length=1, max_length=128)]
 Text = Annotated[str, Field(strict=True)]
 NonNegativeInt = Annotated[StrictInt, Field(ge=0)]

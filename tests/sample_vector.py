@@ -50,9 +50,7 @@ def sample_messages() -> list[tuple[bytes, bytes]]:
     return list(zip(keys[: len(lines)], lines, strict=True))
 
 
-def diff_tables(
-    actual: dict[str, list[dict[str, Any]]], expected: dict[str, Any]
-) -> list[str]:
+def diff_tables(actual: dict[str, list[dict[str, Any]]], expected: dict[str, Any]) -> list[str]:
     """Row-by-row differences between actual rows and expected.json (ambiguous cells noted)."""
     ignored = set(expected["meta"]["ignored_columns"]) | set(expected["meta"]["id_columns"])
     problems: list[str] = []

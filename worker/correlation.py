@@ -196,9 +196,7 @@ def build_call_rows(
     created_at = min(ev.event.occurred_at for ev in distinct)
     updated_at = max(ev.event.occurred_at for ev in distinct)
     out.last_event_at = updated_at
-    timed_out = (
-        now is not None and timeout is not None and now - updated_at >= timeout
-    )
+    timed_out = now is not None and timeout is not None and now - updated_at >= timeout
     audit = {"created_at": created_at, "updated_at": updated_at}
     base_version = 2 * len(distinct)
 
@@ -435,8 +433,6 @@ def _cdr(project_id: str, call_id: str, cdr_id: str, cdr: CdrRecorded, rates: Ra
         row["cost"], row["cost_source"] = round_cents(cdr.cost), "provider"
     else:
         direction = CDR_DIRECTION.get(cdr.direction) if cdr.direction else None
-        rated = (
-            rate(rates, direction, cdr.callee, cdr.duration) if direction is not None else None
-        )
+        rated = rate(rates, direction, cdr.callee, cdr.duration) if direction is not None else None
         row["cost"], row["cost_source"] = rated, ("rated" if rated is not None else None)
     return row

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import orjson
 from pydantic import ValidationError
@@ -122,7 +122,7 @@ def _rejection_from(exc: ValidationError) -> Rejection:
     field = ".".join(str(part) for part in err["loc"]) or None
     name = field or "payload"
     kind = err["type"]
-    ctx = cast(dict[str, Any], err.get("ctx") or {})
+    ctx: dict[str, Any] = err.get("ctx") or {}
     if kind == "missing":
         return Rejection(MISSING_FIELD, f"{name} is required", field)
     if kind in ("string_too_short", "string_too_long"):

@@ -47,7 +47,9 @@ def dumps(value: Any) -> bytes:
 
 
 def build_app(
-    store: ClickHouseStore, metrics: Metrics, health: Callable[[], Health],
+    store: ClickHouseStore,
+    metrics: Metrics,
+    health: Callable[[], Health],
     ready: Callable[[], bool],
 ) -> web.Application:
     async def get_metrics(_: web.Request) -> web.Response:
@@ -73,8 +75,11 @@ def build_app(
         if request.content_type == "application/json":
             text = str(orjson.loads(text).get("sql", ""))
         if not READ_ONLY.match(text):
-            return _error(400, "only read-only statements (SELECT, WITH, SHOW, DESCRIBE, "
-                          "EXPLAIN, EXISTS) are accepted on /query")
+            return _error(
+                400,
+                "only read-only statements (SELECT, WITH, SHOW, DESCRIBE, "
+                "EXPLAIN, EXISTS) are accepted on /query",
+            )
         try:
             columns, rows = await asyncio.to_thread(store.query, text)
         except StoreUnavailable as exc:

@@ -269,7 +269,9 @@ class Ingestor:
             )
             self.metrics.dead_letters.labels(rej.code).inc()
             self.metrics.events.labels("invalid", "rejected").inc()
-            log.warning(
+            # INFO, not WARNING: bad input is counted in ringlog_dead_letters_total and kept
+            # in the DLQ; a flood of it must not drown the worker's own problems.
+            log.info(
                 "rejected event",
                 extra={
                     "topic": msg.topic,

@@ -35,7 +35,9 @@ class Metrics:
             "ringlog_rows_written_total", "Rows inserted into ClickHouse", ["table"], registry=r
         )
         self.dead_letters = Counter(
-            "ringlog_dead_letters_total", "Invalid events dead-lettered, by error code", ["code"],
+            "ringlog_dead_letters_total",
+            "Invalid events dead-lettered, by error code",
+            ["code"],
             registry=r,
         )
         self.insert_seconds = Histogram(

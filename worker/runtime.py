@@ -7,9 +7,11 @@ the consumer joins the group, so the first batch can already be made durable.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -45,9 +47,7 @@ class Worker:
         if not self.loop.running:
             reasons.append("consume loop is not running")
         if self.ingestor.consecutive_failures >= UNHEALTHY_AFTER_FAILURES:
-            reasons.append(
-                f"{self.ingestor.consecutive_failures} consecutive ClickHouse failures"
-            )
+            reasons.append(f"{self.ingestor.consecutive_failures} consecutive ClickHouse failures")
         lagging = any(
             (self.loop.consumer.highwater(tp) or 0) > self.loop.committed.get(tp, 0)
             for tp in self.loop.consumer.assignment()
@@ -73,29 +73,38 @@ async def build_worker(settings: Settings) -> Worker:
     return Worker(settings, store, metrics, ingestor, loop, dead_letters)
 
 
-async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
+async def serve(
+    settings: Settings,
+    stop: asyncio.Event | None = None,
+    on_started: Callable[[Worker], None] | None = None,
+) -> None:
     """Run the worker until `stop` is set or SIGTERM/SIGINT arrives."""
     stop = stop or asyncio.Event()
     running = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        try:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
             running.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):
-            pass
     worker = await build_worker(settings)
     app = build_app(worker.store, worker.metrics, worker.health, worker.ready)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.http_host, settings.http_port)
     await site.start()
-    log.info("HTTP on http://%s:%d (/metrics /health /query)", settings.http_host,
-             settings.http_port)
+    log.info(
+        "HTTP on http://%s:%d (/metrics /health /query)", settings.http_host, settings.http_port
+    )
     try:
         await worker.dead_letters.start()
         await worker.loop.start()
         worker.started = True
-        log.info("consuming %s as group %s from %s", settings.topic, settings.group_id,
-                 settings.kafka_brokers)
+        if on_started is not None:
+            on_started(worker)
+        log.info(
+            "consuming %s as group %s from %s",
+            settings.topic,
+            settings.group_id,
+            settings.kafka_brokers,
+        )
         consume = asyncio.create_task(worker.loop.run(stop))
         stopper = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait({consume, stopper}, return_when=asyncio.FIRST_COMPLETED)

@@ -1,0 +1,23 @@
+"""Shared pytest fixtures."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+# Let `pytest` (not only `python -m pytest`) import the project's packages from a checkout.
+_ROOT = str(Path(__file__).resolve().parents[1])
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+
+@pytest.fixture(scope="session")
+def chdb_store_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One chDB data path for the whole session (chDB allows one path per process).
+
+    Tests isolate themselves by database name, not by path.
+    """
+    path = tmp_path_factory.mktemp("chdb-store")
+    return f"chdb://{path}"

@@ -1,0 +1,399 @@
+"""ClickHouseStore against embedded chDB: DDL, migrations, inserts, FINAL, dedup, lookups.
+
+chDB allows one data path per process, so every test shares the session's path
+(`chdb_store_url` in conftest.py) and isolates itself with its own database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from schemas.ddl import ddl_statements, render_sql
+from schemas.tables import (
+    ALL_TABLES,
+    CALL_EVENT,
+    INCOMING_CALL_LOG,
+    SCHEMA_VERSION,
+    TABLES_BY_NAME,
+)
+from worker.backoff import async_with_retry, backoff_delay, with_retry
+from worker.clickhouse_store import (
+    ClickHouseStore,
+    StoreError,
+    StoreUnavailable,
+    redact_url,
+)
+
+UTC = dt.UTC
+PROJECT = "6f1c2a4e-0d43-4b0a-9a57-2f3f0d7f1a01"
+OTHER_PROJECT = "0b7d9f5e-4c1a-4e7e-8a8e-5d2b1c3a4f02"
+
+
+@pytest.fixture
+def store(chdb_store_url: str) -> Iterator[ClickHouseStore]:
+    database = f"t_{uuid.uuid4().hex[:12]}"
+    s = ClickHouseStore(chdb_store_url, database)
+    s.migrate()
+    yield s
+    s.command(f"DROP DATABASE IF EXISTS `{database}`")
+    s.close()
+
+
+def _call_log_row(call_id: str, version: int, **values: object) -> dict[str, object]:
+    t0 = dt.datetime(2024, 5, 1, 12, 0, 0, 123000, tzinfo=UTC)
+    row: dict[str, object] = {
+        "id": str(uuid.uuid5(uuid.NAMESPACE_URL, call_id)),
+        "project_id": PROJECT,
+        "call_provider_call_id": call_id,
+        "status": "Ringing",
+        "dial_attempts": 1,
+        "created_at": t0,
+        "updated_at": t0,
+        "ingested_at": t0,
+        "version": version,
+    }
+    row.update(values)
+    return row
+
+
+def _event_row(project_id: str, call_id: str, event_id: str, offset: int) -> dict[str, object]:
+    return {
+        "project_id": project_id,
+        "call_id": call_id,
+        "event_id": event_id,
+        "type": "incoming_call.received",
+        "occurred_at": dt.datetime(2024, 5, 1, 12, 0, 0, offset % 1000 * 1000, tzinfo=UTC),
+        "sequence": None,
+        "source": "test",
+        "payload": f'{{"event_id": "{event_id}", "call_id": "{call_id}"}}',
+        "topic": "telephony.call-events",
+        "partition": offset % 4,
+        "offset": offset,
+        "ingested_at": dt.datetime(2024, 5, 1, 12, 0, 1, tzinfo=UTC),
+        "version": 1,
+    }
+
+
+# ---- DDL -----------------------------------------------------------------------------------
+
+
+def test_ddl_statements_shape() -> None:
+    statements = ddl_statements("ringlog")
+    assert statements[0] == "CREATE DATABASE IF NOT EXISTS `ringlog`"
+    assert len(statements) == 1 + 2 * len(ALL_TABLES) + 1
+    for table in ALL_TABLES:
+        create = next(
+            s for s in statements if f"TABLE IF NOT EXISTS `ringlog`.`{table.name}`\n" in s
+        )
+        assert "ENGINE = ReplacingMergeTree(`version`)" in create
+        assert "PARTITION BY" not in create
+        assert "SETTINGS non_replicated_deduplication_window = 1000" in create
+        assert f"ORDER BY ({', '.join(f'`{c}`' for c in table.order_by)})" in create
+    assert "`partition` Int32" in render_sql()
+    with pytest.raises(ValueError):
+        ddl_statements("bad-name; DROP")
+
+
+def test_committed_sql_is_current() -> None:
+    committed = Path(__file__).resolve().parents[1] / "schemas" / "clickhouse.sql"
+    assert committed.read_text(encoding="utf-8") == render_sql("ringlog")
+
+
+# ---- migrate ---------------------------------------------------------------------------------
+
+
+def test_migrate_twice_is_idempotent(store: ClickHouseStore) -> None:
+    assert store.migrate() == SCHEMA_VERSION
+    assert store.migrate() == SCHEMA_VERSION
+    _, rows = store.query(f"SELECT version, description FROM {store.database}.schema_migrations")
+    assert rows == [(SCHEMA_VERSION, f"ringlog schema {SCHEMA_VERSION}")]
+
+
+def test_tables_and_views_have_exactly_the_declared_columns(store: ClickHouseStore) -> None:
+    _, rows = store.query(
+        "SELECT table, name, type FROM system.columns WHERE database = %(db)s "
+        "ORDER BY table, position",
+        {"db": store.database},
+    )
+    live: dict[str, list[tuple[str, str]]] = {}
+    for table, name, ch_type in rows:
+        assert isinstance(table, str) and isinstance(name, str) and isinstance(ch_type, str)
+        live.setdefault(table, []).append((name, ch_type))
+    expected = {t.name: list(t.columns) for t in ALL_TABLES}
+    expected |= {f"{t.name}_latest": list(t.columns) for t in ALL_TABLES}
+    expected["schema_migrations"] = [
+        ("version", "UInt32"),
+        ("applied_at", "DateTime64(3, 'UTC')"),
+        ("description", "String"),
+    ]
+    assert live == expected
+    _, engines = store.query(
+        "SELECT name, engine FROM system.tables WHERE database = %(db)s ORDER BY name",
+        {"db": store.database},
+    )
+    engine_of = {str(name): str(engine) for name, engine in engines}
+    for t in ALL_TABLES:
+        assert engine_of[t.name] == "ReplacingMergeTree"
+        assert engine_of[f"{t.name}_latest"] == "View"
+
+
+def test_migrate_detects_schema_drift(store: ClickHouseStore) -> None:
+    store.command(f"ALTER TABLE {store.database}.cdr ADD COLUMN surprise String")
+    with pytest.raises(StoreError, match="schema drift"):
+        store.migrate()
+
+
+# ---- insert, FINAL, dedup -------------------------------------------------------------------
+
+
+def test_final_keeps_highest_version_even_if_inserted_first(store: ClickHouseStore) -> None:
+    store.insert("incoming_call_log", [_call_log_row("CA1", 3, status="Completed")])
+    store.insert("incoming_call_log", [_call_log_row("CA1", 2, status="Ringing")])
+    store.insert("incoming_call_log", [_call_log_row("CA2", 1, status="Ringing")])
+    db = store.database
+    _, raw = store.query(f"SELECT count() FROM {db}.incoming_call_log")
+    assert raw == [(3,)]
+    sql = "SELECT call_provider_call_id, status, version FROM {} ORDER BY 1"
+    _, final = store.query(sql.format(f"{db}.incoming_call_log FINAL"))
+    assert final == [("CA1", "Completed", 3), ("CA2", "Ringing", 1)]
+    _, latest = store.query(sql.format(f"{db}.incoming_call_log_latest"))
+    assert latest == final
+
+
+def test_dedup_token_drops_a_retried_batch(store: ClickHouseStore) -> None:
+    rows = [_event_row(PROJECT, "CA1", f"e{i}", i) for i in range(10)]
+    store.insert("call_event", rows, dedup_token="telephony.call-events:0:0-9")
+    store.insert("call_event", rows, dedup_token="telephony.call-events:0:0-9")
+    # Same token, different content: still a retry as far as ClickHouse is concerned.
+    store.insert("call_event", rows[:3], dedup_token="telephony.call-events:0:0-9")
+    _, count = store.query(f"SELECT count() FROM {store.database}.call_event")
+    assert count == [(10,)]
+    store.insert("call_event", rows[:3], dedup_token="telephony.call-events:0:10-12")
+    _, count = store.query(f"SELECT count() FROM {store.database}.call_event")
+    assert count == [(13,)]
+
+
+def test_round_trip_of_types(store: ClickHouseStore) -> None:
+    plus2 = dt.timezone(dt.timedelta(hours=2))
+    answered = dt.datetime(2024, 5, 1, 14, 0, 5, 987654, tzinfo=plus2)  # 12:00:05.987 UTC
+    user = uuid.UUID("11111111-2222-3333-4444-555555555555")
+    row = _call_log_row(
+        "CA9",
+        7,
+        incoming_call_policy_id="aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee",
+        answered_by_user_id=user,
+        call_cost_in_usd_cents=Decimal("12345678901234.5678"),
+        incoming_call_cost_in_usd_cents=Decimal("1.13755"),  # rounds half-up, not truncated
+        outgoing_call_cost_in_usd_cents=Decimal("0.0001"),
+        answered_at=answered,
+        ended_at=dt.datetime(2024, 5, 1, 12, 1, 0, 1000),  # naive = UTC
+        call_duration_in_seconds=None,
+        status_message="caller said \"hi\" \\ 'bye' ☎",
+    )
+    store.insert("incoming_call_log", [row])
+    names, rows = store.query(
+        "SELECT incoming_call_policy_id, answered_by_user_id, call_cost_in_usd_cents, "
+        "incoming_call_cost_in_usd_cents, outgoing_call_cost_in_usd_cents, answered_at, "
+        "ended_at, started_at, call_duration_in_seconds, caller_phone_number, status_message, "
+        "toString(answered_at), current_escalation_rule_order "
+        f"FROM {store.database}.incoming_call_log FINAL"
+    )
+    assert names[0] == "incoming_call_policy_id"
+    assert rows == [
+        (
+            uuid.UUID("aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"),
+            user,
+            Decimal("12345678901234.5678"),
+            Decimal("1.1376"),
+            Decimal("0.0001"),
+            dt.datetime(2024, 5, 1, 12, 0, 5, 987000, tzinfo=UTC),
+            dt.datetime(2024, 5, 1, 12, 1, 0, 1000, tzinfo=UTC),
+            None,
+            None,
+            None,
+            "caller said \"hi\" \\ 'bye' ☎",
+            "2024-05-01 12:00:05.987",
+            None,
+        )
+    ]
+    # The Decimal comes back with exactly 4 fractional digits.
+    cost = rows[0][3]
+    assert isinstance(cost, Decimal) and cost.as_tuple().exponent == -4
+
+
+def test_insert_rejects_unknown_table_and_column(store: ClickHouseStore) -> None:
+    with pytest.raises(StoreError, match="unknown table"):
+        store.insert("nope", [{"a": 1}])
+    with pytest.raises(StoreError, match="unknown column"):
+        store.insert("incoming_call_log", [_call_log_row("CA1", 1, colour="red")])
+    with pytest.raises(StoreError, match="call_cost_in_usd_cents"):
+        store.insert("incoming_call_log", [_call_log_row("CA1", 1, call_cost_in_usd_cents="x")])
+    store.insert("incoming_call_log", [])  # no-op
+
+
+def test_bad_sql_is_a_store_error_not_unavailable(store: ClickHouseStore) -> None:
+    with pytest.raises(StoreError):
+        store.query("SELEKT 1")
+    with pytest.raises(StoreError):
+        store.query(f"SELECT * FROM {store.database}.no_such_table")
+
+
+def test_unqualified_names_resolve_in_the_store_database(store: ClickHouseStore) -> None:
+    _, rows = store.query("SELECT currentDatabase(), count() FROM schema_migrations")
+    assert rows == [(store.database, 1)]
+
+
+# ---- load_call_events -----------------------------------------------------------------------
+
+
+def test_load_call_events_returns_exactly_the_requested_keys(store: ClickHouseStore) -> None:
+    rows = [
+        _event_row(PROJECT, "CA1", "e1", 10),
+        _event_row(PROJECT, "CA1", "e2", 11),
+        _event_row(PROJECT, "CA2", "e1", 12),
+        _event_row(OTHER_PROJECT, "CA1", "e1", 13),  # same call_id, other project
+        _event_row(PROJECT, "CA3", "e1", 14),
+    ]
+    store.insert("call_event", rows)
+    # A second copy of an event (replay) is collapsed by FINAL.
+    store.insert("call_event", [_event_row(PROJECT, "CA1", "e2", 11)])
+    got = store.load_call_events([(PROJECT, "CA1"), (OTHER_PROJECT, "CA1"), (PROJECT, "CA9")])
+    payload = '{{"event_id": "{}", "call_id": "{}"}}'
+    assert got == [
+        (OTHER_PROJECT, "CA1", payload.format("e1", "CA1"), "telephony.call-events", 1, 13),
+        (PROJECT, "CA1", payload.format("e1", "CA1"), "telephony.call-events", 2, 10),
+        (PROJECT, "CA1", payload.format("e2", "CA1"), "telephony.call-events", 3, 11),
+    ]
+    assert store.load_call_events([]) == []
+    assert store.load_call_events([("not-a-uuid", "CA1")]) == []
+
+
+def test_load_call_events_chunks_large_key_sets(store: ClickHouseStore) -> None:
+    # 6000 keys with long call ids: ~1.3 MB of SQL literals, far above the default
+    # max_query_size (256 KiB), so this needs both the chunking and the raised setting.
+    pad = "x" * 150
+    rows = [_event_row(PROJECT, f"C{i}{pad}", "e1", i) for i in range(6000)]
+    store.insert("call_event", rows)
+    keys = [(PROJECT, f"C{i}{pad}") for i in range(0, 12000, 2)]  # half of them present
+    got = store.load_call_events(keys)
+    assert sorted(r[1] for r in got) == sorted(f"C{i}{pad}" for i in range(0, 6000, 2))
+
+
+def test_second_process_on_the_same_path_gets_a_clear_unavailable(
+    store: ClickHouseStore, chdb_store_url: str
+) -> None:
+    # This process holds the session's chDB path open (the store fixture).
+    root = Path(__file__).resolve().parents[1]
+    script = (
+        "import sys\n"
+        f"sys.path.insert(0, {str(root)!r})\n"
+        "from worker.clickhouse_store import ClickHouseStore, StoreUnavailable\n"
+        f"s = ClickHouseStore({chdb_store_url!r}, 'ringlog')\n"
+        "try:\n"
+        "    s.query('SELECT 1')\n"
+        "except StoreUnavailable as exc:\n"
+        "    print('UNAVAILABLE', exc)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout.startswith("UNAVAILABLE the chDB store ")
+    assert "locked by another process (probably a running `ringlog worker`)" in done.stdout
+    assert "`ringlog sql` goes through the worker's HTTP port" in done.stdout
+
+
+# ---- connection handling --------------------------------------------------------------------
+
+
+def test_redact_url() -> None:
+    assert redact_url("http://user:s3cret@host:8123/db") == "http://user:***@host:8123/db"
+    assert redact_url("https://u:p%40ss@h/?password=x&a=1") == "https://u:***@h/?password=***&a=1"
+    assert redact_url("chdb:///var/lib/ringlog") == "chdb:///var/lib/ringlog"
+
+
+def test_relative_chdb_path_is_resolved_without_connecting(tmp_path: Path) -> None:
+    s = ClickHouseStore("chdb://./var/clickhouse", "ringlog")
+    assert s.url == f"chdb://{Path.cwd().resolve() / 'var' / 'clickhouse'}"
+    assert s.embedded
+    with pytest.raises(StoreError):
+        ClickHouseStore("ftp://h/x", "ringlog")
+    with pytest.raises(StoreError):
+        ClickHouseStore("chdb:///x", "bad name")
+
+
+def test_unreachable_server_is_unavailable_and_hides_the_password() -> None:
+    s = ClickHouseStore("http://bob:hunter2@127.0.0.1:1/ringlog?connect_timeout=1", "ringlog")
+    assert s.url == "http://bob:***@127.0.0.1:1?connect_timeout=1"
+    with pytest.raises(StoreUnavailable) as info:
+        s.query("SELECT 1")
+    assert "hunter2" not in str(info.value)
+    assert "bob:***@127.0.0.1:1" in str(info.value)
+
+
+# ---- backoff --------------------------------------------------------------------------------
+
+
+def test_backoff_delay_is_capped_and_jittered() -> None:
+    assert backoff_delay(1, base=0.2, cap=30.0, jitter=False) == 0.2
+    assert backoff_delay(4, base=0.2, cap=30.0, jitter=False) == pytest.approx(1.6)
+    assert backoff_delay(1000, base=0.2, cap=30.0, jitter=False) == 30.0
+    assert all(0.0 <= backoff_delay(3) <= 0.8 for _ in range(100))
+
+
+def test_with_retry_retries_only_listed_errors() -> None:
+    calls: list[int] = []
+    retries: list[tuple[int, float]] = []
+
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise StoreUnavailable("down")
+        return "ok"
+
+    got = with_retry(
+        flaky,
+        forever=True,
+        retry_on=(StoreUnavailable,),
+        on_retry=lambda n, exc, delay: retries.append((n, delay)),
+        sleep=lambda _: None,
+    )
+    assert got == "ok" and len(calls) == 3 and [n for n, _ in retries] == [1, 2]
+
+    def broken() -> None:
+        raise StoreError("bad sql")
+
+    with pytest.raises(StoreError):
+        with_retry(broken, forever=True, retry_on=(StoreUnavailable,), sleep=lambda _: None)
+
+    def always_down() -> None:
+        raise StoreUnavailable("down")
+
+    with pytest.raises(StoreUnavailable):
+        with_retry(always_down, attempts=2, retry_on=(StoreUnavailable,), sleep=lambda _: None)
+
+
+def test_async_with_retry() -> None:
+    calls: list[int] = []
+
+    async def flaky() -> int:
+        calls.append(1)
+        if len(calls) < 2:
+            raise StoreUnavailable("down")
+        return 42
+
+    got = asyncio.run(async_with_retry(flaky, attempts=3, base=0.001, cap=0.001))
+    assert got == 42 and len(calls) == 2
+
+
+def test_tables_module_is_consistent() -> None:
+    assert TABLES_BY_NAME["call_event"] is CALL_EVENT
+    assert INCOMING_CALL_LOG.order_by == ("project_id", "call_provider_call_id")

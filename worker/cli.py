@@ -1,0 +1,348 @@
+"""The `ringlog` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from worker.config import ConfigError, Settings, load_settings, parse_duration
+from worker.logs import setup_logging
+
+console = Console(stderr=True)
+out = Console()
+
+app = typer.Typer(
+    name="ringlog",
+    help=(
+        "ringlog: ingest telephony call events from Kafka, correlate them into call logs, "
+        "CDRs and costs, and write them to ClickHouse.\n\n"
+        "Every option can also be set with the RINGLOG_* environment variable named in its "
+        "help; flags win over the environment. Start with `ringlog demo` to see it all run."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+kafka_app = typer.Typer(
+    help="Run a local single-node Apache Kafka (KRaft) for development.", no_args_is_help=True
+)
+schema_app = typer.Typer(help="Event JSON Schema for producers.", no_args_is_help=True)
+app.add_typer(kafka_app, name="kafka")
+app.add_typer(schema_app, name="schema")
+
+Brokers = Annotated[
+    str | None,
+    typer.Option(
+        "--brokers", help="Kafka bootstrap servers [RINGLOG_KAFKA_BROKERS, default localhost:9092]"
+    ),
+]
+Topic = Annotated[
+    str | None,
+    typer.Option("--topic", help="Input topic [RINGLOG_TOPIC, default telephony.call-events]"),
+]
+DlqTopic = Annotated[
+    str | None, typer.Option("--dlq-topic", help="Dead-letter topic [RINGLOG_DLQ_TOPIC]")
+]
+GroupId = Annotated[
+    str | None,
+    typer.Option("--group-id", help="Consumer group [RINGLOG_GROUP_ID, default ringlog]"),
+]
+ClickhouseUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--clickhouse-url",
+        help="http(s)://user:pass@host:8123 or chdb:///abs/path "
+        "[RINGLOG_CLICKHOUSE_URL, default chdb://$PWD/var/clickhouse]",
+    ),
+]
+Database = Annotated[
+    str | None,
+    typer.Option("--database", help="ClickHouse database [RINGLOG_DATABASE, default ringlog]"),
+]
+RatesFile = Annotated[
+    Path | None,
+    typer.Option("--rates-file", help="Rate plan YAML [RINGLOG_RATES_FILE, default: shipped plan]"),
+]
+HttpPort = Annotated[
+    int | None,
+    typer.Option(
+        "--http-port", help="Port for /metrics, /health, /query [RINGLOG_HTTP_PORT, default 8321]"
+    ),
+]
+
+
+def settings_from(**overrides: Any) -> Settings:
+    """Environment first, then flags; a bad setting exits with a message naming it."""
+    try:
+        return load_settings().with_overrides(**overrides)
+    except ConfigError as exc:
+        console.print(f"[bold red]configuration error:[/] {exc}")
+        raise typer.Exit(2) from None
+
+
+def _run(coro: Any) -> Any:
+    try:
+        return asyncio.run(coro)
+    except KeyboardInterrupt:
+        console.print("interrupted")
+        raise typer.Exit(130) from None
+
+
+@app.command()
+def worker(
+    brokers: Brokers = None,
+    topic: Topic = None,
+    dlq_topic: DlqTopic = None,
+    group_id: GroupId = None,
+    clickhouse_url: ClickhouseUrl = None,
+    database: Database = None,
+    rates_file: RatesFile = None,
+    http_port: HttpPort = None,
+    call_timeout: Annotated[
+        str | None,
+        typer.Option(
+            help="Close calls silent this long in event time [RINGLOG_CALL_TIMEOUT, default 4h]"
+        ),
+    ] = None,
+) -> None:
+    """Run the ingestion worker until SIGTERM/Ctrl-C.
+
+    Consumes the input topic in batches, dead-letters invalid events, writes call_event and
+    the correlated rows to ClickHouse, and commits offsets only after they are durable.
+    Serves /metrics, /health, /ready and /query on the HTTP port.
+    """
+    from worker.runtime import serve
+
+    timeout = parse_duration(call_timeout, "--call-timeout") if call_timeout else None
+    settings = settings_from(
+        kafka_brokers=brokers,
+        topic=topic,
+        dlq_topic=dlq_topic,
+        group_id=group_id,
+        clickhouse_url=clickhouse_url,
+        database=database,
+        rates_file=rates_file,
+        http_port=http_port,
+        call_timeout=timeout,
+    )
+    setup_logging(settings.log_format, settings.log_level)
+    _run(serve(settings))
+
+
+@app.command()
+def migrate(clickhouse_url: ClickhouseUrl = None, database: Database = None) -> None:
+    """Create the database, tables and *_latest views (idempotent); record the schema version."""
+    from worker.clickhouse_store import ClickHouseStore, StoreError, StoreUnavailable
+
+    settings = settings_from(clickhouse_url=clickhouse_url, database=database)
+    try:
+        with ClickHouseStore(settings.clickhouse_url, settings.database) as store:
+            version = store.migrate()
+    except (StoreError, StoreUnavailable) as exc:
+        console.print(f"[bold red]migrate failed:[/] {exc}")
+        raise typer.Exit(1) from None
+    out.print(f"schema version {version} applied to database {settings.database}")
+
+
+@app.command()
+def sql(
+    query: Annotated[
+        str,
+        typer.Argument(
+            help='A read-only statement, e.g. "SELECT status, '
+            'count() FROM incoming_call_log FINAL GROUP BY status"'
+        ),
+    ],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table, json or csv")] = "table",
+    clickhouse_url: ClickhouseUrl = None,
+    database: Database = None,
+    http_port: HttpPort = None,
+) -> None:
+    """Print query results from the configured store.
+
+    In embedded mode (chdb://) a running worker owns the store, so the query goes through its
+    HTTP port; with no worker running the store is opened directly. Tables resolve in the
+    configured database (unqualified names work).
+    """
+    from worker.query_client import QueryFailed, run_query
+
+    settings = settings_from(clickhouse_url=clickhouse_url, database=database, http_port=http_port)
+    try:
+        columns, rows = run_query(settings, query)
+    except QueryFailed as exc:
+        console.print(f"[bold red]query failed:[/] {exc}")
+        raise typer.Exit(1) from None
+    print_rows(columns, rows, fmt)
+
+
+def print_rows(columns: list[str], rows: list[Any], fmt: str) -> None:
+    if fmt == "json":
+        for row in rows:
+            out.print_json(json.dumps(dict(zip(columns, row, strict=False)), default=str))
+    elif fmt == "csv":
+        import csv
+
+        writer = csv.writer(sys.stdout)
+        writer.writerow(columns)
+        writer.writerows(rows)
+    else:
+        table = Table(*columns, show_lines=False)
+        for row in rows:
+            table.add_row(*("NULL" if v is None else str(v) for v in row))
+        out.print(table)
+        out.print(f"{len(rows)} row(s)")
+
+
+@app.command()
+def simulate(
+    calls: Annotated[int, typer.Option(help="How many calls to simulate")] = 1000,
+    rate: Annotated[
+        float | None, typer.Option(help="Events per second (default: as fast as possible)")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same traffic)")] = 1,
+    invalid_share: Annotated[float, typer.Option(help="Share of invalid messages")] = 0.02,
+    duplicate_share: Annotated[float, typer.Option(help="Share of events sent twice")] = 0.1,
+    brokers: Brokers = None,
+    topic: Topic = None,
+) -> None:
+    """Produce realistic call traffic: incoming calls with escalations, repeats, answers and
+    hang-ups; outbound calls; PBX CDRs; late cost reports; duplicates; a few invalid events."""
+    from worker.producer import ensure_topic, produce
+    from worker.traffic import generate_calls
+
+    settings = settings_from(kafka_brokers=brokers, topic=topic)
+
+    async def go() -> None:
+        await ensure_topic(settings.kafka_brokers, settings.topic)
+        stats = await produce(
+            generate_calls(
+                calls, seed=seed, invalid_share=invalid_share, duplicate_share=duplicate_share
+            ),
+            brokers=settings.kafka_brokers,
+            topic=settings.topic,
+            rate=rate,
+        )
+        out.print(
+            f"produced {stats.sent} events ({stats.failed} failed) to {settings.topic} "
+            f"in {stats.elapsed_s:.1f}s, {stats.rate:,.0f} events/s"
+        )
+        if stats.failed:
+            raise typer.Exit(1)
+
+    _run(go())
+
+
+@app.command()
+def replay(
+    file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="JSONL file, one event per line")
+    ],
+    rate: Annotated[float | None, typer.Option(help="Events per second")] = None,
+    brokers: Brokers = None,
+    topic: Topic = None,
+) -> None:
+    """Produce a JSONL file of events to the topic (key = each line's call_id), for
+    backfills and tests. Lines are sent byte for byte, invalid ones included."""
+    from worker.producer import ensure_topic, produce, read_jsonl
+
+    settings = settings_from(kafka_brokers=brokers, topic=topic)
+
+    async def go() -> None:
+        await ensure_topic(settings.kafka_brokers, settings.topic)
+        total = sum(1 for _ in read_jsonl(file))
+        stats = await produce(
+            read_jsonl(file),
+            brokers=settings.kafka_brokers,
+            topic=settings.topic,
+            rate=rate,
+            total=total,
+        )
+        out.print(
+            f"replayed {stats.sent} lines of {file} to {settings.topic} ({stats.failed} failed)"
+        )
+        if stats.failed:
+            raise typer.Exit(1)
+
+    _run(go())
+
+
+@app.command()
+def demo(
+    calls: Annotated[int, typer.Option(help="Calls to simulate")] = 3000,
+    keep_kafka: Annotated[bool, typer.Option(help="Leave the local broker running")] = False,
+) -> None:
+    """The whole path on this machine: local Kafka, migrate the embedded store, run the
+    worker, simulate calls, wait until ClickHouse has them, print a summary, shut down."""
+    from worker.demo import run_demo
+
+    settings = settings_from()
+    setup_logging(settings.log_format, "WARNING")
+    code = run_demo(settings, calls=calls, keep_kafka=keep_kafka, console=out)
+    raise typer.Exit(code)
+
+
+@kafka_app.command("up")
+def kafka_up(
+    port: Annotated[
+        int | None, typer.Option(help="Broker port [RINGLOG_KAFKA_PORT, default 9092]")
+    ] = None,
+) -> None:
+    """Start the broker (first run resolves the jars from Maven Central into a cache)."""
+    from worker.kafka_local import KafkaLocalError
+    from worker.kafka_local import kafka_up as up
+
+    try:
+        bootstrap = up(port)
+    except KafkaLocalError as exc:
+        console.print(f"[bold red]kafka up failed:[/] {exc}")
+        raise typer.Exit(1) from None
+    out.print(f"Kafka is up at {bootstrap}")
+
+
+@kafka_app.command("down")
+def kafka_down(
+    purge: Annotated[bool, typer.Option(help="Also delete the broker's data")] = False,
+) -> None:
+    """Stop the local broker."""
+    from worker.kafka_local import kafka_down as down
+
+    down(purge)
+    out.print("Kafka is down")
+
+
+@kafka_app.command("status")
+def kafka_status() -> None:
+    """Say whether the local broker runs (exit 0) or not (exit 3)."""
+    from worker.kafka_local import kafka_status as status
+
+    running = status()
+    out.print("running" if running else "stopped")
+    raise typer.Exit(0 if running else 3)
+
+
+@schema_app.command("export")
+def schema_export(
+    out_dir: Annotated[Path, typer.Option("--out", help="Directory to write into")] = Path(
+        "schemas"
+    ),
+) -> None:
+    """Write the JSON Schema of the events (events.schema.json) for producers."""
+    from schemas.export import write_json_schema
+
+    path = write_json_schema(out_dir)
+    out.print(f"wrote {path}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""`ringlog demo`: the whole product path on one machine, ending in a summary from ClickHouse."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import replace
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from rich.console import Console
+from rich.table import Table
+
+from worker.config import Settings
+from worker.kafka_local import KafkaLocalError, kafka_down, kafka_status, kafka_up
+from worker.producer import ensure_topic, produce
+from worker.runtime import Worker, serve
+from worker.traffic import generate_calls
+
+SUMMARY_QUERIES: dict[str, str] = {
+    "Incoming calls by status": (
+        "SELECT status, count() AS calls FROM incoming_call_log FINAL "
+        "GROUP BY status ORDER BY calls DESC"
+    ),
+    "Incoming calls": (
+        "SELECT count() AS calls, "
+        "round(100 * countIf(answered_by_user_id IS NOT NULL) / count(), 1) AS answer_rate_pct, "
+        "round(avg(dial_attempts), 2) AS avg_dial_attempts "
+        "FROM incoming_call_log FINAL"
+    ),
+    "Talk time of answered dials": (
+        "SELECT count() AS answered_dials, round(avg(talk_duration_in_seconds), 1) AS avg_talk_s "
+        "FROM incoming_call_log_item FINAL WHERE is_answered"
+    ),
+    "Cost (US cents)": (
+        "SELECT 'incoming calls' AS what, sum(call_cost_in_usd_cents) AS cents "
+        "FROM incoming_call_log FINAL "
+        "UNION ALL SELECT 'outbound calls', sum(call_cost_in_usd_cents) FROM call_log FINAL "
+        "UNION ALL SELECT 'PBX CDRs', sum(cost) FROM cdr FINAL"
+    ),
+    "Outbound calls by status": (
+        "SELECT ifNull(status, '(in progress)') AS status, count() AS calls "
+        "FROM call_log FINAL GROUP BY status ORDER BY calls DESC"
+    ),
+    "Dead letters": (
+        "SELECT error_code, count() AS events FROM rejected_event FINAL "
+        "GROUP BY error_code ORDER BY events DESC"
+    ),
+}
+
+
+async def end_offsets(consumer: AIOKafkaConsumer, topic: str) -> dict[TopicPartition, int]:
+    partitions = consumer.partitions_for_topic(topic) or set()
+    tps = [TopicPartition(topic, p) for p in partitions]
+    ends: dict[TopicPartition, int] = await consumer.end_offsets(tps)
+    return ends
+
+
+async def _demo(settings: Settings, calls: int, console: Console) -> int:
+    await ensure_topic(settings.kafka_brokers, settings.topic)
+    await ensure_topic(settings.kafka_brokers, settings.dlq_topic, partitions=1)
+    stop = asyncio.Event()
+    started: asyncio.Future[Worker] = asyncio.get_running_loop().create_future()
+    task = asyncio.create_task(serve(settings, stop, on_started=started.set_result))
+    waiters: set[asyncio.Future[Any]] = {task, started}
+    await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    if not started.done():
+        task.result()
+        return 1
+    worker = started.result()
+    console.print(
+        f"[bold]2/4[/] worker running (metrics on http://{settings.http_host}:"
+        f"{settings.http_port}/metrics)"
+    )
+    console.print(f"[bold]3/4[/] simulating {calls} calls")
+    stats = await produce(
+        generate_calls(calls, seed=7), brokers=settings.kafka_brokers, topic=settings.topic
+    )
+    console.print(f"      produced {stats.sent} events in {stats.elapsed_s:.1f}s")
+    targets = await end_offsets(worker.loop.consumer, settings.topic)
+    started_at = time.monotonic()
+    with console.status("waiting for every event to be durable in ClickHouse") as status:
+        while True:
+            committed = worker.loop.committed
+            remaining = sum(max(0, end - committed.get(tp, 0)) for tp, end in targets.items())
+            status.update(f"waiting for ClickHouse: {remaining} events left to commit")
+            if remaining == 0:
+                break
+            if task.done():
+                task.result()
+                return 1
+            if time.monotonic() - started_at > 600:
+                console.print("[red]timed out waiting for the worker[/]")
+                break
+            await asyncio.sleep(0.25)
+    console.print(
+        f"      all events ingested in {time.monotonic() - started_at:.1f}s after producing"
+    )
+    console.print("[bold]4/4[/] summary from ClickHouse (rows read with FINAL)")
+    for title, sql in SUMMARY_QUERIES.items():
+        columns, rows = await asyncio.to_thread(worker.store.query, sql)
+        _print_table(console, title, list(columns), list(rows))
+    stop.set()
+    await task
+    return 0
+
+
+def _print_table(console: Console, title: str, columns: list[str], rows: list[Any]) -> None:
+    table = Table(*columns, title=title, title_justify="left")
+    for row in rows:
+        table.add_row(*("-" if v is None else str(v) for v in row))
+    console.print(table)
+
+
+def run_demo(settings: Settings, *, calls: int, keep_kafka: bool, console: Console) -> int:
+    was_running = kafka_status()
+    console.print("[bold]1/4[/] starting local Apache Kafka (first run fetches the jars)")
+    try:
+        bootstrap = kafka_up()
+    except KafkaLocalError as exc:
+        console.print(f"[bold red]could not start Kafka:[/] {exc}")
+        return 1
+    settings = replace(settings, kafka_brokers=bootstrap)
+    console.print(
+        f"      Kafka at {bootstrap}; store {settings.clickhouse_url} database {settings.database}"
+    )
+    try:
+        return asyncio.run(_demo(settings, calls, console))
+    finally:
+        if not keep_kafka and not was_running:
+            kafka_down()
+            console.print("local Kafka stopped (use --keep-kafka to leave it running)")

@@ -1,0 +1,57 @@
+"""`ringlog sql`: run a read-only query against the configured store.
+
+A ClickHouse server is queried directly. The embedded store (chdb://) can be opened by one
+process only, so while a worker runs the query goes through the worker's /query endpoint.
+"""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+from typing import Any
+
+import orjson
+
+from worker.clickhouse_store import ClickHouseStore, StoreError, StoreUnavailable
+from worker.config import Settings
+from worker.http_api import READ_ONLY
+
+
+class QueryFailed(Exception):
+    pass
+
+
+def _via_worker(settings: Settings, sql: str) -> tuple[list[str], list[Any]] | None:
+    url = f"http://{settings.http_host}:{settings.http_port}/query"
+    request = urllib.request.Request(
+        url, data=sql.encode("utf-8"), headers={"Content-Type": "text/plain"}, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=300) as response:
+            body = orjson.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        detail = orjson.loads(exc.read() or b"{}").get("error", exc.reason)
+        raise QueryFailed(f"{detail} (via the worker at {url})") from None
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return None  # no worker listening: open the store ourselves
+    return list(body["columns"]), list(body["rows"])
+
+
+def run_query(settings: Settings, sql: str) -> tuple[list[str], list[Any]]:
+    if not READ_ONLY.match(sql):
+        raise QueryFailed("only read-only statements are accepted (SELECT, WITH, SHOW, ...)")
+    if settings.clickhouse_url.startswith("chdb://"):
+        via = _via_worker(settings, sql)
+        if via is not None:
+            return via
+    try:
+        with ClickHouseStore(settings.clickhouse_url, settings.database) as store:
+            columns, rows = store.query(sql)
+    except StoreUnavailable as exc:
+        raise QueryFailed(
+            f"{exc}. If a worker runs with this store, check RINGLOG_HTTP_PORT "
+            f"(tried {settings.http_port})."
+        ) from None
+    except StoreError as exc:
+        raise QueryFailed(str(exc)) from None
+    return list(columns), [list(r) for r in rows]
