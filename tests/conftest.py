@@ -21,3 +21,11 @@ def chdb_store_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     """
     path = tmp_path_factory.mktemp("chdb-store")
     return f"chdb://{path}"
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> str:
+    """The local Apache Kafka broker (deploy/kafka.sh), started once if it is not running."""
+    from worker.kafka_local import kafka_up
+
+    return kafka_up()

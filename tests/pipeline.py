@@ -1,0 +1,121 @@
+"""Harness for pipeline tests: a real worker (in this process) on real Kafka and chDB."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from tests.builders import RATES_FILE
+from worker.config import Settings
+from worker.producer import ensure_topic
+from worker.runtime import Worker, serve
+
+_ports = itertools.count(18400)
+
+
+def fresh_settings(bootstrap: str, chdb_url: str, **overrides: Any) -> Settings:
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    values: dict[str, Any] = {
+        "kafka_brokers": bootstrap,
+        "topic": name,
+        "dlq_topic": f"{name}.dlq",
+        "group_id": name,
+        "clickhouse_url": chdb_url,
+        "database": name.replace("-", "_"),
+        "rates_file": RATES_FILE,
+        "http_port": next(_ports),
+        "batch_max_seconds": 0.2,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+async def produce(settings: Settings, messages: Sequence[tuple[bytes | None, bytes]]) -> None:
+    await ensure_topic(settings.kafka_brokers, settings.topic, partitions=3)
+    await ensure_topic(settings.kafka_brokers, settings.dlq_topic, partitions=1)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_brokers, acks="all", max_request_size=8 * 1024 * 1024
+    )
+    await producer.start()
+    try:
+        futures = [await producer.send(settings.topic, value=v, key=k) for k, v in messages]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+@dataclass
+class Running:
+    worker: Worker
+    stop: asyncio.Event
+    task: asyncio.Task[None]
+
+    async def drained(self, limit_s: float = 60.0) -> None:
+        """Wait until every message on the topic is committed (so durable in ClickHouse)."""
+        consumer = self.worker.loop.consumer
+        topic = self.worker.settings.topic
+        deadline = time.monotonic() + limit_s
+        while True:
+            if self.task.done():
+                self.task.result()
+                raise AssertionError("worker stopped")
+            parts = consumer.partitions_for_topic(topic) or set()
+            tps = [TopicPartition(topic, p) for p in parts]
+            ends = await consumer.end_offsets(tps) if tps else {}
+            committed = self.worker.loop.committed
+            if ends and all(committed.get(tp, 0) >= end for tp, end in ends.items()):
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"not drained: ends={ends} committed={committed}")
+            await asyncio.sleep(0.1)
+
+    def query(self, sql: str) -> list[dict[str, Any]]:
+        columns, rows = self.worker.store.query(sql)
+        return [dict(zip(columns, row, strict=True)) for row in rows]
+
+
+@asynccontextmanager
+async def running_worker(settings: Settings) -> AsyncIterator[Running]:
+    await ensure_topic(settings.kafka_brokers, settings.topic, partitions=3)
+    await ensure_topic(settings.kafka_brokers, settings.dlq_topic, partitions=1)
+    stop = asyncio.Event()
+    started: asyncio.Future[Worker] = asyncio.get_running_loop().create_future()
+    task = asyncio.create_task(serve(settings, stop, on_started=started.set_result))
+    waiters: set[asyncio.Future[Any]] = {task, started}
+    await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    if not started.done():
+        task.result()
+    try:
+        yield Running(started.result(), stop, task)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 60)
+
+
+async def read_dlq(settings: Settings, expected: int, limit_s: float = 30.0) -> list[Any]:
+    consumer = AIOKafkaConsumer(
+        settings.dlq_topic,
+        bootstrap_servers=settings.kafka_brokers,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+    )
+    await consumer.start()
+    out: list[Any] = []
+    try:
+        deadline = time.monotonic() + limit_s
+        while len(out) < expected and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            for records in batch.values():
+                out.extend(records)
+    finally:
+        await consumer.stop()
+    return out

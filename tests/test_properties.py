@@ -1,0 +1,209 @@
+"""Property tests: rows depend only on the set of distinct events.
+
+Any order, any duplicates, any split into batches merged through the state cache: the same
+rows. Calls come from two sources: the traffic generator (realistic) and a hypothesis
+strategy that builds arbitrary event sets (unrealistic orders, missing events, conflicts).
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests import builders as b
+from worker.correlation import CallRows, build_call_rows
+from worker.decode import ValidEvent, decode
+from worker.rates import RatePlan
+from worker.state import CallState
+from worker.traffic import generate_calls
+
+RATES: RatePlan = b.test_rates()
+ITEM_STATUSES = {"Ringing", "Connected", "Completed", "NoAnswer", "Busy", "Failed", "CallerHungUp"}
+PARENT_STATUSES = ITEM_STATUSES | {"Initiated", "Escalated"}
+
+
+def generated_calls(seed: int, n_calls: int) -> list[list[ValidEvent]]:
+    calls: dict[tuple[str, str], list[ValidEvent]] = defaultdict(list)
+    for msg in generate_calls(n_calls, seed=seed, invalid_share=0.0, duplicate_share=0.2):
+        decoded = decode(msg.key, msg.value)
+        if isinstance(decoded, ValidEvent):
+            calls[(decoded.event.project_id, decoded.event.call_id)].append(decoded)
+    return list(calls.values())
+
+
+def canonical(rows: CallRows) -> dict[str, list[dict[str, Any]]]:
+    return {t: sorted(rs, key=lambda r: str(r["id"])) for t, rs in rows.tables().items()}
+
+
+def check_invariants(rows: CallRows) -> None:
+    for table in rows.tables().values():
+        for row in table:
+            for column, value in row.items():
+                if column.endswith("_in_seconds") and value is not None:
+                    assert value >= 0, (column, value)
+    for parent in rows.incoming_call_log:
+        assert parent["status"] in PARENT_STATUSES
+        if parent["call_cost_in_usd_cents"] is not None:
+            assert parent["call_cost_in_usd_cents"] == (
+                parent["incoming_call_cost_in_usd_cents"]
+                + parent["outgoing_call_cost_in_usd_cents"]
+            )
+    for item in rows.incoming_call_log_item:
+        assert item["status"] in ITEM_STATUSES
+        assert item["is_answered"] == (item["status"] in ("Connected", "Completed"))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), rnd=st.randoms(use_true_random=False))
+def test_generated_calls_any_order_any_duplicates_same_rows(seed: int, rnd: random.Random) -> None:
+    for events in generated_calls(seed, 6):
+        reference = build_call_rows(events, RATES)
+        check_invariants(reference)
+        shuffled = events + rnd.sample(events, k=rnd.randint(0, len(events)))
+        rnd.shuffle(shuffled)
+        assert canonical(build_call_rows(shuffled, RATES)) == canonical(reference)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), rnd=st.randoms(use_true_random=False))
+def test_incremental_merging_in_batches_equals_one_shot(seed: int, rnd: random.Random) -> None:
+    """What the worker does: merge batches into cached state (with evictions that reload
+    the events stored so far) and rebuild; the last rebuild equals the one-shot rows."""
+    for events in generated_calls(seed, 4):
+        order = events + rnd.sample(events, k=rnd.randint(0, len(events) // 2))
+        rnd.shuffle(order)
+        stored: list[ValidEvent] = []
+        state = CallState(partition=0)
+        last: CallRows | None = None
+        i = 0
+        while i < len(order):
+            size = rnd.randint(1, 5)
+            batch, i = order[i : i + size], i + size
+            if rnd.random() < 0.3:  # evicted: reload from call_event
+                state = CallState(partition=0)
+                for ev in stored:
+                    state.merge(ev)
+            changed = [ev for ev in batch if state.merge(ev)]
+            stored.extend(changed)
+            if changed:
+                last = build_call_rows(state.events.values(), RATES)
+        assert last is not None
+        assert canonical(last) == canonical(build_call_rows(events, RATES))
+
+
+# -- arbitrary event sets -------------------------------------------------------------------
+
+CALL = "prop-call"
+DIALS = ["d1", "d2", "d3"]
+times = st.integers(0, 600).map(lambda s: s / 2)
+
+
+@st.composite
+def arbitrary_event(draw: st.DrawFn) -> dict[str, Any]:
+    kind = draw(
+        st.sampled_from(
+            [
+                "received",
+                "started",
+                "ringing",
+                "answered",
+                "dial_ended",
+                "ended",
+                "cost",
+                "placed",
+                "out_answered",
+                "out_ended",
+                "cdr",
+            ]
+        )
+    )
+    t = draw(times)
+    seq = draw(st.none() | st.integers(0, 3))
+    extra: dict[str, Any] = {"event_id": f"e{draw(st.integers(0, 40))}"}
+    if seq is not None:
+        extra["sequence"] = seq
+    dial = draw(st.sampled_from(DIALS))
+    if kind == "received":
+        return b.received(CALL, t, **extra)
+    if kind == "started":
+        return b.dial_started(
+            CALL,
+            dial,
+            t,
+            user=draw(st.sampled_from([b.ALICE, b.BOB])),
+            escalation_rule_order=draw(st.integers(1, 3)),
+            repeat_count=draw(st.integers(0, 2)),
+            **extra,
+        )
+    if kind in ("ringing", "answered"):
+        return b.dial(kind, CALL, dial, t, **extra)
+    if kind == "dial_ended":
+        outcome = draw(st.sampled_from(["completed", "no_answer", "busy", "failed", "canceled"]))
+        billable = draw(st.none() | st.integers(0, 300))
+        if billable is not None:
+            extra["billable_seconds"] = billable
+        return b.dial("ended", CALL, dial, t, outcome=outcome, **extra)
+    if kind == "ended":
+        outcome = draw(
+            st.sampled_from(["completed", "no_answer", "busy", "failed", "caller_hung_up"])
+        )
+        return b.ended(CALL, t, outcome, **extra)
+    if kind == "cost":
+        leg = draw(st.sampled_from([CALL, *DIALS]))
+        return b.cost(CALL, leg, t, str(draw(st.integers(0, 999)) / 100), **extra)
+    if kind == "placed":
+        return b.event(
+            "outbound_call.placed",
+            CALL,
+            t,
+            to_number="+4915550333",
+            from_number="+15550100",
+            call_data={"n": draw(st.integers(-1000, 1000))},
+            **extra,
+        )
+    if kind == "out_answered":
+        return b.event("outbound_call.answered", CALL, t, **extra)
+    if kind == "out_ended":
+        return b.event(
+            "outbound_call.ended",
+            CALL,
+            t,
+            status=draw(st.sampled_from(["Success", "Error", "Busy"])),
+            **extra,
+        )
+    return b.event(
+        "cdr.recorded",
+        CALL,
+        t,
+        cdr_id=draw(st.sampled_from(["x", "y"])),
+        callee="+4915550333",
+        direction=draw(st.sampled_from(["INBOUND_CALL", "OUTBOUND_CALL", "EXTENSION_CALL"])),
+        duration=draw(st.integers(0, 500)),
+        **extra,
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    events=st.lists(arbitrary_event(), min_size=1, max_size=25),
+    rnd=st.randoms(use_true_random=False),
+    now=st.none() | times,
+)
+def test_arbitrary_event_sets_are_order_independent(
+    events: list[dict[str, Any]], rnd: random.Random, now: float | None
+) -> None:
+    from datetime import timedelta
+
+    decoded = [b.valid(e) for e in events]
+    kwargs: dict[str, Any] = {}
+    if now is not None:
+        kwargs = {"now": b.T0 + timedelta(seconds=now * 40), "timeout": timedelta(seconds=600)}
+    reference = build_call_rows(decoded, RATES, **kwargs)
+    check_invariants(reference)
+    again = decoded + rnd.sample(decoded, k=rnd.randint(0, len(decoded)))
+    rnd.shuffle(again)
+    assert canonical(build_call_rows(again, RATES, **kwargs)) == canonical(reference)
