@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# One entry point for a fresh checkout: installs what ringlog needs into .venv, then
+#   bash deploy/dev.sh demo   -> local Kafka + worker + embedded ClickHouse + simulated calls
+#   bash deploy/dev.sh test   -> local Kafka + the whole test suite (pure, pipeline, faults)
+#   bash deploy/dev.sh lint   -> ruff and mypy --strict
+#   bash deploy/dev.sh shell  -> a shell with the venv active (ringlog on PATH)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+VENV="${RINGLOG_VENV:-$ROOT/.venv}"
+PY="${PYTHON:-python3}"
+
+ensure_venv() {
+  local stamp="$VENV/.ringlog-installed"
+  if [[ ! -x "$VENV/bin/python" ]]; then
+    echo "==> creating virtualenv $VENV"
+    "$PY" -m venv "$VENV"
+  fi
+  # Reinstall when pyproject.toml changed since the last install.
+  if [[ ! -f "$stamp" || pyproject.toml -nt "$stamp" ]]; then
+    echo "==> installing ringlog and its dependencies (first run takes a minute)"
+    "$VENV/bin/python" -m pip install --quiet --upgrade pip
+    "$VENV/bin/python" -m pip install --quiet -e ".[dev]"
+    touch "$stamp"
+  fi
+  export PATH="$VENV/bin:$PATH"
+}
+
+cmd="${1:-help}"
+shift || true
+case "$cmd" in
+  demo)
+    ensure_venv
+    exec ringlog demo "$@"
+    ;;
+  test)
+    ensure_venv
+    bash deploy/kafka.sh up
+    exec python -m pytest "$@"
+    ;;
+  lint)
+    ensure_venv
+    ruff check .
+    ruff format --check .
+    mypy
+    ;;
+  shell)
+    ensure_venv
+    exec "${SHELL:-bash}"
+    ;;
+  *)
+    sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'
+    ;;
+esac
