@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -18,8 +17,6 @@ from worker.config import Settings
 from worker.producer import ensure_topic
 from worker.runtime import Worker, serve
 
-_ports = itertools.count(18400)
-
 
 def fresh_settings(bootstrap: str, chdb_url: str, **overrides: Any) -> Settings:
     name = f"t-{uuid.uuid4().hex[:10]}"
@@ -31,7 +28,7 @@ def fresh_settings(bootstrap: str, chdb_url: str, **overrides: Any) -> Settings:
         "clickhouse_url": chdb_url,
         "database": name.replace("-", "_"),
         "rates_file": RATES_FILE,
-        "http_port": next(_ports),
+        "http_port": 0,
         "batch_max_seconds": 0.2,
     }
     values.update(overrides)

@@ -99,8 +99,10 @@ class Settings:
             raise ConfigError(f"RINGLOG_DATABASE={self.database!r} is not a valid database name")
         if self.rates_file is not None and not self.rates_file.is_file():
             raise ConfigError(f"RINGLOG_RATES_FILE={self.rates_file}: no such file")
-        if not 0 < self.http_port < 65536:
-            raise ConfigError(f"RINGLOG_HTTP_PORT={self.http_port}: must be 1-65535")
+        if not 0 <= self.http_port < 65536:
+            raise ConfigError(
+                f"RINGLOG_HTTP_PORT={self.http_port}: must be 1-65535 (0 = any free port)"
+            )
         if self.call_timeout <= timedelta(0):
             raise ConfigError("RINGLOG_CALL_TIMEOUT must be positive, e.g. 4h")
         if self.batch_max_events < 1:

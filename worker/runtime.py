@@ -41,6 +41,7 @@ class Worker:
     loop: ConsumeLoop
     dead_letters: DeadLetterProducer
     started: bool = False
+    http_port: int = 0
 
     def health(self) -> Health:
         reasons: list[str] = []
@@ -90,9 +91,9 @@ async def serve(
     await runner.setup()
     site = web.TCPSite(runner, settings.http_host, settings.http_port)
     await site.start()
-    log.info(
-        "HTTP on http://%s:%d (/metrics /health /query)", settings.http_host, settings.http_port
-    )
+    addresses = runner.addresses  # the real port when RINGLOG_HTTP_PORT=0
+    worker.http_port = int(addresses[0][1]) if addresses else settings.http_port
+    log.info("HTTP on http://%s:%d (/metrics /health /query)", settings.http_host, worker.http_port)
     try:
         await worker.dead_letters.start()
         await worker.loop.start()
