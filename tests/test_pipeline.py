@@ -178,3 +178,48 @@ def test_shared_sample_vector_end_to_end(kafka_bootstrap: str, chdb_store_url: s
     assert diff_tables(tables, expected) == []
     want = sorted((r["key"], r["code"], r["field"]) for r in expected["rejected"])
     assert sorted((r["key"], r["error_code"], r["error_field"]) for r in rejected) == want
+
+
+def test_worker_closes_a_silent_call_after_the_timeout(
+    kafka_bootstrap: str, chdb_store_url: str
+) -> None:
+    """An answered call with no end event is closed once the stream's event time has moved
+    RINGLOG_CALL_TIMEOUT past its last event; a later real end event still wins."""
+    from datetime import timedelta
+
+    settings = fresh_settings(kafka_bootstrap, chdb_store_url, call_timeout=timedelta(hours=4))
+    silent = [
+        b.received("silent", 0),
+        b.dial_started("silent", "s-1", 1),
+        b.dial("answered", "silent", "s-1", 5),
+    ]
+    later = b.received("later", 5 * 3600)  # another call, five hours of event time later
+    real_end = b.ended("silent", 6 * 3600, "completed")
+
+    async def scenario() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        async with running_worker(settings) as run:
+            await produce(settings, [b.encode(e) for e in silent])
+            await run.drained()
+            await produce(settings, [b.encode(later)])
+            await run.drained()
+            closed = run.query(
+                "SELECT * FROM incoming_call_log FINAL WHERE call_provider_call_id = 'silent'"
+            )
+            await produce(settings, [b.encode(real_end)])
+            await run.drained()
+            final = run.query(
+                "SELECT * FROM incoming_call_log FINAL WHERE call_provider_call_id = 'silent'"
+            )
+        return closed, final
+
+    closed, final = asyncio.run(scenario())
+    assert [(r["status"], r["ended_at"], r["status_message"]) for r in closed] == [
+        (
+            "Completed",
+            b.T0 + timedelta(seconds=5),
+            "closed by ringlog: no end event within the call timeout",
+        )
+    ]
+    assert [(r["status"], r["ended_at"], r["status_message"]) for r in final] == [
+        ("Completed", b.T0 + timedelta(hours=6), None)
+    ]

@@ -90,6 +90,7 @@ class ConsumeLoop:
         self.batches = 0
         self.running = False
         self.fatal: BaseException | None = None
+        self._gauges_at = 0.0
 
     def on_revoked(self, partitions: set[int]) -> None:
         self._revoked |= partitions
@@ -176,4 +177,7 @@ class ConsumeLoop:
         if self.ingestor.newest_written is not None:
             lag = time.time() - self.ingestor.newest_written.timestamp()
             metrics.event_lag.set(max(0.0, lag))
-        metrics.open_calls.set(self.ingestor.cache.open_count())
+        now = time.monotonic()
+        if now - self._gauges_at >= 1.0:  # open_count walks the cache: once a second is plenty
+            self._gauges_at = now
+            metrics.open_calls.set(self.ingestor.cache.open_count())

@@ -29,7 +29,7 @@ import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 import orjson
@@ -43,6 +43,7 @@ from worker.rates import RatePlan
 from worker.state import CallCache, CallKey, CallState
 
 log = logging.getLogger("ringlog.ingest")
+SCAN_EVERY = timedelta(minutes=1)
 T = TypeVar("T")
 
 
@@ -98,6 +99,7 @@ class Ingestor:
         self.newest_written: datetime | None = None
         self.consecutive_failures = 0
         self.last_write_ok = time.time()
+        self._last_scan: datetime | None = None
 
     # -- public ---------------------------------------------------------------------------
 
@@ -194,8 +196,14 @@ class Ingestor:
             tables[table].extend(table_rows)
 
     def _timed_out_calls(self, exclude: set[CallKey]) -> list[CallKey]:
+        # A scan walks the whole cache, so it runs once per minute of event time, not per
+        # batch; a close is at most a minute (event time) late, and its rows do not depend on
+        # when it ran (ended_at is the call's last event).
         if self.watermark is None:
             return []
+        if self._last_scan is not None and self.watermark - self._last_scan < SCAN_EVERY:
+            return []
+        self._last_scan = self.watermark
         deadline = self.watermark - self.settings.call_timeout
         return [
             key
