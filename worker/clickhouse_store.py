@@ -531,10 +531,14 @@ class ClickHouseStore:
             return result
 
     def load_call_events(self, keys: Sequence[tuple[str, str]]) -> list[CallEventRow]:
-        """Stored events (`call_event FINAL`) of the given (project_id, call_id) pairs.
+        """Stored events of the given (project_id, call_id) pairs.
 
-        Returns (project_id, call_id, payload, topic, partition, offset) per event, ordered by
-        project_id, call_id, occurred_at, sequence (absent first), event_id. Keys are looked up
+        No FINAL and no ORDER BY: both cost more than the lookup itself, and the caller
+        de-duplicates by event_id and orders events anyway (`worker.correlation`). A row may
+        therefore come back once per unmerged part it sits in.
+
+        Returns (project_id, call_id, payload, topic, partition, offset) per stored row, in
+        no particular order. Keys are looked up
         in chunks (LOOKUP_CHUNK keys, LOOKUP_MAX_BYTES of literals) through the table's
         primary key; a project_id that is not a
         UUID matches nothing.
@@ -552,9 +556,8 @@ class ClickHouseStore:
         table = qualified(self.database, CALL_EVENT.name)
         sql = (
             "SELECT toString(project_id), call_id, payload, topic, `partition`, `offset` "
-            f"FROM {table} FINAL "
-            "WHERE (project_id, call_id) IN %(keys)s "
-            "ORDER BY project_id, call_id, occurred_at, sequence ASC NULLS FIRST, event_id"
+            f"FROM {table} "
+            "WHERE (project_id, call_id) IN %(keys)s"
         )
         out: list[CallEventRow] = []
         for chunk in _chunks(unique):

@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from worker.config import Settings
-from worker.ingest import Ingestor
+from worker.ingest import Ingestor, Plan
 
 log = logging.getLogger("ringlog.consumer")
 
@@ -63,7 +63,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         self.loop = loop
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        self.loop.on_revoked({tp.partition for tp in revoked})
+        await self.loop.on_revoked({tp.partition for tp in revoked})
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         log.info("assigned partitions %s", sorted(tp.partition for tp in assigned))
@@ -91,8 +91,12 @@ class ConsumeLoop:
         self.running = False
         self.fatal: BaseException | None = None
         self._gauges_at = 0.0
+        self._inflight: asyncio.Task[None] | None = None
 
-    def on_revoked(self, partitions: set[int]) -> None:
+    async def on_revoked(self, partitions: set[int]) -> None:
+        # Finish and commit the batch in flight before the partitions move: the new owner
+        # then starts exactly where this worker's durable work ends.
+        await self._drain()
         self._revoked |= partitions
         self.ingestor.forget_partitions(partitions)
 
@@ -104,19 +108,43 @@ class ConsumeLoop:
         await self.consumer.stop()
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Fetch and prepare batch N+1 while batch N is written; commit strictly in order.
+
+        At most one batch is in flight, so memory and uncommitted work stay bounded (this is
+        the backpressure), and a commit never covers a batch whose writes are not durable.
+        """
         self.running = True
         try:
             while not stop.is_set():
                 batch = await self._fetch(stop)
                 if not batch:
+                    await self._reap()
                     self._update_lag()
                     continue
-                await self.ingestor.process(batch)
-                await self._commit(batch)
-                self.batches += 1
-                self._update_lag()
+                plan = await self.ingestor.prepare(batch)
+                await self._drain()
+                self._inflight = asyncio.create_task(self._write_and_commit(plan, batch))
+            await self._drain()
         finally:
             self.running = False
+            if self._inflight is not None and not self._inflight.done():
+                self._inflight.cancel()
+
+    async def _write_and_commit(self, plan: Plan, batch: list[Any]) -> None:
+        await self.ingestor.write(plan)
+        await self._commit(batch)  # the only commit: after the batch is durable
+        self.batches += 1
+        self._update_lag()
+
+    async def _drain(self) -> None:
+        """Wait for the batch in flight (re-raising a fatal error from its writes)."""
+        task, self._inflight = self._inflight, None
+        if task is not None:
+            await task
+
+    async def _reap(self) -> None:
+        if self._inflight is not None and self._inflight.done():
+            await self._drain()
 
     async def _fetch(self, stop: asyncio.Event) -> list[Any]:
         """Fill a batch bounded by size and time; drop what a rebalance took away."""

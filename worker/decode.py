@@ -91,7 +91,8 @@ def decode(key: bytes | None, value: bytes) -> ValidEvent | Rejection:
 
 def validate_object(data: dict[str, Any]) -> Envelope | Rejection:
     """Validate a decoded JSON object; JSON nulls count as absent fields."""
-    data = {k: v for k, v in data.items() if v is not None}
+    if None in data.values():
+        data = {k: v for k, v in data.items() if v is not None}
     version = data.get("schema_version", 1)
     if version != 1 or isinstance(version, bool):
         if isinstance(version, int) and not isinstance(version, bool):

@@ -71,6 +71,23 @@ class BatchResult:
     max_event_time: datetime | None = None
 
 
+@dataclass
+class Plan:
+    """A prepared batch: everything `Ingestor.write` must make durable before the commit."""
+
+    messages: int
+    ingested_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    dead_letter_records: list[tuple[bytes | None, bytes]] = field(default_factory=list)
+    rejected_rows: list[Row] = field(default_factory=list)
+    event_rows: list[Row] = field(default_factory=list)
+    tables: dict[str, list[Row]] = field(default_factory=lambda: defaultdict(list))
+    keys: set[CallKey] = field(default_factory=set)
+    counts: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
+    duplicates: int = 0
+    calls_changed: int = 0
+    max_event_time: datetime | None = None
+
+
 def now_utc() -> datetime:
     return datetime.now(UTC)
 
@@ -100,11 +117,22 @@ class Ingestor:
         self.consecutive_failures = 0
         self.last_write_ok = time.time()
         self._last_scan: datetime | None = None
+        self._inflight: set[CallKey] = set()
 
     # -- public ---------------------------------------------------------------------------
 
     async def process(self, messages: Sequence[Message]) -> BatchResult:
-        result = BatchResult()
+        """Prepare and write one batch (what the consume loop does, without pipelining)."""
+        return await self.write(await self.prepare(messages))
+
+    async def prepare(self, messages: Sequence[Message]) -> Plan:
+        """Everything but the writes: decode, load uncached calls, merge, rebuild rows.
+
+        May run while the previous batch's `write` is in flight: calls of that batch are kept
+        in the cache until it is durable (`_inflight`), so a reload from `call_event` never
+        misses events that are still on their way there.
+        """
+        plan = Plan(messages=len(messages))
         valid: list[tuple[Message, ValidEvent]] = []
         rejected: list[tuple[Message, Rejection]] = []
         for msg in messages:
@@ -113,65 +141,84 @@ class Ingestor:
                 valid.append((msg, decoded))
             else:
                 rejected.append((msg, decoded))
-        result.events = len(messages)
+        ingested_at = self.clock()
+        plan.ingested_at = ingested_at
         if rejected:
-            await self._dead_letter(rejected)
-            result.rejected = len(rejected)
+            self._dead_letters_of(rejected, plan)
 
         by_call: dict[CallKey, list[tuple[Message, ValidEvent]]] = defaultdict(list)
         for msg, ev in valid:
             by_call[(ev.event.project_id, ev.event.call_id)].append((msg, ev))
         await self._load_missing(by_call)
 
-        event_rows: list[Row] = []
         changed: list[CallKey] = []
-        ingested_at = self.clock()
         for key, items in by_call.items():
             state = self.cache.get(key)
             assert state is not None  # _load_missing put every key in the cache
             touched = False
             for msg, ev in items:
-                t = ev.event.type
                 if state.merge(ev):
                     touched = True
-                    event_rows.append(_call_event_row(msg, ev, ingested_at))
-                    self.metrics.events.labels(t, "written").inc()
+                    plan.event_rows.append(_call_event_row(msg, ev, ingested_at))
+                    plan.counts[(ev.event.type, "written")] += 1
                 else:
-                    result.duplicates += 1
-                    self.metrics.events.labels(t, "duplicate").inc()
+                    plan.duplicates += 1
+                    plan.counts[(ev.event.type, "duplicate")] += 1
                 occurred = ev.event.occurred_at
                 if self.watermark is None or occurred > self.watermark:
                     self.watermark = occurred
-                if result.max_event_time is None or occurred > result.max_event_time:
-                    result.max_event_time = occurred
+                if plan.max_event_time is None or occurred > plan.max_event_time:
+                    plan.max_event_time = occurred
             if touched:
                 changed.append(key)
 
-        tables: dict[str, list[Row]] = defaultdict(list)
         for key in changed:
-            self._rebuild(key, tables, now=None)
+            self._rebuild(key, plan.tables, now=None)
         # Timeout close (DESIGN.md section 3): open cached calls that have been silent for
         # RINGLOG_CALL_TIMEOUT of event time are closed at their last event.
         for key in self._timed_out_calls(exclude=set(changed)):
-            self._rebuild(key, tables, now=self.watermark)
-
-        if event_rows:
-            await self._insert("call_event", event_rows)
-        for table, rows in tables.items():
-            if rows:
-                for row in rows:
-                    row["ingested_at"] = ingested_at
-                await self._insert(table, rows)
-                result.rows[table] = len(rows)
-        result.calls_changed = len(changed)
-        if result.max_event_time is not None and (
-            self.newest_written is None or result.max_event_time > self.newest_written
-        ):
-            self.newest_written = result.max_event_time
-        self.cache.evict_overflow(keep=by_call.keys())
+            self._rebuild(key, plan.tables, now=self.watermark)
+        for rows in plan.tables.values():
+            for row in rows:
+                row["ingested_at"] = ingested_at
+        plan.keys = set(by_call)
+        plan.calls_changed = len(changed)
+        self.cache.evict_overflow(keep=plan.keys | self._inflight)
         self.metrics.cached_calls.set(len(self.cache))
-        self.metrics.batch_events.observe(len(messages))
-        return result
+        return plan
+
+    async def write(self, plan: Plan) -> BatchResult:
+        """Make a prepared batch durable: dead letters, then call_event, then rows."""
+        self._inflight = plan.keys
+        try:
+            if plan.dead_letter_records:
+                await self._retrying(
+                    "producing dead letters",
+                    lambda: self.dead_letters.send(plan.dead_letter_records),
+                )
+                await self._insert("rejected_event", plan.rejected_rows)
+            if plan.event_rows:
+                await self._insert("call_event", plan.event_rows)
+            for table, rows in plan.tables.items():
+                if rows:
+                    await self._insert(table, rows)
+        finally:
+            self._inflight = set()
+        for (event_type, outcome), n in plan.counts.items():
+            self.metrics.events.labels(event_type, outcome).inc(n)
+        if plan.max_event_time is not None and (
+            self.newest_written is None or plan.max_event_time > self.newest_written
+        ):
+            self.newest_written = plan.max_event_time
+        self.metrics.batch_events.observe(plan.messages)
+        return BatchResult(
+            events=plan.messages,
+            rejected=len(plan.rejected_rows),
+            duplicates=plan.duplicates,
+            calls_changed=plan.calls_changed,
+            rows={t: len(r) for t, r in plan.tables.items() if r},
+            max_event_time=plan.max_event_time,
+        )
 
     def forget_partitions(self, partitions: set[int]) -> None:
         dropped = self.cache.drop_partitions(partitions)
@@ -238,10 +285,10 @@ class Ingestor:
                 latest = max(ev.event.occurred_at for ev in state.events.values())
                 state.last_event_at = latest
 
-    async def _dead_letter(self, rejected: list[tuple[Message, Rejection]]) -> None:
-        rejected_at = self.clock()
-        records: list[tuple[bytes | None, bytes]] = []
-        rows: list[Row] = []
+    def _dead_letters_of(self, rejected: list[tuple[Message, Rejection]], plan: Plan) -> None:
+        rejected_at = plan.ingested_at
+        records = plan.dead_letter_records
+        rows = plan.rejected_rows
         for msg, rej in rejected:
             raw = msg.value if msg.value is not None else b""
             payload, encoding = _payload_text(raw)
@@ -290,8 +337,6 @@ class Ingestor:
                     "reason": rej.message[:300],
                 },
             )
-        await self._retrying("producing dead letters", lambda: self.dead_letters.send(records))
-        await self._insert("rejected_event", rows)
 
     async def _insert(self, table: str, rows: list[Row]) -> None:
         def run() -> None:
