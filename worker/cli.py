@@ -114,11 +114,12 @@ def worker(
 ) -> None:
     """Run the ingestion worker until SIGTERM/Ctrl-C.
 
-    Consumes the input topic in batches, dead-letters invalid events, writes call_event and
-    the correlated rows to ClickHouse, and commits offsets only after they are durable.
-    Serves /metrics, /health, /ready and /query on the HTTP port.
+    A faust-streaming app: Faust runs the services and the HTTP port (/metrics, /health,
+    /ready, /query); the input topic is consumed by an aiokafka batch loop inside it, which
+    dead-letters invalid events, writes call_event and the correlated rows to ClickHouse, and
+    commits offsets only after they are durable.
     """
-    from worker.runtime import serve
+    from worker.faust_app import run_faust_worker
 
     timeout = parse_duration(call_timeout, "--call-timeout") if call_timeout else None
     settings = settings_from(
@@ -132,8 +133,10 @@ def worker(
         http_port=http_port,
         call_timeout=timeout,
     )
-    setup_logging(settings.log_format, settings.log_level)
-    _run(serve(settings))
+    try:
+        run_faust_worker(settings)
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
 
 
 @app.command()

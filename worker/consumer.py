@@ -14,6 +14,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from worker.config import Settings
 from worker.ingest import Ingestor, Plan
+from worker.producer import ensure_topic
 
 log = logging.getLogger("ringlog.consumer")
 
@@ -101,6 +102,13 @@ class ConsumeLoop:
         self.ingestor.forget_partitions(partitions)
 
     async def start(self) -> None:
+        # A missing topic would leave the group with no partitions until the next metadata
+        # refresh (minutes): create it (never alter it) before subscribing.
+        options = kafka_client_options(self.settings)
+        for topic in (self.settings.topic, self.settings.dlq_topic):
+            await ensure_topic(
+                self.settings.kafka_brokers, topic, alter_existing=False, client_options=options
+            )
         await self.consumer.start()
         self.consumer.subscribe([self.settings.topic], listener=_Rebalance(self))
 

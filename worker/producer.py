@@ -211,11 +211,16 @@ async def ensure_topic(
     partitions: int = 4,
     max_message_bytes: int = MAX_MESSAGE_BYTES,
     replication_factor: int = 1,
+    *,
+    alter_existing: bool = True,
+    client_options: dict[str, Any] | None = None,
 ) -> None:
-    """Create `topic` with `max.message.bytes` if it does not exist. When it exists already,
-    raise its `max.message.bytes` to at least `max_message_bytes` (partitions are left as
-    they are)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=brokers)
+    """Create `topic` with `max.message.bytes` if it does not exist. When it exists already
+    and `alter_existing`, raise its `max.message.bytes` to at least `max_message_bytes`
+    (partitions are left as they are). The worker passes alter_existing=False: a production
+    topic's settings belong to its operators."""
+    options = client_options or {"bootstrap_servers": brokers}
+    admin = AIOKafkaAdminClient(**options)
     await admin.start()
     try:
         new = NewTopic(
@@ -237,7 +242,7 @@ async def ensure_topic(
                 elif code != 0:
                     message = entry[2] if len(entry) > 2 else None
                     raise for_code(code)(f"creating topic {topic!r}: {message or ''}")
-        if exists:
+        if exists and alter_existing:
             await _raise_max_message_bytes(admin, topic, max_message_bytes)
     finally:
         await admin.close()
