@@ -1,0 +1,882 @@
+"""Ingestion benchmark: bare aiokafka (a) vs the real worker (b) vs a no-op Faust agent (c).
+
+All three read the same freshly produced topic in one run, so their figures are comparable;
+machines are shared and noisy, so compare the ratios (b)/(a) and (c)/(a), not absolute rates.
+
+    python -m benchmarks.ingest                      # 200k events, 4 partitions
+    python -m benchmarks.ingest --events 50000 --skip-faust --profile /tmp/ingest.prof
+
+Steps:
+1. generate N events (`worker.traffic.generate_events`, 2% invalid, nothing oversized) and
+   produce them to a fresh topic;
+2. (a) a bare aiokafka consumer: getmany + orjson.loads + a dict keyed by call id + commit per
+   batch, timed from its first message to its last;
+3. (c) a faust-streaming agent iterating raw bytes, in a subprocess (`benchmarks.faust_consumer`);
+4. (b) the worker (`worker.runtime.serve`) with a fresh chDB store, timed from its first
+   fetched message to the commit that covers the topic's end offsets, i.e. until everything is
+   durable in ClickHouse. By default it runs in a child process that does nothing else, so
+   that process's peak RSS (VmHWM) is the worker's peak; `--in-process` runs it here instead
+   (then the RSS is sampled from /proc/self/status before and during the run).
+Afterwards the row counts are checked against what was generated: every message must be
+accounted for (distinct valid events in call_event, invalid ones in rejected_event and DLQ).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import cProfile
+import io
+import json
+import os
+import pstats
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from schemas.tables import ALL_TABLES
+from worker.config import Settings
+from worker.producer import ensure_topic, produce
+from worker.runtime import Worker, serve
+from worker.traffic import Message, generate_events
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# Same fetch sizes as the worker's consumer (worker/consumer.py), so (a) is not handicapped.
+MAX_PARTITION_FETCH_BYTES = 8 * 1024 * 1024
+FETCH_MAX_BYTES = 64 * 1024 * 1024
+
+BARE_MAX_RECORDS = 10_000
+BARE_TIMEOUT_MS = 1_000
+PHASE_TIMEOUT_S = 900.0  # (a) and (b) give up after this long
+FAUST_TIMEOUT_S = 120.0
+POLL_S = 0.01
+
+
+# ---------------------------------------------------------------------------------------------
+# results
+
+
+@dataclass
+class ConsumerFigures:
+    """One consumer's throughput: `messages` read between its first and last message."""
+
+    name: str
+    messages: int = 0
+    seconds: float = 0.0
+    complete: bool = True
+    note: str = ""
+
+    @property
+    def rate(self) -> float:
+        return self.messages / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class WorkerFigures:
+    messages: int = 0  # committed = durable in ClickHouse
+    seconds: float = 0.0  # first fetched message -> commit covering the end offsets
+    seconds_from_start: float = 0.0  # consumer started (before group join) -> final commit
+    complete: bool = True
+    batches: int = 0
+    fetch_seconds: float = 0.0  # time inside consumer.getmany (waiting for/filling batches)
+    prepare_seconds: float = 0.0  # Ingestor.prepare: decode, load, correlate (event loop)
+    write_seconds: float = 0.0  # Ingestor.write: DLQ + inserts (overlaps the next prepare)
+    commit_seconds: float = 0.0
+    rows: dict[str, int] = field(default_factory=dict)  # table -> count() FINAL
+    dead_letters: int = 0  # messages on the DLQ topic
+    rss_baseline_kib: int = 0
+    rss_peak_kib: int = 0
+    rss_note: str = ""
+    note: str = ""
+
+    @property
+    def rate(self) -> float:
+        return self.messages / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class Expected:
+    """What the generated messages must turn into."""
+
+    messages: int = 0
+    invalid: int = 0
+    valid: int = 0
+    distinct_valid: int = 0  # distinct (project_id, call_id, event_id): call_event rows
+
+    @property
+    def duplicates(self) -> int:
+        return self.valid - self.distinct_valid
+
+
+@dataclass
+class BenchResult:
+    command: str
+    topic: str
+    events_requested: int
+    partitions: int
+    batch_max_events: int
+    produce_rate: float
+    produce_seconds: float
+    expected: Expected
+    bare: ConsumerFigures
+    worker: WorkerFigures
+    faust: ConsumerFigures | None
+    faust_skipped_reason: str = ""
+    checks: dict[str, bool] = field(default_factory=dict)
+    profile: str = ""
+
+    @property
+    def accounted_for(self) -> bool:
+        return bool(self.checks) and all(self.checks.values())
+
+    @property
+    def worker_ratio(self) -> float:
+        return self.worker.rate / self.bare.rate if self.bare.rate > 0 else 0.0
+
+    @property
+    def faust_ratio(self) -> float | None:
+        if self.faust is None or self.bare.rate <= 0:
+            return None
+        return self.faust.rate / self.bare.rate
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["bare"]["rate"] = self.bare.rate
+        data["worker"]["rate"] = self.worker.rate
+        if self.faust is not None:
+            data["faust"]["rate"] = self.faust.rate
+        data["expected"]["duplicates"] = self.expected.duplicates
+        data["ratio_worker_to_bare"] = self.worker_ratio
+        data["ratio_faust_to_bare"] = self.faust_ratio
+        data["accounted_for"] = self.accounted_for
+        return data
+
+
+@dataclass
+class Options:
+    events: int = 200_000
+    partitions: int = 4
+    brokers: str = "127.0.0.1:9092"
+    batch_max_events: int = Settings.batch_max_events
+    seed: int = 1
+    skip_faust: bool = False
+    faust_timeout: float = FAUST_TIMEOUT_S
+    json: bool = False
+    clickhouse_url: str | None = None  # None: a fresh temporary chDB directory
+    database: str = "bench"
+    in_process: bool = False
+    profile: Path | None = None
+    progress: bool = True
+    command: str = ""
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _proc_status_kib(field_name: str) -> int:
+    """A `kB` field of /proc/self/status (VmRSS, VmHWM); 0 where there is no /proc."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith(field_name + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+class RssSampler:
+    """Samples VmRSS in a thread; `peak` is the highest sample since `start`."""
+
+    def __init__(self, interval_s: float = 0.02) -> None:
+        self.interval_s = interval_s
+        self.baseline = 0
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
+
+    def start(self) -> None:
+        self.baseline = self.peak = _proc_status_kib("VmRSS")
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _proc_status_kib("VmRSS"))
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.peak = max(self.peak, _proc_status_kib("VmRSS"))
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def end_offsets(brokers: str, topic: str) -> dict[int, int]:
+    """partition -> log-end offset of `topic`."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=brokers)  # no group: reads nothing
+    await consumer.start()
+    try:
+        partitions: set[int] | None = None
+        for _ in range(100):
+            partitions = consumer.partitions_for_topic(topic)
+            if partitions:
+                break
+            await asyncio.sleep(0.1)
+        if not partitions:
+            raise RuntimeError(f"topic {topic!r} has no partitions in the broker's metadata")
+        offsets = await consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
+        return {tp.partition: int(off) for tp, off in offsets.items()}
+    finally:
+        await consumer.stop()
+
+
+def expected_of(messages: Sequence[Message]) -> Expected:
+    exp = Expected(messages=len(messages))
+    distinct: set[tuple[str, str, str]] = set()
+    for msg in messages:
+        if not msg.valid:
+            exp.invalid += 1
+            continue
+        exp.valid += 1
+        obj = orjson.loads(msg.value)
+        distinct.add((str(uuid.UUID(str(obj["project_id"]))), obj["call_id"], obj["event_id"]))
+    exp.distinct_valid = len(distinct)
+    return exp
+
+
+# ---------------------------------------------------------------------------------------------
+# (a) bare aiokafka
+
+
+async def bare_consumer(brokers: str, topic: str, ends: dict[int, int]) -> ConsumerFigures:
+    """getmany + orjson.loads + dict per call id + commit per batch, until the end offsets."""
+    figures = ConsumerFigures("bare aiokafka")
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=brokers,
+        group_id=f"ringlog-bench-bare-{uuid.uuid4().hex[:12]}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=MAX_PARTITION_FETCH_BYTES,
+        fetch_max_bytes=FETCH_MAX_BYTES,
+    )
+    calls: dict[str, tuple[str, int]] = {}  # call_id -> (last event type, events seen)
+    undecodable = 0
+    positions = dict.fromkeys(ends, 0)
+    first: float | None = None
+    last = 0.0
+    deadline = time.monotonic() + PHASE_TIMEOUT_S
+    await consumer.start()
+    try:
+        while any(positions[p] < end for p, end in ends.items()):
+            if time.monotonic() > deadline:
+                figures.complete = False
+                figures.note = f"gave up after {PHASE_TIMEOUT_S:.0f}s"
+                break
+            batch = await consumer.getmany(timeout_ms=BARE_TIMEOUT_MS, max_records=BARE_MAX_RECORDS)
+            if not batch:
+                continue
+            if first is None:
+                first = time.perf_counter()
+            for tp, records in batch.items():
+                for record in records:
+                    try:
+                        obj = orjson.loads(record.value)
+                    except orjson.JSONDecodeError:
+                        undecodable += 1
+                        continue
+                    if not isinstance(obj, dict):
+                        undecodable += 1
+                        continue
+                    call_id = str(obj.get("call_id"))
+                    seen = calls.get(call_id)
+                    calls[call_id] = (str(obj.get("type")), 1 if seen is None else seen[1] + 1)
+                positions[tp.partition] = records[-1].offset + 1
+            await consumer.commit()
+            last = time.perf_counter()
+    finally:
+        await consumer.stop()
+    figures.messages = sum(positions.values())
+    figures.seconds = last - first if first is not None else 0.0
+    figures.note = (
+        f"{undecodable} undecodable/non-object values skipped, {len(calls)} calls in the dict"
+        + (f"; {figures.note}" if figures.note else "")
+    )
+    return figures
+
+
+# ---------------------------------------------------------------------------------------------
+# (c) faust, in a subprocess
+
+
+def faust_consumer(brokers: str, topic: str, total: int, timeout_s: float) -> ConsumerFigures:
+    figures = ConsumerFigures("faust-streaming no-op agent")
+    cmd = [
+        sys.executable,
+        "-m",
+        "benchmarks.faust_consumer",
+        "--brokers",
+        brokers,
+        "--topic",
+        topic,
+        "--events",
+        str(total),
+        "--timeout",
+        str(timeout_s),
+        "--app-id",
+        f"ringlog-bench-faust-{uuid.uuid4().hex[:12]}",
+    ]
+    try:
+        proc = subprocess.run(
+            cmd,
+            cwd=REPO_ROOT,
+            env=_child_env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout_s + 90,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        figures.complete = False
+        figures.note = "the Faust subprocess did not exit in time (killed); no figures"
+        return figures
+    line = next((ln for ln in reversed(proc.stdout.splitlines()) if ln.startswith("{")), None)
+    if line is None:
+        figures.complete = False
+        tail = " | ".join(proc.stderr.strip().splitlines()[-5:])
+        figures.note = f"no result from the Faust subprocess (exit {proc.returncode}): {tail}"
+        return figures
+    data = json.loads(line)
+    figures.messages = int(data["seen"])
+    figures.seconds = float(data["seconds"])
+    figures.complete = bool(data["complete"])
+    startup = data.get("startup_seconds")
+    figures.note = str(data["reason"]) + (
+        f"; first message {startup:.1f}s after app start" if startup is not None else ""
+    )
+    return figures
+
+
+def _child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+# ---------------------------------------------------------------------------------------------
+# (b) the worker
+
+
+@dataclass
+class WorkerSpec:
+    brokers: str
+    topic: str
+    dlq_topic: str
+    group_id: str
+    clickhouse_url: str
+    database: str
+    batch_max_events: int
+    ends: dict[int, int]
+    profile: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> WorkerSpec:
+        data = json.loads(text)
+        data["ends"] = {int(k): int(v) for k, v in data["ends"].items()}
+        return cls(**data)
+
+
+class _ThreadProfiles:
+    """cProfile for the threads started while active (the asyncio.to_thread workers that run
+    the ClickHouse calls): cProfile itself only sees the thread that enabled it."""
+
+    def __init__(self) -> None:
+        self.profiles: list[cProfile.Profile] = []
+
+    def _hook(self, frame: FrameType, event: str, arg: object) -> None:
+        profile = cProfile.Profile()
+        self.profiles.append(profile)
+        profile.enable()  # replaces this hook for the rest of the thread's life
+
+    def __enter__(self) -> _ThreadProfiles:
+        threading.setprofile(self._hook)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        threading.setprofile(None)
+
+
+def _timed(
+    call: Callable[..., Awaitable[Any]], on_done: Callable[[float, float, Any], None]
+) -> Callable[..., Awaitable[Any]]:
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        value = await call(*args, **kwargs)
+        on_done(started, time.perf_counter(), value)
+        return value
+
+    return wrapper
+
+
+async def run_worker_phase(spec: WorkerSpec) -> WorkerFigures:
+    """Run `worker.runtime.serve` until every offset up to `spec.ends` is committed."""
+    figures = WorkerFigures()
+    settings = Settings(
+        kafka_brokers=spec.brokers,
+        topic=spec.topic,
+        dlq_topic=spec.dlq_topic,
+        group_id=spec.group_id,
+        clickhouse_url=spec.clickhouse_url,
+        database=spec.database,
+        http_port=_free_port(),
+        batch_max_events=spec.batch_max_events,
+        log_level="WARNING",
+    )
+    stop = asyncio.Event()
+    started: list[Worker] = []
+    marks: dict[str, float] = {}
+
+    def on_fetch(t0: float, t1: float, records: Any) -> None:
+        # only fetches inside the timed window (waits before the first message don't count)
+        if "first" in marks:
+            figures.fetch_seconds += t1 - t0
+        elif records:
+            marks["first"] = t1
+
+    def on_prepare(t0: float, t1: float, _result: Any) -> None:
+        figures.prepare_seconds += t1 - t0
+        figures.batches += 1
+
+    def on_write(t0: float, t1: float, _result: Any) -> None:
+        figures.write_seconds += t1 - t0
+
+    def on_commit(t0: float, t1: float, _result: Any) -> None:
+        figures.commit_seconds += t1 - t0
+        marks["last_commit"] = t1
+
+    profiler = cProfile.Profile() if spec.profile else None
+    thread_profiles = _ThreadProfiles()
+    with thread_profiles if profiler is not None else contextlib.nullcontext():
+        if profiler is not None:
+            profiler.enable()
+        marks["start"] = time.perf_counter()
+        task = asyncio.create_task(serve(settings, stop, on_started=started.append))
+        try:
+            while not started:
+                if task.done():
+                    task.result()
+                    raise RuntimeError("the worker stopped before it started")
+                await asyncio.sleep(POLL_S)
+            w = started[0]
+            marks["start"] = time.perf_counter()
+            # Benchmark instrumentation on this instance only (the worker's code is untouched).
+            consumer = w.loop.consumer
+            consumer.getmany = _timed(consumer.getmany, on_fetch)
+            setattr(w.ingestor, "prepare", _timed(w.ingestor.prepare, on_prepare))  # noqa: B010
+            setattr(w.ingestor, "write", _timed(w.ingestor.write, on_write))  # noqa: B010
+            setattr(w.loop, "_commit", _timed(w.loop._commit, on_commit))  # noqa: B010
+            deadline = time.monotonic() + PHASE_TIMEOUT_S
+            while not _all_committed(w, spec):
+                if task.done():
+                    task.result()
+                    raise RuntimeError("the worker stopped before committing everything")
+                if time.monotonic() > deadline:
+                    figures.complete = False
+                    figures.note = f"not all committed after {PHASE_TIMEOUT_S:.0f}s"
+                    break
+                await asyncio.sleep(POLL_S)
+            if profiler is not None:
+                profiler.disable()
+            figures.messages = sum(
+                min(off, spec.ends.get(tp.partition, 0))
+                for tp, off in w.loop.committed.items()
+                if tp.topic == spec.topic
+            )
+            last = marks.get("last_commit", time.perf_counter())
+            figures.seconds = last - marks.get("first", marks["start"])
+            figures.seconds_from_start = last - marks["start"]
+            figures.rows = await asyncio.to_thread(_row_counts, w)
+        finally:
+            stop.set()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(task, 60)
+    figures.dead_letters = sum((await end_offsets(spec.brokers, spec.dlq_topic)).values())
+    if profiler is not None and spec.profile:
+        profiler.dump_stats(spec.profile)
+        if thread_profiles.profiles:
+            merged = pstats.Stats(thread_profiles.profiles[0])
+            for extra in thread_profiles.profiles[1:]:
+                merged.add(extra)
+            merged.dump_stats(spec.profile + ".threads")
+    return figures
+
+
+def _all_committed(w: Worker, spec: WorkerSpec) -> bool:
+    committed = {
+        tp.partition: off for tp, off in w.loop.committed.items() if tp.topic == spec.topic
+    }
+    return all(committed.get(p, 0) >= end for p, end in spec.ends.items() if end > 0)
+
+
+def _row_counts(w: Worker) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for table in ALL_TABLES:
+        _, rows = w.store.query(f"SELECT count() FROM {table.name} FINAL")
+        counts[table.name] = int(str(rows[0][0]))
+    return counts
+
+
+async def _worker_in_process(spec: WorkerSpec) -> WorkerFigures:
+    sampler = RssSampler()
+    sampler.start()
+    try:
+        figures = await run_worker_phase(spec)
+    finally:
+        sampler.stop()
+    figures.rss_baseline_kib = sampler.baseline
+    figures.rss_peak_kib = sampler.peak
+    figures.rss_note = (
+        "in-process: VmRSS sampled every 20 ms; baseline = this process before the worker "
+        "started (generation, produce and consumer (a) already ran), peak = highest sample "
+        "during the worker run, so peak - baseline is what the worker added"
+    )
+    return figures
+
+
+def _worker_subprocess(spec: WorkerSpec) -> WorkerFigures:
+    cmd = [sys.executable, "-m", "benchmarks.ingest", "--worker-child", spec.to_json()]
+    proc = subprocess.run(
+        cmd,
+        cwd=REPO_ROOT,
+        env=_child_env(),
+        capture_output=True,
+        text=True,
+        timeout=PHASE_TIMEOUT_S + 120,
+        check=False,
+    )
+    line = next((ln for ln in reversed(proc.stdout.splitlines()) if ln.startswith("{")), None)
+    if proc.returncode != 0 or line is None:
+        raise RuntimeError(
+            f"worker subprocess failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}"
+        )
+    data = json.loads(line)
+    data.pop("rate", None)
+    return WorkerFigures(**data)
+
+
+def _worker_child(spec_json: str) -> None:
+    """Entry point of the worker subprocess: one JSON line of WorkerFigures on stdout."""
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    spec = WorkerSpec.from_json(spec_json)
+    baseline = _proc_status_kib("VmRSS")
+    figures = asyncio.run(run_worker_phase(spec))
+    figures.rss_baseline_kib = baseline
+    figures.rss_peak_kib = _proc_status_kib("VmHWM")
+    figures.rss_note = (
+        "worker subprocess (it only runs the worker): peak = its VmHWM at the end, "
+        "baseline = its VmRSS after imports, before the worker started"
+    )
+    data = asdict(figures)
+    data["rate"] = figures.rate
+    sys.stdout.write(json.dumps(data) + "\n")
+    sys.stdout.flush()
+
+
+# ---------------------------------------------------------------------------------------------
+# the run
+
+
+async def _prepare(opts: Options, topic: str) -> tuple[float, float, Expected, dict[int, int]]:
+    _say(f"generating {opts.events:,} events (seed {opts.seed}) ...")
+    t0 = time.perf_counter()
+    messages = list(generate_events(opts.events, seed=opts.seed, invalid_share=0.02, oversized=0))
+    expected = expected_of(messages)
+    _say(
+        f"  {len(messages):,} messages ({expected.invalid:,} invalid, {expected.duplicates:,} "
+        f"duplicate valid) in {time.perf_counter() - t0:.1f}s"
+    )
+    await ensure_topic(opts.brokers, topic, partitions=opts.partitions)
+    await ensure_topic(opts.brokers, topic + ".dlq", partitions=1)
+    stats = await produce(
+        messages, brokers=opts.brokers, topic=topic, progress=opts.progress, total=len(messages)
+    )
+    if stats.failed:
+        raise RuntimeError(f"{stats.failed} messages not produced: {stats.errors[:3]}")
+    del messages
+    ends = await end_offsets(opts.brokers, topic)
+    if sum(ends.values()) != expected.messages:
+        raise RuntimeError(f"topic holds {sum(ends.values())} messages, sent {expected.messages}")
+    _say(
+        f"produced {stats.sent:,} messages ({stats.bytes / 1e6:.1f} MB) to {topic} "
+        f"({opts.partitions} partitions) at {stats.rate:,.0f} msg/s"
+    )
+    return stats.rate, stats.elapsed_s, expected, ends
+
+
+def run(opts: Options) -> BenchResult:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    topic = f"ringlog-bench-{stamp}-{uuid.uuid4().hex[:6]}"
+    produce_rate, produce_s, expected, ends = asyncio.run(_prepare(opts, topic))
+
+    _say("(a) bare aiokafka consumer ...")
+    bare = asyncio.run(bare_consumer(opts.brokers, topic, ends))
+    _say(f"  {bare.messages:,} messages in {bare.seconds:.2f}s = {bare.rate:,.0f} msg/s")
+
+    faust: ConsumerFigures | None = None
+    skipped = ""
+    if opts.skip_faust:
+        skipped = "--skip-faust"
+    else:
+        _say(f"(c) faust-streaming no-op agent (subprocess, cap {opts.faust_timeout:.0f}s) ...")
+        faust = faust_consumer(opts.brokers, topic, expected.messages, opts.faust_timeout)
+        _say(
+            f"  {faust.messages:,} messages in {faust.seconds:.2f}s = {faust.rate:,.0f} msg/s "
+            f"({faust.note})"
+        )
+
+    tmp_dir: str | None = None
+    url = opts.clickhouse_url
+    if url is None:
+        tmp_dir = tempfile.mkdtemp(prefix="ringlog-bench-chdb-")
+        url = f"chdb://{tmp_dir}"
+    spec = WorkerSpec(
+        brokers=opts.brokers,
+        topic=topic,
+        dlq_topic=topic + ".dlq",
+        group_id=f"ringlog-bench-worker-{uuid.uuid4().hex[:12]}",
+        clickhouse_url=url,
+        database=opts.database,
+        batch_max_events=opts.batch_max_events,
+        ends=ends,
+        profile=str(opts.profile) if opts.profile is not None else None,
+    )
+    where = "in this process" if opts.in_process else "in a subprocess"
+    _say(f"(b) worker ({where}, batch_max_events={opts.batch_max_events}, store {url}) ...")
+    try:
+        if opts.in_process:
+            worker = asyncio.run(_worker_in_process(spec))
+        else:
+            worker = _worker_subprocess(spec)
+    finally:
+        if tmp_dir is not None:
+            shutil.rmtree(tmp_dir, ignore_errors=True)
+    _say(f"  {worker.messages:,} messages durable in {worker.seconds:.2f}s = {worker.rate:,.0f}/s")
+
+    result = BenchResult(
+        command=opts.command,
+        topic=topic,
+        events_requested=opts.events,
+        partitions=opts.partitions,
+        batch_max_events=opts.batch_max_events,
+        produce_rate=produce_rate,
+        produce_seconds=produce_s,
+        expected=expected,
+        bare=bare,
+        worker=worker,
+        faust=faust,
+        faust_skipped_reason=skipped,
+    )
+    result.checks = {
+        "(a) read every message": bare.complete and bare.messages == expected.messages,
+        "(b) committed every offset": worker.complete and worker.messages == expected.messages,
+        "call_event rows = distinct valid events": (
+            worker.rows.get("call_event") == expected.distinct_valid
+        ),
+        "rejected_event rows = invalid messages": (
+            worker.rows.get("rejected_event") == expected.invalid
+        ),
+        "DLQ messages = invalid messages": worker.dead_letters == expected.invalid,
+    }
+    if faust is not None:
+        result.checks["(c) read every message"] = faust.complete
+    if opts.profile is not None:
+        result.profile = profile_report(opts.profile)
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# output
+
+
+def profile_report(path: Path, top: int = 15) -> str:
+    out = io.StringIO()
+    for label, file in (
+        ("event-loop thread (decode, correlation, Kafka)", path),
+        ("to_thread workers (ClickHouse load/insert)", Path(str(path) + ".threads")),
+    ):
+        if not file.exists():
+            continue
+        out.write(f"\n=== profile: {label}: top {top} by cumulative time ({file}) ===\n")
+        stats = pstats.Stats(str(file), stream=out)
+        stats.strip_dirs().sort_stats("cumulative").print_stats(top)
+    return out.getvalue()
+
+
+def _rate_row(name: str, fig: ConsumerFigures | WorkerFigures | None, ratio: str) -> str:
+    if fig is None:
+        return f"{name:<44} {'-':>10} {'-':>9} {'-':>11} {ratio:>8}"
+    flag = "" if fig.complete else "  (partial)"
+    return f"{name:<44} {fig.messages:>10,} {fig.seconds:>9.2f} {fig.rate:>11,.0f} {ratio:>8}{flag}"
+
+
+def summary(result: BenchResult) -> str:
+    w = result.worker
+    lines = [
+        "",
+        "=" * 90,
+        f"ringlog ingest benchmark: {result.expected.messages:,} messages, "
+        f"{result.partitions} partitions, batch_max_events={result.batch_max_events}",
+        f"topic {result.topic}; produced at {result.produce_rate:,.0f} msg/s",
+        "",
+        f"{'consumer':<44} {'messages':>10} {'seconds':>9} {'events/s':>11} {'vs (a)':>8}",
+        _rate_row("(a) bare aiokafka getmany+orjson+dict+commit", result.bare, "1.00"),
+        _rate_row("(b) worker, until durable in ClickHouse", w, f"{result.worker_ratio:.3f}"),
+    ]
+    if result.faust is not None:
+        ratio = result.faust_ratio
+        lines.append(
+            _rate_row(
+                "(c) faust-streaming no-op agent", result.faust, f"{ratio:.3f}" if ratio else "-"
+            )
+        )
+    else:
+        lines.append(_rate_row(f"(c) faust: skipped ({result.faust_skipped_reason})", None, "-"))
+    lines += [
+        "",
+        f"(a) {result.bare.note}",
+    ]
+    if result.faust is not None:
+        lines.append(f"(c) {result.faust.note}")
+    busy = w.fetch_seconds + w.prepare_seconds + w.write_seconds + w.commit_seconds
+    lines += [
+        f"(b) {w.batches} batches (mean {w.messages / max(1, w.batches):,.0f} messages); "
+        f"{w.seconds_from_start:.2f}s from consumer start incl. group join",
+        f"    time split: fetch {w.fetch_seconds:.2f}s, prepare {w.prepare_seconds:.2f}s, "
+        f"write {w.write_seconds:.2f}s (overlaps the next prepare), "
+        f"commit {w.commit_seconds:.2f}s (sum {busy:.2f}s)",
+        f"    peak RSS {w.rss_peak_kib / 1024:,.0f} MiB, baseline {w.rss_baseline_kib / 1024:,.0f}"
+        f" MiB, delta {(w.rss_peak_kib - w.rss_baseline_kib) / 1024:,.0f} MiB",
+        f"    ({w.rss_note})",
+    ]
+    if w.note:
+        lines.append(f"    note: {w.note}")
+    exp = result.expected
+    lines += [
+        "",
+        f"generated: {exp.messages:,} messages = {exp.distinct_valid:,} distinct valid + "
+        f"{exp.duplicates:,} duplicates + {exp.invalid:,} invalid",
+        "rows per table (count() FINAL): "
+        + ", ".join(f"{t}={n:,}" for t, n in sorted(w.rows.items())),
+        f"dead letters on {result.topic}.dlq: {w.dead_letters:,}",
+        "checks: "
+        + ", ".join(f"{name}: {'ok' if ok else 'FAILED'}" for name, ok in result.checks.items()),
+        "",
+        f"command: {result.command}",
+        "=" * 90,
+    ]
+    return "\n".join(lines)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.ingest",
+        description="Kafka ingestion benchmark: bare aiokafka vs the ringlog worker vs Faust.",
+    )
+    p.add_argument("--events", type=int, default=200_000, help="events to generate (200000)")
+    p.add_argument("--partitions", type=int, default=4, help="partitions of the fresh topic")
+    p.add_argument("--brokers", default="127.0.0.1:9092", help="Kafka bootstrap servers")
+    p.add_argument(
+        "--batch-max-events",
+        type=int,
+        default=Settings.batch_max_events,
+        help=f"worker batch size ({Settings.batch_max_events})",
+    )
+    p.add_argument("--seed", type=int, default=1, help="traffic generator seed")
+    p.add_argument("--skip-faust", action="store_true", help="do not run consumer (c)")
+    p.add_argument("--faust-timeout", type=float, default=FAUST_TIMEOUT_S, help="cap for (c), s")
+    p.add_argument("--json", action="store_true", help="also print the result as a JSON line")
+    p.add_argument("--clickhouse-url", default=None, help="store URL (default: fresh chDB dir)")
+    p.add_argument("--database", default="bench", help="ClickHouse database (bench)")
+    p.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run the worker in this process (default: a subprocess, for an honest peak RSS)",
+    )
+    p.add_argument("--profile", type=Path, default=None, help="cProfile the worker run to PATH")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar while producing")
+    p.add_argument("--worker-child", default=None, help=argparse.SUPPRESS)
+    return p
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    clickhouse_url: str | None = None,
+    database: str | None = None,
+) -> BenchResult | None:
+    """Run the benchmark; `clickhouse_url`/`database` override the flags (for tests, which
+    must share the session's chDB path). Returns the result (None in the worker child)."""
+    args = _parser().parse_args(argv)
+    if args.worker_child is not None:
+        _worker_child(args.worker_child)
+        return None
+    shown = list(sys.argv[1:] if argv is None else argv)
+    opts = Options(
+        events=args.events,
+        partitions=args.partitions,
+        brokers=args.brokers,
+        batch_max_events=args.batch_max_events,
+        seed=args.seed,
+        skip_faust=args.skip_faust,
+        faust_timeout=args.faust_timeout,
+        json=args.json,
+        clickhouse_url=clickhouse_url if clickhouse_url is not None else args.clickhouse_url,
+        database=database if database is not None else args.database,
+        in_process=args.in_process,
+        profile=args.profile,
+        progress=not args.no_progress,
+        command=shlex.join(["python", "-m", "benchmarks.ingest", *shown]),
+    )
+    result = run(opts)
+    _say(summary(result))
+    if result.profile:
+        _say(result.profile)
+    if opts.json:
+        _say(json.dumps(result.to_json()))
+    return result
+
+
+if __name__ == "__main__":
+    outcome = main()
+    sys.exit(0 if outcome is None or outcome.accounted_for else 1)
