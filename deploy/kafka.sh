@@ -223,7 +223,8 @@ logger.authorizer.level = WARN
 EOF
 }
 
-# Kafka cluster ids are 16 random bytes, base64url without padding (22 chars).
+# Kafka cluster ids are 16 random bytes, base64url without padding (22 chars). One in 64
+# starts with "-", so it is passed as --cluster-id=ID (argparse would take "-x" for a flag).
 new_cluster_id() {
     head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n'
 }
@@ -243,7 +244,7 @@ format_storage() {
     local out
     if ! out="$("$(java_bin)" -Xmx256m -cp "$LIBS_DIR/*" \
             -Dlog4j2.configurationFile="$LOG4J_CONF" -Dkafka.logs.dir="$LOG_DIR" \
-            kafka.tools.StorageTool format -t "$cid" -c "$PROPS" 2>&1)"; then
+            kafka.tools.StorageTool format "--cluster-id=$cid" -c "$PROPS" 2>&1)"; then
         printf '%s\n' "$out" >&2
         die "kafka.tools.StorageTool format failed"
     fi

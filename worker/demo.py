@@ -33,10 +33,11 @@ SUMMARY_QUERIES: dict[str, str] = {
         "FROM incoming_call_log_item FINAL WHERE is_answered"
     ),
     "Cost (US cents)": (
-        "SELECT 'incoming calls' AS what, sum(call_cost_in_usd_cents) AS cents "
+        "SELECT what, cents FROM ("
+        "SELECT 1 AS n, 'incoming calls' AS what, sum(call_cost_in_usd_cents) AS cents "
         "FROM incoming_call_log FINAL "
-        "UNION ALL SELECT 'outbound calls', sum(call_cost_in_usd_cents) FROM call_log FINAL "
-        "UNION ALL SELECT 'PBX CDRs', sum(cost) FROM cdr FINAL"
+        "UNION ALL SELECT 2, 'outbound calls', sum(call_cost_in_usd_cents) FROM call_log FINAL "
+        "UNION ALL SELECT 3, 'PBX CDRs', sum(cost) FROM cdr FINAL) ORDER BY n"
     ),
     "Outbound calls by status": (
         "SELECT ifNull(status, '(in progress)') AS status, count() AS calls "
