@@ -477,6 +477,7 @@ class ClickHouseStore:
         """
         if not rows:
             return
+        self._injected_fault(f"inserting into {table}")
         plan = self._plans.get(table)
         if plan is None:
             raise StoreError(f"unknown table {table!r}; known: {sorted(self._plans)}")
@@ -507,6 +508,17 @@ class ClickHouseStore:
                 column_oriented=True,
                 settings=settings,
             )
+
+    def _injected_fault(self, doing: str) -> None:
+        """Fault injection for tests and drills: while the file named by
+        RINGLOG_FAULT_STORE_DOWN_FILE exists, every write fails as if ClickHouse were down.
+
+        A file (not a flag in memory) so a test can take the store of a worker running in
+        another process down and bring it back.
+        """
+        path = os.environ.get("RINGLOG_FAULT_STORE_DOWN_FILE")
+        if path and os.path.exists(path):
+            raise StoreUnavailable(f"{doing}: ClickHouse unavailable (injected fault: {path})")
 
     # ---- reads --------------------------------------------------------------------------
 
@@ -543,6 +555,7 @@ class ClickHouseStore:
         primary key; a project_id that is not a
         UUID matches nothing.
         """
+        self._injected_fault("loading call events")
         unique: list[tuple[str, str]] = []
         seen: set[tuple[str, str]] = set()
         for project_id, call_id in keys:
