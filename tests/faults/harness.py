@@ -1,0 +1,305 @@
+"""Fault harness: the real worker in separate processes, real Kafka, real ClickHouse engine.
+
+`WorkerProcess` runs `ringlog worker` as a child process (and kills it with SIGKILL when told).
+`expected_rows` computes with the pure core the rows that a set of produced messages defines;
+`compare` reads the rows back with FINAL through a worker's /query and prints every mismatch
+row by row. Used by tests/faults/ (small, in CI) and benchmarks/soak.py (long runs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from schemas.tables import ROW_TABLES, TABLES_BY_NAME
+from worker.correlation import build_call_rows
+from worker.decode import ValidEvent, decode
+from worker.rates import RatePlan
+
+ROOT = Path(__file__).resolve().parents[2]
+# Columns that depend on the wall clock or on how many times a row was rewritten.
+NOT_COMPARED = ("ingested_at", "version")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class Setup:
+    """One isolated run: its own topics, group, database and store."""
+
+    brokers: str
+    store_url: str
+    name: str = field(default_factory=lambda: f"fault-{uuid.uuid4().hex[:10]}")
+    rates_file: Path | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def topic(self) -> str:
+        return self.name
+
+    @property
+    def dlq_topic(self) -> str:
+        return f"{self.name}.dlq"
+
+    @property
+    def database(self) -> str:
+        return self.name.replace("-", "_")
+
+    def env(self, http_port: int) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            {
+                "RINGLOG_KAFKA_BROKERS": self.brokers,
+                "RINGLOG_TOPIC": self.topic,
+                "RINGLOG_DLQ_TOPIC": self.dlq_topic,
+                "RINGLOG_GROUP_ID": self.name,
+                "RINGLOG_CLICKHOUSE_URL": self.store_url,
+                "RINGLOG_DATABASE": self.database,
+                "RINGLOG_HTTP_PORT": str(http_port),
+                "RINGLOG_LOG_FORMAT": "json",
+                "RINGLOG_LOG_LEVEL": "WARNING",
+                # Timeout closes depend on which calls happen to be cached at a scan; the
+                # fault tests compare everything else, so keep them out of the way.
+                "RINGLOG_CALL_TIMEOUT": "100000h",
+                "PYTHONPATH": str(ROOT),
+            }
+        )
+        if self.rates_file is not None:
+            env["RINGLOG_RATES_FILE"] = str(self.rates_file)
+        env.update(self.extra_env)
+        return env
+
+
+class WorkerProcess:
+    """`ringlog worker` as a child process."""
+
+    def __init__(self, setup: Setup, log_dir: Path) -> None:
+        self.setup = setup
+        self.port = free_port()
+        self.log_dir = log_dir
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def start(self) -> None:
+        self.starts += 1
+        log = (self.log_dir / f"worker-{self.port}-{self.starts}.log").open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "worker.cli", "worker"],
+            env=self.setup.env(self.port),
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown hook, no final commit, a batch possibly half written."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(30)
+
+    def stop(self) -> int:
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                return self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                return self.proc.wait(10)
+        return self.proc.returncode
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def http(self, path: str, body: bytes | None = None, timeout: float = 30) -> tuple[int, bytes]:
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=body)
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                status: int = response.status
+                return status, response.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+    def query(self, sql: str) -> list[dict[str, Any]]:
+        status, body = self.http("/query", sql.encode())
+        if status != 200:
+            raise AssertionError(f"/query failed ({status}): {body[:500]!r}")
+        data = orjson.loads(body)
+        return [dict(zip(data["columns"], row, strict=True)) for row in data["rows"]]
+
+    def wait_ready(self, limit_s: float = 60) -> None:
+        deadline = time.monotonic() + limit_s
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise AssertionError(f"worker exited with {self.proc and self.proc.returncode}")
+            try:
+                status, _ = self.http("/ready", timeout=2)
+                if status == 200:
+                    return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.2)
+        raise AssertionError("worker not ready in time")
+
+
+async def committed_and_end(setup: Setup) -> tuple[dict[int, int], dict[int, int]]:
+    """The group's committed offsets and the topic's end offsets, straight from Kafka."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=setup.brokers)
+    consumer = AIOKafkaConsumer(bootstrap_servers=setup.brokers)
+    await admin.start()
+    await consumer.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(setup.name)
+        committed = {
+            tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == setup.topic
+        }
+        described = await admin.describe_topics([setup.topic])
+        parts = {p["partition"] for d in described for p in d.get("partitions", [])}
+        ends = await consumer.end_offsets([TopicPartition(setup.topic, p) for p in parts])
+        return committed, {tp.partition: off for tp, off in ends.items()}
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+async def wait_drained(setup: Setup, limit_s: float = 180) -> None:
+    deadline = time.monotonic() + limit_s
+    while True:
+        committed, ends = await committed_and_end(setup)
+        if ends and all(committed.get(p, 0) >= end for p, end in ends.items()):
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not drained: committed={committed} ends={ends}")
+        await asyncio.sleep(0.3)
+
+
+def expected_rows(
+    messages: Iterable[tuple[bytes | None, bytes]], rates: RatePlan
+) -> tuple[dict[str, list[dict[str, Any]]], int, int]:
+    """Rows the pure core computes from the distinct valid events; (rows, events, rejects)."""
+    calls: dict[tuple[str, str], list[ValidEvent]] = defaultdict(list)
+    rejected = 0
+    for key, value in messages:
+        decoded = decode(key, value)
+        if isinstance(decoded, ValidEvent):
+            calls[(decoded.event.project_id, decoded.event.call_id)].append(decoded)
+        else:
+            rejected += 1
+    tables: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    distinct = 0
+    for events in calls.values():
+        distinct += len({e.event.event_id for e in events})
+        for table, rows in build_call_rows(events, rates).tables().items():
+            tables[table].extend(rows)
+    return tables, distinct, rejected
+
+
+def _norm(column: str, ch_type: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if "Decimal" in ch_type:
+        return Decimal(str(value)).quantize(Decimal("0.0001"))
+    if "DateTime64" in ch_type:
+        if isinstance(value, str):  # /query returns ISO text
+            value = datetime.fromisoformat(value)
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return int(value.timestamp() * 1000)
+    if column == "call_data" and isinstance(value, str):
+        return orjson.loads(value)
+    if ch_type == "Bool":
+        return bool(value)
+    return str(value) if "UUID" in ch_type else value
+
+
+def _key(table: str, row: dict[str, Any]) -> str:
+    return str(row["id"])
+
+
+def compare(
+    worker: WorkerProcess, expected: dict[str, list[dict[str, Any]]], out: Any = sys.stdout
+) -> dict[str, dict[str, int]]:
+    """Read every row table back with FINAL and diff it against the expected rows.
+
+    Returns per table {"lost", "doubled", "wrong", "unexpected"} counts and prints each
+    mismatch (row by row, column by column).
+    """
+    report: dict[str, dict[str, int]] = {}
+    for table in ROW_TABLES:
+        types = dict(TABLES_BY_NAME[table.name].columns)
+        got_rows = worker.query(f"SELECT * FROM {table.name} FINAL")
+        raw_count = worker.query(
+            f"SELECT count() AS n, uniqExact(id) AS u FROM {table.name} FINAL"
+        )[0]
+        want = {_key(table.name, r): r for r in expected.get(table.name, [])}
+        got = {_key(table.name, r): r for r in got_rows}
+        counts = {
+            "lost": len(set(want) - set(got)),
+            "unexpected": len(set(got) - set(want)),
+            "doubled": int(raw_count["n"]) - int(raw_count["u"]),
+            "wrong": 0,
+        }
+        for key in sorted(set(want) - set(got)):
+            print(f"LOST {table.name} {key}: {want[key]}", file=out)
+        for key in sorted(set(got) - set(want)):
+            print(f"UNEXPECTED {table.name} {key}: {got[key]}", file=out)
+        for key in sorted(set(want) & set(got)):
+            diffs = []
+            for column, ch_type in types.items():
+                if column in NOT_COMPARED:
+                    continue
+                a = _norm(column, ch_type, got[key].get(column))
+                e = _norm(column, ch_type, want[key].get(column))
+                if a != e:
+                    diffs.append(f"{column}: got {a!r} want {e!r}")
+            if diffs:
+                counts["wrong"] += 1
+                print(f"WRONG {table.name} {key}: " + "; ".join(diffs), file=out)
+        report[table.name] = counts
+    return report
+
+
+def event_counts(worker: WorkerProcess) -> tuple[int, int, int]:
+    """(distinct call_event rows, doubled call_event rows, rejected_event rows) with FINAL."""
+    ev = worker.query(
+        "SELECT count() AS n, uniqExact(project_id, call_id, event_id) AS u FROM call_event FINAL"
+    )[0]
+    rej = worker.query("SELECT count() AS n FROM rejected_event FINAL")[0]
+    return int(ev["u"]), int(ev["n"]) - int(ev["u"]), int(rej["n"])
+
+
+def totals(report: dict[str, dict[str, int]]) -> dict[str, int]:
+    out: dict[str, int] = defaultdict(int)
+    for counts in report.values():
+        for k, v in counts.items():
+            out[k] += v
+    return dict(out)
+
+
+def messages_of(generated: Sequence[Any]) -> list[tuple[bytes | None, bytes]]:
+    return [(m.key, m.value) for m in generated]
