@@ -74,7 +74,7 @@ def test_help_explains_every_verb() -> None:
     assert result.exit_code == 0
     for verb in ("worker", "migrate", "sql", "simulate", "replay", "demo", "kafka", "schema"):
         assert verb in result.output
-    for verb in ("worker", "sql", "simulate", "replay", "demo"):
+    for verb in ("worker", "sql", "simulate", "replay", "demo", "lag"):
         sub = runner.invoke(app, [verb, "--help"])
         assert sub.exit_code == 0, sub.output
 
@@ -90,6 +90,10 @@ def test_help_explains_every_verb() -> None:
         ({"RINGLOG_TOPIC": "bad topic"}, "RINGLOG_TOPIC"),
         ({"RINGLOG_RATES_FILE": "/nonexistent.yaml"}, "RINGLOG_RATES_FILE"),
         ({"RINGLOG_DATABASE": "drop table"}, "RINGLOG_DATABASE"),
+        ({"RINGLOG_HEALTH_MAX_FAILURES": "0"}, "RINGLOG_HEALTH_MAX_FAILURES"),
+        ({"RINGLOG_HEALTH_MAX_FAILURES": "many"}, "RINGLOG_HEALTH_MAX_FAILURES"),
+        ({"RINGLOG_HEALTH_STALL_SECONDS": "-1"}, "RINGLOG_HEALTH_STALL_SECONDS"),
+        ({"RINGLOG_HEALTH_STALL_SECONDS": "soon"}, "RINGLOG_HEALTH_STALL_SECONDS"),
     ],
 )
 def test_bad_configuration_names_the_setting(env: dict[str, str], needle: str) -> None:

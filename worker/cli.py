@@ -291,6 +291,82 @@ def demo(
     raise typer.Exit(code)
 
 
+@app.command()
+def lag(
+    brokers: Brokers = None,
+    topic: Topic = None,
+    group_id: GroupId = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (for scripts)")] = False,
+    max_messages: Annotated[
+        int | None,
+        typer.Option(help="CRITICAL (exit 2) when the total lag exceeds this many messages"),
+    ] = None,
+    max_seconds: Annotated[
+        float | None,
+        typer.Option(
+            help="CRITICAL (exit 2) when the oldest uncommitted message is older than this "
+            "(seconds; see the method above)"
+        ),
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Give up on Kafka after this many seconds")] = 30.0,
+) -> None:
+    """Show the consumer group's lag per partition, read straight from Kafka (works while
+    the worker is down); a Nagios-style check with thresholds.
+
+    Lag = log-end offset - the group's committed offset: every message not yet durable in
+    ClickHouse (a partition never committed counts from its log start). Time lag
+    (--max-seconds) = now - the Kafka timestamp of the oldest uncommitted message of each
+    partition (the record at the committed offset, read without joining the group), maximum
+    over partitions; 0 for a partition without lag.
+
+    Exit 0 OK (within the thresholds), 2 CRITICAL (above one), 3 UNKNOWN (Kafka unreachable,
+    topic or group unknown, bad setting, or the oldest message could not be read).
+    """
+    from worker.lag import UNKNOWN, LagUnavailable, evaluate, read_lag
+
+    try:
+        settings = load_settings().with_overrides(
+            kafka_brokers=brokers, topic=topic, group_id=group_id
+        )
+    except ConfigError as exc:
+        console.print(f"UNKNOWN - configuration error: {exc}", markup=False)
+        raise typer.Exit(UNKNOWN) from None
+    try:
+        report = _run(read_lag(settings, with_age=max_seconds is not None, limit_s=timeout))
+    except LagUnavailable as exc:
+        if as_json:
+            out.print_json(json.dumps({"status": "UNKNOWN", "error": str(exc)}))
+        else:
+            out.print(f"UNKNOWN - {exc}", markup=False, soft_wrap=True)
+        raise typer.Exit(UNKNOWN) from None
+    verdict = evaluate(report, max_messages, max_seconds)
+    if as_json:
+        data = report.as_dict()
+        data["status"] = verdict.line.split(" ", 1)[0]
+        data["message"] = verdict.line
+        data["thresholds"] = {"max_messages": max_messages, "max_seconds": max_seconds}
+        out.print_json(json.dumps(data))
+    else:
+        table = Table(
+            "partition", "committed", "end", "lag", title=f"{report.topic} / {report.group}"
+        )
+        if max_seconds is not None:
+            table.add_column("oldest uncommitted age (s)")
+        for p in report.partitions:
+            row = [str(p.partition), "none" if p.committed is None else str(p.committed)]
+            row += [str(p.end), str(p.lag)]
+            if max_seconds is not None:
+                age = p.oldest_uncommitted_age_seconds
+                row.append("unknown" if age is None else f"{age:.1f}")
+            table.add_row(*row)
+        out.print(table)
+        out.print(
+            f"total lag: {report.total_lag} messages over {len(report.partitions)} partitions"
+        )
+        out.print(verdict.line, markup=False, soft_wrap=True)
+    raise typer.Exit(verdict.code)
+
+
 @kafka_app.command("up")
 def kafka_up(
     port: Annotated[
@@ -341,6 +417,54 @@ def schema_export(
 
     path = write_json_schema(out_dir)
     out.print(f"wrote {path}")
+
+
+store_app = typer.Typer(
+    help="Share one embedded chDB store between processes (dev and tests).", no_args_is_help=True
+)
+app.add_typer(store_app, name="store")
+
+
+@store_app.command("serve")
+def store_serve(
+    path: Annotated[Path, typer.Option("--path", help="chDB data directory to own")],
+    port: Annotated[int, typer.Option(help="TCP port (0 = any free port)")] = 8123,
+    host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
+    user: Annotated[
+        str | None,
+        typer.Option(envvar="RINGLOG_STORE_USER", help="Require this user [RINGLOG_STORE_USER]"),
+    ] = None,
+    max_concurrency: Annotated[int, typer.Option(help="Queries run at once")] = 8,
+) -> None:
+    """Serve a chDB store over ClickHouse's HTTP interface until SIGTERM/Ctrl-C.
+
+    chDB lets one process open a data directory. This server owns it and speaks enough of
+    ClickHouse's HTTP interface for clickhouse-connect and ringlog, so several workers
+    (scale-out, rebalance tests) and external tools can share ONE store, and tests exercise
+    ringlog's real HTTP path. Point them at the printed RINGLOG_CLICKHOUSE_URL. Not a
+    production ClickHouse. The password (with --user) comes from RINGLOG_STORE_PASSWORD or
+    RINGLOG_STORE_PASSWORD_FILE.
+    """
+    import os
+
+    from worker.chdb_http import serve
+
+    password = os.environ.get("RINGLOG_STORE_PASSWORD")
+    password_file = os.environ.get("RINGLOG_STORE_PASSWORD_FILE")
+    if password is None and password_file:
+        password = Path(password_file).read_text().strip()
+    setup_logging("text", os.environ.get("RINGLOG_LOG_LEVEL", "INFO"))
+
+    def ready(server: Any) -> None:
+        print(f"RINGLOG_CLICKHOUSE_URL={server.url}", flush=True)
+        console.print(f"chDB store {path} served at {server.url} (not a production ClickHouse)")
+
+    try:
+        serve(path, host=host, port=port, user=user, password=password,
+              max_concurrency=max_concurrency, on_ready=ready)  # fmt: skip
+    except (OSError, RuntimeError) as exc:
+        console.print(f"[bold red]store serve failed:[/] {exc}")
+        raise typer.Exit(1) from None
 
 
 def main() -> None:

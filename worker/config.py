@@ -59,6 +59,10 @@ class Settings:
     kafka_sasl_mechanism: str | None = None
     kafka_sasl_username: str | None = None
     kafka_sasl_password: str | None = None
+    # /health turns 503 after this many consecutive failed ClickHouse calls...
+    health_max_failures: int = 5
+    # ...or when there is lag and nothing was committed for this long.
+    health_stall_seconds: float = 120.0
 
     def __post_init__(self) -> None:
         if not self.clickhouse_url:
@@ -115,6 +119,14 @@ class Settings:
             raise ConfigError(f"RINGLOG_LOG_FORMAT={self.log_format!r}: use text or json")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise ConfigError(f"RINGLOG_LOG_LEVEL={self.log_level!r}: use DEBUG/INFO/WARNING/ERROR")
+        if self.health_max_failures < 1:
+            raise ConfigError(
+                f"RINGLOG_HEALTH_MAX_FAILURES={self.health_max_failures}: must be >= 1"
+            )
+        if not self.health_stall_seconds > 0:
+            raise ConfigError(
+                f"RINGLOG_HEALTH_STALL_SECONDS={self.health_stall_seconds}: must be > 0 (seconds)"
+            )
 
     def with_overrides(self, **overrides: object) -> Settings:
         """Apply CLI flags (None means 'not given') on top of the environment."""
@@ -185,6 +197,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         kafka_sasl_mechanism=env.get("RINGLOG_KAFKA_SASL_MECHANISM") or None,
         kafka_sasl_username=env.get("RINGLOG_KAFKA_SASL_USERNAME") or None,
         kafka_sasl_password=_secret(env, "RINGLOG_KAFKA_SASL_PASSWORD"),
+        health_max_failures=_int(env, "RINGLOG_HEALTH_MAX_FAILURES", 5),
+        health_stall_seconds=_float(env, "RINGLOG_HEALTH_STALL_SECONDS", 120.0),
     )
 
 

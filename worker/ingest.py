@@ -344,10 +344,12 @@ class Ingestor:
             self.store.insert(table, rows)
             self.metrics.insert_seconds.labels(table).observe(time.perf_counter() - started)
 
-        await self._retrying(f"inserting into {table}", lambda: asyncio.to_thread(run))
+        await self._retrying(f"inserting into {table}", lambda: asyncio.to_thread(run), table=table)
         self.metrics.rows_written.labels(table).inc(len(rows))
 
-    async def _retrying(self, doing: str, attempt: Callable[[], Awaitable[T]]) -> T:
+    async def _retrying(
+        self, doing: str, attempt: Callable[[], Awaitable[T]], table: str | None = None
+    ) -> T:
         """Retry transient store/broker failures forever with capped backoff."""
         failures = 0
         while True:
@@ -364,7 +366,7 @@ class Ingestor:
                     failures,
                     delay,
                     exc,
-                    extra={"error_code": "store_unavailable"},
+                    extra={"error_code": "store_unavailable", "table": table, "attempt": failures},
                 )
                 await asyncio.sleep(delay)
                 continue

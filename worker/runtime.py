@@ -26,11 +26,6 @@ from worker.rates import load_rate_plan
 
 log = logging.getLogger("ringlog.worker")
 
-# /health turns 503 after this many consecutive failed ClickHouse calls...
-UNHEALTHY_AFTER_FAILURES = 5
-# ...or when the consumer holds uncommitted work and has not committed for this long.
-STALL_SECONDS = 120.0
-
 
 @dataclass
 class Worker:
@@ -44,22 +39,25 @@ class Worker:
     http_port: int = 0
 
     def health(self) -> Health:
+        """Unhealthy (503) when the consume loop is not running, after
+        RINGLOG_HEALTH_MAX_FAILURES consecutive failed ClickHouse calls, or when there is lag
+        and nothing was committed for RINGLOG_HEALTH_STALL_SECONDS (since the loop started,
+        before the first commit)."""
         reasons: list[str] = []
         if not self.loop.running:
             reasons.append("consume loop is not running")
-        if self.ingestor.consecutive_failures >= UNHEALTHY_AFTER_FAILURES:
-            reasons.append(f"{self.ingestor.consecutive_failures} consecutive ClickHouse failures")
-        lagging = any(
-            (self.loop.consumer.highwater(tp) or 0) > self.loop.committed.get(tp, 0)
-            for tp in self.loop.consumer.assignment()
-        )
-        since_commit = time.time() - (self.loop.last_commit or self.ingestor.last_write_ok)
-        if lagging and since_commit > STALL_SECONDS:
-            reasons.append(f"lag is non-zero and nothing committed for {since_commit:.0f}s")
+        failures = self.ingestor.consecutive_failures
+        if failures >= self.settings.health_max_failures:
+            reasons.append(f"{failures} consecutive ClickHouse failures")
+        lag = sum(self.loop.lag().values())
+        since_commit = time.time() - (self.loop.last_commit or self.loop.started_at)
+        if lag > 0 and since_commit > self.settings.health_stall_seconds:
+            reasons.append(f"lag is {lag} messages and nothing committed for {since_commit:.0f}s")
         return Health(not reasons, reasons)
 
     def ready(self) -> bool:
-        return self.started and self.loop.running
+        """Kubernetes readiness: joined the consumer group and consuming."""
+        return self.started and self.loop.running and self.loop.joined
 
 
 async def build_worker(settings: Settings) -> Worker:

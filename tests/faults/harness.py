@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -33,7 +34,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 from schemas.tables import ROW_TABLES, TABLES_BY_NAME
 from worker.correlation import build_call_rows
 from worker.decode import ValidEvent, decode
-from worker.rates import RatePlan
+from worker.producer import ensure_topic, produce
+from worker.rates import RatePlan, load_rate_plan
+from worker.traffic import generate_calls
 
 ROOT = Path(__file__).resolve().parents[2]
 # Columns that depend on the wall clock or on how many times a row was rewritten.
@@ -303,3 +306,191 @@ def totals(report: dict[str, dict[str, int]]) -> dict[str, int]:
 
 def messages_of(generated: Sequence[Any]) -> list[tuple[bytes | None, bytes]]:
     return [(m.key, m.value) for m in generated]
+
+
+async def crash_run(
+    setup: Setup, calls: int, kills: int, seed: int, log_dir: Path, rate: float = 1500.0
+) -> dict[str, int]:
+    """Produce `calls` calls at `rate` events/s while killing the worker `kills` times."""
+    generated = list(
+        generate_calls(calls, seed=seed, invalid_share=0.02, duplicate_share=0.15, oversized=0)
+    )
+    messages = messages_of(generated)
+    await ensure_topic(setup.brokers, setup.topic, partitions=4)
+    await ensure_topic(setup.brokers, setup.dlq_topic, partitions=1)
+    worker = WorkerProcess(setup, log_dir)
+    rnd = random.Random(seed)
+    worker.start()
+    producing = asyncio.create_task(
+        produce(generated, brokers=setup.brokers, topic=setup.topic, rate=rate, progress=False)
+    )
+    # Kill at random moments over the production window: while it consumes, mid-batch,
+    # during an insert, or while it is still starting (joining the group).
+    window = len(messages) / rate
+    for _ in range(kills):
+        await asyncio.sleep(rnd.uniform(0.3, max(0.6, 2 * window / max(1, kills))))
+        worker.kill()
+        worker.start()
+    await producing
+    if not worker.alive():
+        worker.start()
+    await asyncio.to_thread(worker.wait_ready)
+    await wait_drained(setup)
+    expected, distinct, rejected = expected_rows(messages, load_rate_plan(setup.rates_file))
+    report = compare(worker, expected)
+    events, doubled_events, rejects = event_counts(worker)
+    assert worker.stop() == 0
+    result = totals(report)
+    result["call_event_lost"] = distinct - events
+    result["call_event_doubled"] = doubled_events
+    result["rejected_lost"] = rejected - rejects
+    result["starts"] = worker.starts
+    print(
+        f"crash run: {calls} calls, {len(messages)} messages, {kills} kills -> {result}",
+        file=sys.stderr,
+    )
+    return result
+
+
+# ---- helpers for the outage and scale-out tests (tests/faults/test_kafka_restart.py,
+# test_clickhouse_down.py, test_scale_out.py) ----------------------------------------------
+
+ZERO_RESULT: dict[str, int] = {
+    "lost": 0,
+    "unexpected": 0,
+    "doubled": 0,
+    "wrong": 0,
+    "call_event_lost": 0,
+    "call_event_doubled": 0,
+    "rejected_lost": 0,
+}
+
+
+@dataclass
+class LocalBroker:
+    """A private single-node broker (deploy/kafka.sh with its own home and ports), so a test
+    can stop and start it without touching the shared broker on 9092."""
+
+    home: Path
+    port: int = field(default_factory=free_port)
+    controller_port: int = 0
+
+    def __post_init__(self) -> None:
+        while not self.controller_port or self.controller_port == self.port:
+            self.controller_port = free_port()
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def _run(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+        env = dict(os.environ)
+        env.update(
+            {
+                "RINGLOG_KAFKA_PORT": str(self.port),
+                "RINGLOG_KAFKA_CONTROLLER_PORT": str(self.controller_port),
+                "RINGLOG_KAFKA_HOME": str(self.home),
+                "RINGLOG_KAFKA_PURGE": "0",
+            }
+        )
+        return subprocess.run(
+            ["bash", str(ROOT / "deploy" / "kafka.sh"), *args],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def up(self) -> str:
+        proc = self._run("up")
+        if proc.returncode != 0:
+            raise AssertionError(f"kafka.sh up failed:\n{proc.stdout}\n{proc.stderr}")
+        return self.bootstrap
+
+    def down(self, purge: bool = False) -> None:
+        proc = self._run("down", *(["--purge"] if purge else []), timeout=120)
+        if proc.returncode != 0:
+            raise AssertionError(f"kafka.sh down failed:\n{proc.stdout}\n{proc.stderr}")
+
+    def running(self) -> bool:
+        return self._run("status", timeout=30).returncode == 0
+
+
+def health(worker: WorkerProcess) -> tuple[int, dict[str, Any]]:
+    """(HTTP status, JSON body) of the worker's /health; (0, {}) when it does not answer."""
+    try:
+        status, body = worker.http("/health", timeout=5)
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return 0, {}
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        data = {"raw": body[:300].decode(errors="replace")}
+    return status, data if isinstance(data, dict) else {"raw": data}
+
+
+def metric(worker: WorkerProcess, name: str) -> dict[str, float]:
+    """Samples of one metric from the worker's /metrics: {label text: value}."""
+    status, body = worker.http("/metrics", timeout=5)
+    if status != 200:
+        raise AssertionError(f"/metrics answered {status}")
+    out: dict[str, float] = {}
+    for line in body.decode().splitlines():
+        if line.startswith(name) and not line.startswith("#"):
+            head, _, value = line.rpartition(" ")
+            rest = head[len(name) :]
+            if rest and rest[0] not in "{":
+                continue  # another metric with this prefix
+            out[rest] = float(value)
+    return out
+
+
+async def wait_until(
+    predicate: Any, limit_s: float, what: str, interval_s: float = 0.2
+) -> float:
+    """Poll `predicate()` (sync or async) until truthy; returns the seconds it took."""
+    t0 = time.monotonic()
+    while True:
+        value = predicate()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return time.monotonic() - t0
+        if time.monotonic() - t0 > limit_s:
+            raise AssertionError(f"timed out after {limit_s:.0f}s waiting for {what}")
+        await asyncio.sleep(interval_s)
+
+
+async def produce_all(setup: Setup, generated: Sequence[Any], rate: float | None) -> None:
+    """Produce and require every message acknowledged."""
+    if not generated:
+        return
+    stats = await produce(
+        generated, brokers=setup.brokers, topic=setup.topic, rate=rate, progress=False
+    )
+    assert stats.failed == 0, stats.errors
+
+
+def verify(
+    worker: WorkerProcess, messages: Sequence[tuple[bytes | None, bytes]], setup: Setup
+) -> dict[str, int]:
+    """Exact rows: `compare` totals plus call_event and rejected_event counts (ZERO_RESULT
+    when everything is right)."""
+    expected, distinct, rejected = expected_rows(messages, load_rate_plan(setup.rates_file))
+    result = totals(compare(worker, expected, out=sys.stderr))
+    events, doubled_events, rejects = event_counts(worker)
+    result["call_event_lost"] = distinct - events
+    result["call_event_doubled"] = doubled_events
+    result["rejected_lost"] = rejected - rejects
+    return result
+
+
+def log_tail(log_dir: Path, lines: int = 30) -> str:
+    """The last lines of every worker log in `log_dir` (for assertion messages)."""
+    parts = []
+    for path in sorted(log_dir.glob("worker-*.log")):
+        text = path.read_text(errors="replace").splitlines()[-lines:]
+        parts.append(f"---- {path.name}\n" + "\n".join(text))
+    return "\n".join(parts)
