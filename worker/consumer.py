@@ -20,6 +20,7 @@ from worker.producer import ensure_topic
 log = logging.getLogger("ringlog.consumer")
 
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+REVOKE_GRACE_S = 20.0
 # How often the lag task asks the broker for log-end and committed offsets. It runs beside
 # the consume loop, so the lag keeps moving while the loop waits for ClickHouse.
 LAG_REFRESH_SECONDS = 5.0
@@ -107,6 +108,8 @@ class ConsumeLoop:
         self.fatal: BaseException | None = None
         self._gauges_at = 0.0
         self._inflight: asyncio.Task[None] | None = None
+        self._inflight_batch: list[Any] = []
+        self._generation = 0
         # Joined the group (a member with an assignment, possibly empty).
         self.joined = False
         self.started_at = time.time()
@@ -119,11 +122,48 @@ class ConsumeLoop:
         self._refresh_now = asyncio.Event()
 
     async def on_revoked(self, partitions: set[int]) -> None:
-        # Finish and commit the batch in flight before the partitions move: the new owner
-        # then starts exactly where this worker's durable work ends.
-        await self._drain()
+        # Finish and commit the batch in flight before the partitions move, so the new owner
+        # starts exactly where this worker's durable work ends. While ClickHouse is down that
+        # batch cannot finish: after REVOKE_GRACE_S it is abandoned uncommitted (the new owner
+        # replays it; writes are idempotent) instead of holding the whole group's rebalance.
+        self._generation += 1  # a batch being prepared right now is discarded (see run)
+        task, self._inflight = self._inflight, None
+        if task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(task), REVOKE_GRACE_S)
+            except TimeoutError:
+                task.cancel()
+                log.warning(
+                    "abandoned the batch in flight on rebalance (ClickHouse not answering); "
+                    "it will be consumed again",
+                    extra={"partitions": sorted(partitions)},
+                )
+                self._rewind(self._inflight_batch, partitions)
+            except Exception as exc:
+                log.error("batch in flight failed during rebalance, it will be consumed "
+                          "again: %s", exc)
+                self._rewind(self._inflight_batch, partitions)
         self._revoked |= partitions
         self.ingestor.forget_partitions(partitions)
+
+    def _rewind(self, batch: Sequence[Any], revoked: set[int]) -> None:
+        """A batch was abandoned uncommitted: consume it again.
+
+        Partitions being revoked are replayed by their new owner. For the ones this worker
+        keeps, the consumer's position is already past the batch, so seek back to its first
+        offsets; their calls are forgotten too, since the cache merged events that never
+        became durable.
+        """
+        first: dict[TopicPartition, int] = {}
+        for msg in batch:
+            tp = TopicPartition(msg.topic, msg.partition)
+            first[tp] = min(first.get(tp, msg.offset), msg.offset)
+        kept = {tp: off for tp, off in first.items() if tp.partition not in revoked}
+        assigned = self.consumer.assignment()
+        for tp, offset in kept.items():
+            if tp in assigned:
+                self.consumer.seek(tp, offset)
+        self.ingestor.forget_partitions({tp.partition for tp in first})
 
     async def start(self) -> None:
         # A missing topic would leave the group with no partitions until the next metadata
@@ -155,9 +195,17 @@ class ConsumeLoop:
                     await self._reap()
                     self._update_lag()
                     continue
+                generation = self._generation
                 plan = await self.ingestor.prepare(batch)
+                if generation != self._generation:
+                    # A rebalance ran while this batch was prepared (the callback runs in
+                    # aiokafka's coordinator task): its state may be half forgotten, so
+                    # consume it again from scratch rather than write it.
+                    self._rewind(batch, set())
+                    continue
                 await self._drain()
                 self._inflight = asyncio.create_task(self._write_and_commit(plan, batch))
+                self._inflight_batch = batch
             await self._drain()
         finally:
             self.running = False

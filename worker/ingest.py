@@ -154,7 +154,8 @@ class Ingestor:
         changed: list[CallKey] = []
         for key, items in by_call.items():
             state = self.cache.get(key)
-            assert state is not None  # _load_missing put every key in the cache
+            if state is None:
+                continue  # forgotten by a rebalance meanwhile: the caller discards this plan
             touched = False
             for msg, ev in items:
                 if state.merge(ev):
