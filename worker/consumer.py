@@ -40,6 +40,10 @@ def kafka_client_options(settings: Settings) -> dict[str, Any]:
     return options
 
 
+class DeadLetterUnavailable(ConnectionError):
+    """The DLQ topic could not take the dead letters (broker down, timeout)."""
+
+
 class DeadLetterProducer:
     """Produces dead letters to the DLQ topic and waits for acks=all before returning."""
 
@@ -59,10 +63,15 @@ class DeadLetterProducer:
         await self._producer.stop()
 
     async def send(self, records: Sequence[tuple[bytes | None, bytes]]) -> None:
-        futures = [
-            await self._producer.send(self.topic, value=value, key=key) for key, value in records
-        ]
-        await asyncio.gather(*futures)
+        try:
+            futures = [
+                await self._producer.send(self.topic, value=value, key=key)
+                for key, value in records
+            ]
+            await asyncio.gather(*futures)
+        except KafkaError as exc:
+            # Transient for the ingestor: it retries with backoff, like a ClickHouse outage.
+            raise DeadLetterUnavailable(f"producing to {self.topic}: {exc!r}") from exc
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -249,7 +258,24 @@ class ConsumeLoop:
         if self._revoked:
             # Those partitions now belong to another worker, which resumes from our last
             # commit; processing them here too would only race it.
+            dropped: dict[TopicPartition, int] = {}
+            for m in batch:
+                if m.partition in self._revoked:
+                    tp = TopicPartition(m.topic, m.partition)
+                    dropped[tp] = min(dropped.get(tp, m.offset), m.offset)
             batch = [m for m in batch if m.partition not in self._revoked]
+            # A revoked partition may have been assigned straight back to this worker and
+            # fetched again within this batch: the position is then past records we just
+            # dropped, and the next commit would skip them. Rewind (never forward) to them.
+            assigned = self.consumer.assignment()
+            for tp, first in dropped.items():
+                if tp in assigned:
+                    with contextlib.suppress(KafkaError, TimeoutError):
+                        position = await asyncio.wait_for(
+                            self.consumer.position(tp), BROKER_TIMEOUT_SECONDS
+                        )
+                        first = min(first, position)
+                    self.consumer.seek(tp, first)
         return batch
 
     async def _commit(self, batch: Sequence[Any]) -> None:

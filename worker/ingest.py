@@ -149,6 +149,11 @@ class Ingestor:
         by_call: dict[CallKey, list[tuple[Message, ValidEvent]]] = defaultdict(list)
         for msg, ev in valid:
             by_call[(ev.event.project_id, ev.event.call_id)].append((msg, ev))
+        # Calls reloaded from call_event are rebuilt even when every event of this batch is
+        # already stored: a worker that died (or abandoned a batch) between its call_event
+        # insert and its row inserts left those events durable but their rows unwritten,
+        # and the replay would otherwise find only duplicates and write nothing.
+        reloaded = {key for key in by_call if key not in self.cache}
         await self._load_missing(by_call)
 
         changed: list[CallKey] = []
@@ -170,7 +175,7 @@ class Ingestor:
                     self.watermark = occurred
                 if plan.max_event_time is None or occurred > plan.max_event_time:
                     plan.max_event_time = occurred
-            if touched:
+            if touched or key in reloaded:
                 changed.append(key)
 
         for key in changed:

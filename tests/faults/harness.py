@@ -321,25 +321,28 @@ async def crash_run(
     worker = WorkerProcess(setup, log_dir)
     rnd = random.Random(seed)
     worker.start()
-    producing = asyncio.create_task(
-        produce(generated, brokers=setup.brokers, topic=setup.topic, rate=rate, progress=False)
-    )
-    # Kill at random moments over the production window: while it consumes, mid-batch,
-    # during an insert, or while it is still starting (joining the group).
-    window = len(messages) / rate
-    for _ in range(kills):
-        await asyncio.sleep(rnd.uniform(0.3, max(0.6, 2 * window / max(1, kills))))
-        worker.kill()
-        worker.start()
-    await producing
-    if not worker.alive():
-        worker.start()
-    await asyncio.to_thread(worker.wait_ready)
-    await wait_drained(setup)
-    expected, distinct, rejected = expected_rows(messages, load_rate_plan(setup.rates_file))
-    report = compare(worker, expected)
-    events, doubled_events, rejects = event_counts(worker)
-    assert worker.stop() == 0
+    try:
+        producing = asyncio.create_task(
+            produce(generated, brokers=setup.brokers, topic=setup.topic, rate=rate, progress=False)
+        )
+        # Kill at random moments over the production window: while it consumes, mid-batch,
+        # during an insert, or while it is still starting (joining the group).
+        window = len(messages) / rate
+        for _ in range(kills):
+            await asyncio.sleep(rnd.uniform(0.3, max(0.6, 2 * window / max(1, kills))))
+            worker.kill()
+            worker.start()
+        await producing
+        if not worker.alive():
+            worker.start()
+        await asyncio.to_thread(worker.wait_ready)
+        await wait_drained(setup)
+        expected, distinct, rejected = expected_rows(messages, load_rate_plan(setup.rates_file))
+        report = compare(worker, expected)
+        events, doubled_events, rejects = event_counts(worker)
+        assert worker.stop() == 0
+    finally:
+        worker.kill()  # never leave a worker behind when an assertion fails
     result = totals(report)
     result["call_event_lost"] = distinct - events
     result["call_event_doubled"] = doubled_events
@@ -432,8 +435,14 @@ def health(worker: WorkerProcess) -> tuple[int, dict[str, Any]]:
 
 
 def metric(worker: WorkerProcess, name: str) -> dict[str, float]:
-    """Samples of one metric from the worker's /metrics: {label text: value}."""
-    status, body = worker.http("/metrics", timeout=5)
+    """Samples of one metric from the worker's /metrics: {label text: value}; empty while
+    the worker does not serve them (not listening yet, or 503 while starting/stopping)."""
+    try:
+        status, body = worker.http("/metrics", timeout=5)
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return {}
+    if status == 503:
+        return {}
     if status != 200:
         raise AssertionError(f"/metrics answered {status}")
     out: dict[str, float] = {}
@@ -447,9 +456,7 @@ def metric(worker: WorkerProcess, name: str) -> dict[str, float]:
     return out
 
 
-async def wait_until(
-    predicate: Any, limit_s: float, what: str, interval_s: float = 0.2
-) -> float:
+async def wait_until(predicate: Any, limit_s: float, what: str, interval_s: float = 0.2) -> float:
     """Poll `predicate()` (sync or async) until truthy; returns the seconds it took."""
     t0 = time.monotonic()
     while True:
