@@ -46,11 +46,12 @@ def parse_timestamp(value: object) -> datetime:
         offset = "+00:00"
     try:
         parsed = datetime.fromisoformat(f"{date}T{clock}.{millis}{offset}")
-    except ValueError:
+        # OverflowError: an offset that moves year 1 or 9999 out of datetime's range.
+        return parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise PydanticCustomError(
             "timestamp", "must be an RFC 3339 timestamp with offset"
         ) from None
-    return parsed.astimezone(UTC)
 
 
 def _optional_timestamp(value: object) -> datetime | None:
@@ -80,8 +81,15 @@ def _e164(value: object) -> str:
     return value
 
 
+# A decimal as producers write it: ASCII digits only (Decimal() alone would also take "1_000"
+# and non-ASCII digits such as "١٢").
+_DECIMAL_TEXT = re.compile(r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$", re.ASCII)
+
+
 def _money(value: object) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise PydanticCustomError("decimal", "must be a decimal")
+    if isinstance(value, str) and _DECIMAL_TEXT.match(value) is None:
         raise PydanticCustomError("decimal", "must be a decimal")
     try:
         amount = Decimal(str(value).strip()) if not isinstance(value, int) else Decimal(value)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -112,9 +114,65 @@ def validate_object(data: dict[str, Any]) -> Envelope | Rejection:
         shown = event_type[:100]
         return Rejection(UNKNOWN_TYPE, f"unknown event type {shown!r}", "type")
     try:
-        return model.model_validate(data)
+        event = model.model_validate(data)
     except ValidationError as exc:
         return _rejection_from(exc)
+    return _out_of_range(event) or event
+
+
+# What the tables can hold (schemas/tables.py). A value the contract's types accept but a
+# column cannot store would fail the insert with a permanent error and stall the worker on
+# that batch forever, so it is rejected here instead, naming the field.
+TIME_MIN = datetime(1970, 1, 1, tzinfo=UTC)
+TIME_MAX = datetime(2106, 1, 1, tzinfo=UTC)  # exclusive: any two times fit a UInt32 duration
+MONEY_MAX = Decimal(10) ** 12  # exclusive, US cents: sums of legs stay within Decimal(18, 4)
+_INT_RANGES: dict[str, tuple[int, int]] = {
+    "sequence": (0, 2**63 - 1),  # Int64
+    "billable_seconds": (0, 2**31 - 1),  # ~68 years; rated into Decimal(18, 4)
+    "duration": (0, 2**31 - 1),
+    "escalation_rule_order": (1, 2**32 - 1),  # UInt32
+    "repeat_count": (0, 2**32 - 1),
+    "status_code": (-(2**31), 2**31 - 1),  # Int32
+}
+
+
+def _checked_fields(model: type[Envelope]) -> tuple[tuple[str, str], ...]:
+    """The fields of `model` that `_out_of_range` must look at, with their kind."""
+    out: list[tuple[str, str]] = []
+    for name, info in model.model_fields.items():
+        annotation = str(info.annotation)
+        if "datetime" in annotation:
+            out.append((name, "time"))
+        elif "Decimal" in annotation:
+            out.append((name, "money"))
+        elif name in _INT_RANGES:
+            out.append((name, "int"))
+    return tuple(out)
+
+
+_CHECKED: dict[type[Envelope], tuple[tuple[str, str], ...]] = {
+    model: _checked_fields(model) for model in EVENT_MODELS.values()
+}
+
+
+def _out_of_range(event: Envelope) -> Rejection | None:
+    for name, kind in _CHECKED.get(type(event), ()):
+        value = getattr(event, name)
+        if value is None:
+            continue
+        if kind == "time":
+            if not TIME_MIN <= value < TIME_MAX:
+                return Rejection(
+                    INVALID_FIELD, f"{name} must be between 1970-01-01 and 2105-12-31", name
+                )
+        elif kind == "money":
+            if value >= MONEY_MAX:
+                return Rejection(INVALID_FIELD, f"{name} must be < {MONEY_MAX:f}", name)
+        else:
+            lo, hi = _INT_RANGES[name]
+            if not lo <= value <= hi:
+                return Rejection(INVALID_FIELD, f"{name} must be between {lo} and {hi}", name)
+    return None
 
 
 def _rejection_from(exc: ValidationError) -> Rejection:
