@@ -149,8 +149,9 @@ class ConsumeLoop:
                 )
                 self._rewind(self._inflight_batch, partitions)
             except Exception as exc:
-                log.error("batch in flight failed during rebalance, it will be consumed "
-                          "again: %s", exc)
+                log.error(
+                    "batch in flight failed during rebalance, it will be consumed again: %s", exc
+                )
                 self._rewind(self._inflight_batch, partitions)
         self._revoked |= partitions
         self.ingestor.forget_partitions(partitions)
