@@ -49,7 +49,7 @@ class Settings:
     http_port: int = 8321
     call_timeout: timedelta = timedelta(hours=4)
     # A batch is flushed when it holds this many events or is this old, whichever first.
-    batch_max_events: int = 5000
+    batch_max_events: int = 20_000
     batch_max_seconds: float = 0.5
     # Open-call cache bound; evicted calls are reloaded from call_event on their next event.
     cache_max_calls: int = 200_000
@@ -188,7 +188,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         http_host=env.get("RINGLOG_HTTP_HOST", "127.0.0.1"),
         http_port=_int(env, "RINGLOG_HTTP_PORT", 8321),
         call_timeout=parse_duration(env.get("RINGLOG_CALL_TIMEOUT", "4h"), "RINGLOG_CALL_TIMEOUT"),
-        batch_max_events=_int(env, "RINGLOG_BATCH_MAX_EVENTS", 5000),
+        batch_max_events=_int(env, "RINGLOG_BATCH_MAX_EVENTS", 20_000),
         batch_max_seconds=_float(env, "RINGLOG_BATCH_MAX_SECONDS", 0.5),
         cache_max_calls=_int(env, "RINGLOG_CACHE_MAX_CALLS", 200_000),
         log_format=env.get("RINGLOG_LOG_FORMAT", "text"),
