@@ -15,7 +15,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from tests.builders import RATES_FILE
 from worker.config import Settings
 from worker.producer import ensure_topic
-from worker.runtime import Worker, serve
+from worker.runtime import Worker, start_in_background
 
 
 def fresh_settings(bootstrap: str, chdb_url: str, **overrides: Any) -> Settings:
@@ -83,15 +83,9 @@ class Running:
 async def running_worker(settings: Settings) -> AsyncIterator[Running]:
     await ensure_topic(settings.kafka_brokers, settings.topic, partitions=3)
     await ensure_topic(settings.kafka_brokers, settings.dlq_topic, partitions=1)
-    stop = asyncio.Event()
-    started: asyncio.Future[Worker] = asyncio.get_running_loop().create_future()
-    task = asyncio.create_task(serve(settings, stop, on_started=started.set_result))
-    waiters: set[asyncio.Future[Any]] = {task, started}
-    await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-    if not started.done():
-        task.result()
+    worker, stop, task = await start_in_background(settings)
     try:
-        yield Running(started.result(), stop, task)
+        yield Running(worker, stop, task)
     finally:
         stop.set()
         await asyncio.wait_for(task, 60)

@@ -52,7 +52,7 @@ class Settings:
     batch_max_events: int = 20_000
     batch_max_seconds: float = 0.5
     # Open-call cache bound; evicted calls are reloaded from call_event on their next event.
-    cache_max_calls: int = 200_000
+    cache_max_calls: int = 50_000
     log_format: str = "text"
     log_level: str = "INFO"
     kafka_security_protocol: str = "PLAINTEXT"
@@ -190,7 +190,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         call_timeout=parse_duration(env.get("RINGLOG_CALL_TIMEOUT", "4h"), "RINGLOG_CALL_TIMEOUT"),
         batch_max_events=_int(env, "RINGLOG_BATCH_MAX_EVENTS", 20_000),
         batch_max_seconds=_float(env, "RINGLOG_BATCH_MAX_SECONDS", 0.5),
-        cache_max_calls=_int(env, "RINGLOG_CACHE_MAX_CALLS", 200_000),
+        cache_max_calls=_int(env, "RINGLOG_CACHE_MAX_CALLS", 50_000),
         log_format=env.get("RINGLOG_LOG_FORMAT", "text"),
         log_level=env.get("RINGLOG_LOG_LEVEL", "INFO"),
         kafka_security_protocol=env.get("RINGLOG_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT"),

@@ -56,6 +56,11 @@ class ValidEvent:
     digest: int
 
 
+def without_payload(event: ValidEvent) -> ValidEvent:
+    """The form kept in the call cache: the text is only needed once, for call_event."""
+    return ValidEvent(event.event, "", event.digest)
+
+
 def payload_digest(payload: bytes) -> int:
     return int.from_bytes(hashlib.blake2b(payload, digest_size=8).digest(), "big")
 
@@ -204,3 +209,19 @@ def _rejection_from(exc: ValidationError) -> Rejection:
     if kind in ("dict_type", "model_type"):
         return Rejection(INVALID_FIELD, f"{name} must be a JSON object", field)
     return Rejection(INVALID_FIELD, f"{name} {err['msg']}", field)
+
+
+def decode_stored(payload: str) -> ValidEvent | Rejection:
+    """Re-validate an event read back from `call_event.payload` (no key to check: it was
+    checked when the event was first consumed)."""
+    raw = payload.encode("utf-8")
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        return Rejection(INVALID_JSON, f"stored payload is not JSON: {exc}")
+    if not isinstance(data, dict):
+        return Rejection(NOT_OBJECT, "stored payload is not a JSON object")
+    event = validate_object(data)
+    if isinstance(event, Rejection):
+        return event
+    return ValidEvent(event, payload, payload_digest(raw))

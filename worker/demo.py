@@ -14,7 +14,7 @@ from rich.table import Table
 from worker.config import Settings
 from worker.kafka_local import KafkaLocalError, kafka_down, kafka_status, kafka_up
 from worker.producer import ensure_topic, produce
-from worker.runtime import Worker, serve
+from worker.runtime import start_in_background
 from worker.traffic import generate_calls
 
 SUMMARY_QUERIES: dict[str, str] = {
@@ -60,15 +60,11 @@ async def end_offsets(consumer: AIOKafkaConsumer, topic: str) -> dict[TopicParti
 async def _demo(settings: Settings, calls: int, console: Console) -> int:
     await ensure_topic(settings.kafka_brokers, settings.topic)
     await ensure_topic(settings.kafka_brokers, settings.dlq_topic, partitions=1)
-    stop = asyncio.Event()
-    started: asyncio.Future[Worker] = asyncio.get_running_loop().create_future()
-    task = asyncio.create_task(serve(settings, stop, on_started=started.set_result))
-    waiters: set[asyncio.Future[Any]] = {task, started}
-    await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-    if not started.done():
-        task.result()
+    try:
+        worker, stop, task = await start_in_background(settings)
+    except Exception as exc:
+        console.print(f"[bold red]the worker did not start:[/] {exc}")
         return 1
-    worker = started.result()
     console.print(
         f"[bold]2/4[/] worker running (metrics on http://{settings.http_host}:"
         f"{settings.http_port}/metrics)"

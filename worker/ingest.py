@@ -30,14 +30,14 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 import orjson
 
 from worker.clickhouse_store import ClickHouseStore, StoreUnavailable
 from worker.config import Settings
 from worker.correlation import Row, build_call_rows
-from worker.decode import Rejection, ValidEvent, decode, payload_digest, validate_object
+from worker.decode import Rejection, ValidEvent, decode, decode_stored, without_payload
 from worker.metrics import Metrics
 from worker.rates import RatePlan
 from worker.state import CallCache, CallKey, CallState
@@ -163,7 +163,7 @@ class Ingestor:
                 continue  # forgotten by a rebalance meanwhile: the caller discards this plan
             touched = False
             for msg, ev in items:
-                if state.merge(ev):
+                if state.merge(without_payload(ev)):
                     touched = True
                     plan.event_rows.append(_call_event_row(msg, ev, ingested_at))
                     plan.counts[(ev.event.type, "written")] += 1
@@ -284,7 +284,7 @@ class Ingestor:
                 continue
             event = _reload(payload)
             if event is not None:
-                state.merge(event)
+                state.merge(without_payload(event))
         for key in missing:
             state = self.cache.get(key)
             if state is not None and state.events:
@@ -401,19 +401,12 @@ def _call_event_row(msg: Message, ev: ValidEvent, ingested_at: datetime) -> Row:
 
 
 def _reload(payload: str) -> ValidEvent | None:
-    """Re-validate a stored event (it was valid when written, under the same contract)."""
-    raw = payload.encode("utf-8")
-    try:
-        data: Any = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(data, dict):
-        return None
-    event = validate_object(data)
+    """A stored event (it was valid when written, under the same contract)."""
+    event = decode_stored(payload)
     if isinstance(event, Rejection):
         log.error("stored event no longer validates: %s", event.message)
         return None
-    return ValidEvent(event, payload, payload_digest(raw))
+    return event
 
 
 def _payload_text(raw: bytes) -> tuple[str, str]:

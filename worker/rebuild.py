@@ -24,13 +24,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import orjson
-
 from schemas.ddl import qualified
 from schemas.tables import CALL_EVENT
 from worker.clickhouse_store import ClickHouseStore, StoreUnavailable
 from worker.correlation import Row, build_call_rows
-from worker.decode import Rejection, ValidEvent, payload_digest, validate_object
+from worker.decode import Rejection, ValidEvent, decode_stored
 from worker.rates import RatePlan
 from worker.state import CallKey
 
@@ -120,18 +118,11 @@ def _watermark(store: ClickHouseStore, table: str) -> datetime | None:
 
 
 def _event(payload: str) -> ValidEvent | None:
-    raw = payload.encode("utf-8")
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(data, dict):
-        return None
-    event = validate_object(data)
+    event = decode_stored(payload)
     if isinstance(event, Rejection):
         log.warning("stored event no longer validates, skipped: %s", event.message)
         return None
-    return ValidEvent(event, payload, payload_digest(raw))
+    return event
 
 
 def rebuild(

@@ -7,13 +7,14 @@ the consumer joins the group, so the first batch can already be made durable.
 from __future__ import annotations
 
 import asyncio
-import gc
 import contextlib
+import gc
 import logging
 import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 
@@ -131,3 +132,19 @@ async def serve(
         await worker.dead_letters.stop()
         await runner.cleanup()
         worker.store.close()
+
+
+async def start_in_background(
+    settings: Settings,
+) -> tuple[Worker, asyncio.Event, asyncio.Task[None]]:
+    """Run `serve` as a task of the current loop (demo, tests, benchmarks): returns the
+    started worker, the event that stops it and the task to await after setting it."""
+    stop = asyncio.Event()
+    started: asyncio.Future[Worker] = asyncio.get_running_loop().create_future()
+    task = asyncio.create_task(serve(settings, stop, on_started=started.set_result))
+    waiters: set[asyncio.Future[Any]] = {task, started}
+    await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    if not started.done():
+        task.result()  # re-raise why it stopped before starting
+        raise RuntimeError("the worker stopped before it started")
+    return started.result(), stop, task
