@@ -30,7 +30,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from schemas.events import EVENT_TYPES
-from schemas.tables import TABLES_BY_NAME
+from schemas.tables import OUTBOUND_RELATION_IDS, TABLES_BY_NAME
 from tests import builders as b
 from worker.correlation import build_call_rows
 from worker.decode import (
@@ -55,22 +55,7 @@ UUID_A = "23ec7c0c-5a3a-401c-ab11-f5e05646aa7a"
 def base_events() -> list[dict[str, Any]]:
     """One valid event of every type for CALL, with (nearly) every optional field set."""
     dial = f"{CALL}-1"
-    relations = {
-        name: UUID_A
-        for name in (
-            "user_id",
-            "team_id",
-            "incident_id",
-            "alert_id",
-            "monitor_id",
-            "scheduled_maintenance_id",
-            "status_page_id",
-            "status_page_announcement_id",
-            "on_call_duty_policy_id",
-            "on_call_duty_policy_escalation_rule_id",
-            "on_call_duty_policy_schedule_id",
-        )
-    }
+    relations = dict.fromkeys(OUTBOUND_RELATION_IDS, UUID_A)
     return [
         b.received(CALL, 0, sequence=0),
         b.dial_started(CALL, dial, 1, escalation_rule_order=1, repeat_count=0),

@@ -34,6 +34,7 @@ from typing import Protocol, TypeVar
 
 import orjson
 
+from worker.backoff import async_with_retry
 from worker.clickhouse_store import ClickHouseStore, StoreUnavailable
 from worker.config import Settings
 from worker.correlation import Row, build_call_rows
@@ -357,28 +358,30 @@ class Ingestor:
         self, doing: str, attempt: Callable[[], Awaitable[T]], table: str | None = None
     ) -> T:
         """Retry transient store/broker failures forever with capped backoff."""
-        failures = 0
-        while True:
-            try:
-                value = await attempt()
-            except (StoreUnavailable, OSError, ConnectionError) as exc:
-                failures += 1
-                self.consecutive_failures += 1
-                self.metrics.insert_failures.inc()
-                delay = min(30.0, 0.2 * 2 ** min(failures - 1, 10))
-                log.error(
-                    "%s failed (attempt %d), retrying in %.1fs: %s",
-                    doing,
-                    failures,
-                    delay,
-                    exc,
-                    extra={"error_code": "store_unavailable", "table": table, "attempt": failures},
-                )
-                await asyncio.sleep(delay)
-                continue
-            self.consecutive_failures = 0
-            self.last_write_ok = time.time()
-            return value
+
+        def on_retry(failures: int, exc: BaseException, delay: float) -> None:
+            self.consecutive_failures += 1
+            self.metrics.insert_failures.inc()
+            log.error(
+                "%s failed (attempt %d), retrying in %.1fs: %s",
+                doing,
+                failures,
+                delay,
+                exc,
+                extra={"error_code": "store_unavailable", "table": table, "attempt": failures},
+            )
+
+        value = await async_with_retry(
+            attempt,
+            forever=True,
+            base=0.2,
+            cap=30.0,
+            retry_on=(StoreUnavailable, OSError, ConnectionError),
+            on_retry=on_retry,
+        )
+        self.consecutive_failures = 0
+        self.last_write_ok = time.time()
+        return value
 
 
 def _call_event_row(msg: Message, ev: ValidEvent, ingested_at: datetime) -> Row:

@@ -38,6 +38,8 @@ from typing import Any
 
 import orjson
 
+from schemas.tables import OUTBOUND_RELATION_IDS
+
 __all__ = [
     "CDR_DIRECTIONS",
     "DEFAULT_START",
@@ -223,19 +225,7 @@ _CALL_DATA_MESSAGES = (
     "Press 1 to acknowledge incident #{n}",
     "Störung #{n}: Datenbank nicht erreichbar",
 )
-_RELATIONS = (
-    "user_id",
-    "team_id",
-    "incident_id",
-    "alert_id",
-    "monitor_id",
-    "scheduled_maintenance_id",
-    "status_page_id",
-    "status_page_announcement_id",
-    "on_call_duty_policy_id",
-    "on_call_duty_policy_escalation_rule_id",
-    "on_call_duty_policy_schedule_id",
-)
+_RELATIONS = OUTBOUND_RELATION_IDS
 
 
 # --------------------------------------------------------------------------------------------
