@@ -49,11 +49,11 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from devtools.producer import ensure_topic, produce
+from devtools.traffic import Message, generate_events
 from schemas.tables import ALL_TABLES
-from worker.config import Settings
-from worker.producer import ensure_topic, produce
-from worker.runtime import Worker, serve
-from worker.traffic import Message, generate_events
+from worker.service.lifecycle import Worker, serve
+from worker.service.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

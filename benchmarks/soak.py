@@ -18,8 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.faults.harness import Setup, crash_run
-from worker.kafka_local import kafka_up
+from devtools.fault_harness import Setup, crash_run
+from devtools.kafka_local import kafka_up
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,7 +31,7 @@ shift || true
 case "$cmd" in
   demo)
     ensure_venv
-    exec ringlog demo "$@"
+    exec python -m devtools demo "$@"
     ;;
   test)
     ensure_venv

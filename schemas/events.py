@@ -2,7 +2,7 @@
 
 Strict on purpose: a wrong type, a bad UUID, a timestamp without an offset or a number that is
 not E.164 is an error naming the field. Extra fields are ignored (producers may be newer than
-the worker) and a JSON null counts as an absent field (see `worker.decode`).
+the worker) and a JSON null counts as an absent field (see `worker.core.decode`).
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ from typing import Any
 
 import orjson
 
-from worker.decode import ValidEvent, decode
-from worker.rates import RatePlan, load_rate_plan
+from worker.core.decode import ValidEvent, decode
+from worker.core.rates import RatePlan, load_rate_plan
 
 PROJECT = "1fb17c23-90c1-42cf-93ac-94af0f21ddb6"
 POLICY = "49eb0d00-e6c9-411a-ad60-6a82ab5e7b10"

@@ -10,9 +10,9 @@ from typing import Any
 import orjson
 
 from tests import builders as b
-from worker.clickhouse_store import ClickHouseStore
-from worker.correlation import build_call_rows
-from worker.rates import RatePlan
+from worker.adapters.clickhouse.store import ClickHouseStore
+from worker.core.correlation import build_call_rows
+from worker.core.rates import RatePlan
 
 ROW_TABLES = ("incoming_call_log", "incoming_call_log_item", "call_log", "cdr")
 Tables = dict[str, list[dict[str, Any]]]

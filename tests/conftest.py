@@ -26,6 +26,6 @@ def chdb_store_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> str:
     """The local Apache Kafka broker (deploy/kafka.sh), started once if it is not running."""
-    from worker.kafka_local import kafka_up
+    from devtools.kafka_local import kafka_up
 
     return kafka_up()

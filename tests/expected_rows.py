@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from tests.builders import ALICE, BOB, POLICY, PROJECT, RULE, T0
-from worker.correlation import row_id
+from worker.core.correlation import row_id
 
 
 def t(seconds: float) -> Any:

@@ -12,10 +12,10 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from devtools.producer import ensure_topic
 from tests.builders import RATES_FILE
-from worker.config import Settings
-from worker.producer import ensure_topic
-from worker.runtime import Worker, start_in_background
+from worker.service.lifecycle import Worker, start_in_background
+from worker.service.settings import Settings
 
 
 def fresh_settings(bootstrap: str, chdb_url: str, **overrides: Any) -> Settings:

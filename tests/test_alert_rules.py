@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from worker.metrics import Metrics
+from worker.pipeline.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 RULES = ROOT / "deploy" / "prometheus" / "ringlog-alerts.yml"

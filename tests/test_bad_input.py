@@ -19,7 +19,7 @@ import pytest
 from tests import builders as b
 from tests.call_rows import by_call, expected_tables, read_tables
 from tests.pipeline import fresh_settings, produce, read_dlq, running_worker
-from worker.decode import Rejection, decode
+from worker.core.decode import Rejection, decode
 
 pytestmark = pytest.mark.kafka
 

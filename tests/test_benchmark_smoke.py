@@ -12,7 +12,7 @@ import uuid
 import pytest
 
 from benchmarks.ingest import main
-from worker.kafka_local import kafka_up
+from devtools.kafka_local import kafka_up
 
 pytestmark = pytest.mark.kafka
 

@@ -1,6 +1,6 @@
 """The chDB HTTP shim (worker/chdb_http.py) through ringlog's real HTTP path.
 
-The server runs as a SUBPROCESS (`python -m worker.cli store serve`): chDB allows one data
+The server runs as a SUBPROCESS (`python -m devtools store serve`): chDB allows one data
 path per process and this pytest process may already own another one.
 """
 
@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
+from devtools.chdb_http import ServerProcess, build_request, spawn_server
 from schemas.tables import CALL_EVENT, CALL_LOG, CDR, INCOMING_CALL_LOG, INCOMING_CALL_LOG_ITEM
-from worker.chdb_http import ServerProcess, build_request, spawn_server
-from worker.clickhouse_store import ClickHouseStore, StoreError, StoreUnavailable
+from worker.adapters.clickhouse.store import ClickHouseStore, StoreError, StoreUnavailable
 
 UTC = dt.UTC
 PROJECT = uuid.UUID("6f1c2a4e-0d43-4b0a-9a57-2f3f0d7f1a01")
@@ -276,7 +276,7 @@ def test_build_request_splits_inserts() -> None:
 
 _CLIENT_SCRIPT = """
 import datetime as dt, sys, uuid
-from worker.clickhouse_store import ClickHouseStore
+from worker.adapters.clickhouse.store import ClickHouseStore
 url, db = sys.argv[1], sys.argv[2]
 worker, batches, size = (int(a) for a in sys.argv[3:6])
 store = ClickHouseStore(url, db)
@@ -370,7 +370,7 @@ def test_request_body_decoding(encoding: str) -> None:
 
     import lz4.frame  # type: ignore[import-untyped,unused-ignore]
 
-    from worker.chdb_http import _Decoder
+    from devtools.chdb_http import _Decoder
 
     data = b"INSERT INTO t FORMAT Native\n" + bytes(range(256)) * 100
     packed = {

@@ -25,13 +25,13 @@ from schemas.tables import (
     SCHEMA_VERSION,
     TABLES_BY_NAME,
 )
-from worker.backoff import async_with_retry, backoff_delay, with_retry
-from worker.clickhouse_store import (
+from worker.adapters.clickhouse.store import (
     ClickHouseStore,
     StoreError,
     StoreUnavailable,
     redact_url,
 )
+from worker.pipeline.retry import async_with_retry, backoff_delay, with_retry
 
 UTC = dt.UTC
 PROJECT = "6f1c2a4e-0d43-4b0a-9a57-2f3f0d7f1a01"
@@ -296,7 +296,7 @@ def test_second_process_on_the_same_path_gets_a_clear_unavailable(
     script = (
         "import sys\n"
         f"sys.path.insert(0, {str(root)!r})\n"
-        "from worker.clickhouse_store import ClickHouseStore, StoreUnavailable\n"
+        "from worker.adapters.clickhouse.store import ClickHouseStore, StoreUnavailable\n"
         f"s = ClickHouseStore({chdb_store_url!r}, 'ringlog')\n"
         "try:\n"
         "    s.query('SELECT 1')\n"

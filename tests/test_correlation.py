@@ -11,7 +11,7 @@ import pytest
 
 from tests import builders as b
 from tests.expected_rows import EXPECTED, comparable, t
-from worker.correlation import TIMEOUT_MESSAGE, CallRows, build_call_rows, row_id
+from worker.core.correlation import TIMEOUT_MESSAGE, CallRows, build_call_rows, row_id
 
 SCENARIOS: dict[str, Callable[[], list[dict[str, Any]]]] = {
     "answered_on_second_attempt": b.answered_on_second_attempt,

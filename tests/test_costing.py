@@ -6,8 +6,8 @@ from decimal import Decimal
 
 import pytest
 
-from worker.costing import billed_seconds, cost_of, rate
-from worker.rates import RateEntry, RatePlanError, load_rate_plan, parse_rate_plan
+from worker.core.costing import billed_seconds, cost_of, rate
+from worker.core.rates import RateEntry, RatePlanError, load_rate_plan, parse_rate_plan
 
 
 def entry(

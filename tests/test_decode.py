@@ -11,7 +11,7 @@ import pytest
 
 from tests import builders as b
 from tests.sample_vector import SAMPLE_DIR, load_expected, sample_messages
-from worker.decode import Rejection, ValidEvent, decode
+from worker.core.decode import Rejection, ValidEvent, decode
 
 
 def check(value: Any, key: bytes | None = b"c1", raw: bytes | None = None) -> Rejection:

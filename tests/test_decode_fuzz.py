@@ -32,8 +32,8 @@ from hypothesis import strategies as st
 from schemas.events import EVENT_TYPES
 from schemas.tables import OUTBOUND_RELATION_IDS, TABLES_BY_NAME
 from tests import builders as b
-from worker.correlation import build_call_rows
-from worker.decode import (
+from worker.core.correlation import build_call_rows
+from worker.core.decode import (
     ERROR_CODES,
     MISSING_FIELD,
     Rejection,

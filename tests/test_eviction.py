@@ -17,7 +17,7 @@ import pytest
 from tests import builders as b
 from tests.call_rows import by_call, expected_tables, read_tables
 from tests.pipeline import Running, fresh_settings, produce, running_worker
-from worker.config import Settings
+from worker.service.settings import Settings
 
 pytestmark = pytest.mark.kafka
 

@@ -1,4 +1,5 @@
-"""The Faust-hosted worker (worker.faust_app) end to end, in a subprocess, on the local broker:
+"""The Faust-hosted worker (worker.service.faust_host) end to end, in a subprocess, on the
+local broker:
 produce calls plus an invalid message, wait for /query to show them, check /health and
 /metrics, then SIGTERM and expect a clean exit (0) within 30 s."""
 
@@ -21,17 +22,17 @@ from typing import Any
 import orjson
 import pytest
 
-from worker.decode import Rejection, ValidEvent, decode
-from worker.kafka_local import kafka_up
-from worker.producer import ensure_topic, produce
-from worker.traffic import Message, generate_calls
+from devtools.kafka_local import kafka_up
+from devtools.producer import ensure_topic, produce
+from devtools.traffic import Message, generate_calls
+from worker.core.decode import Rejection, ValidEvent, decode
 
 pytestmark = pytest.mark.kafka
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = (
-    "from worker.config import load_settings; "
-    "from worker.faust_app import run_faust_worker; "
+    "from worker.service.settings import load_settings; "
+    "from worker.service.faust_host import run_faust_worker; "
     "run_faust_worker(load_settings())"
 )
 

@@ -11,11 +11,12 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from devtools.cli import app as dev_app
 from tests import builders as b
 from tests.pipeline import fresh_settings, produce, running_worker
-from worker.cli import app
-from worker.config import ConfigError, load_settings
-from worker.query_client import QueryFailed, run_query
+from worker.cli.main import app
+from worker.cli.sql_client import QueryFailed, run_query
+from worker.service.settings import ConfigError, load_settings
 
 
 def _get(url: str) -> tuple[int, str]:
@@ -72,10 +73,21 @@ def test_help_explains_every_verb() -> None:
     runner = CliRunner()
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for verb in ("worker", "migrate", "sql", "simulate", "replay", "demo", "kafka", "schema"):
+    for verb in ("worker", "migrate", "rebuild", "sql", "lag", "schema"):
         assert verb in result.output
-    for verb in ("worker", "sql", "simulate", "replay", "demo", "lag"):
+    for verb in ("worker", "migrate", "rebuild", "sql", "lag"):
         sub = runner.invoke(app, [verb, "--help"])
+        assert sub.exit_code == 0, sub.output
+
+
+def test_dev_tools_help_explains_every_verb() -> None:
+    runner = CliRunner()
+    result = runner.invoke(dev_app, ["--help"])
+    assert result.exit_code == 0
+    for verb in ("simulate", "replay", "demo", "kafka", "store"):
+        assert verb in result.output
+    for verb in ("simulate", "replay", "demo"):
+        sub = runner.invoke(dev_app, [verb, "--help"])
         assert sub.exit_code == 0, sub.output
 
 
@@ -108,7 +120,7 @@ def test_bad_configuration_exits_with_a_message_from_the_cli() -> None:
 
 
 def test_secrets_from_files_and_never_in_the_redacted_url(tmp_path: Any) -> None:
-    from worker.clickhouse_store import redact_url
+    from worker.adapters.clickhouse.store import redact_url
 
     secret = tmp_path / "pw"
     secret.write_text("s3cret\n")

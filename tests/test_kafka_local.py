@@ -13,7 +13,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from worker.kafka_local import kafka_status, kafka_up
+from devtools.kafka_local import kafka_status, kafka_up
 
 pytestmark = pytest.mark.kafka
 

@@ -22,13 +22,13 @@ from pathlib import Path
 
 import pytest
 
+from devtools.producer import ensure_topic, produce
+from devtools.traffic import Message, generate_calls
 from tests.builders import RATES_FILE
-from worker.config import Settings
-from worker.decode import ValidEvent, decode
-from worker.logs import JsonFormatter
-from worker.producer import ensure_topic, produce
-from worker.runtime import serve
-from worker.traffic import Message, generate_calls
+from worker.core.decode import ValidEvent, decode
+from worker.service.lifecycle import serve
+from worker.service.logs import JsonFormatter
+from worker.service.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -14,12 +14,12 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from devtools.traffic import generate_calls
 from tests import builders as b
-from worker.correlation import CallRows, build_call_rows
-from worker.decode import ValidEvent, decode
-from worker.rates import RatePlan
-from worker.state import CallState
-from worker.traffic import generate_calls
+from worker.core.call_state import CallState
+from worker.core.correlation import CallRows, build_call_rows
+from worker.core.decode import ValidEvent, decode
+from worker.core.rates import RatePlan
 
 RATES: RatePlan = b.test_rates()
 ITEM_STATUSES = {"Ringing", "Connected", "Completed", "NoAnswer", "Busy", "Failed", "CallerHungUp"}

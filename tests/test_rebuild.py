@@ -17,10 +17,10 @@ from tests import builders as b
 from tests.call_rows import ROW_TABLES, Tables, by_call, expected_tables, read_tables
 from tests.pipeline import fresh_settings, produce, running_worker
 from tests.test_correlation import SCENARIOS
-from worker.clickhouse_store import ClickHouseStore
-from worker.config import Settings
-from worker.rates import load_rate_plan
-from worker.rebuild import rebuild
+from worker.adapters.clickhouse.rebuild import rebuild
+from worker.adapters.clickhouse.store import ClickHouseStore
+from worker.core.rates import load_rate_plan
+from worker.service.settings import Settings
 
 pytestmark = pytest.mark.kafka
 

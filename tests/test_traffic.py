@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 import pytest
 
-from worker.traffic import (
+from devtools.traffic import (
     CDR_DIRECTIONS,
     EVENT_TYPES,
     INVALID_CASES,
@@ -265,9 +265,9 @@ def test_fast_enough() -> None:
 
 
 def test_the_decoder_agrees_with_the_valid_flag() -> None:
-    """Generator and `worker.decode` read the same contract: every valid message is accepted,
+    """Generator and `worker.core.decode` read the same contract: every valid message is accepted,
     every invalid one rejected."""
-    decode_mod = pytest.importorskip("worker.decode")
+    decode_mod = pytest.importorskip("worker.core.decode")
     disagreements = []
     for m in generate_calls(800, seed=13, invalid_share=0.05):
         result = decode_mod.decode(m.key, m.value)
@@ -278,7 +278,7 @@ def test_the_decoder_agrees_with_the_valid_flag() -> None:
 
 
 def test_jsonl_round_trip(tmp_path: Path) -> None:
-    from worker.producer import read_jsonl
+    from devtools.producer import read_jsonl
 
     msgs = list(generate_calls(300, seed=9, invalid_share=0.1))
     assert not any(b"\n" in m.value for m in msgs)

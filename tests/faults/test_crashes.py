@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.harness import Setup, crash_run
+from devtools.fault_harness import Setup, crash_run
 
 pytestmark = pytest.mark.kafka
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.harness import (
+from devtools.fault_harness import (
     ZERO_RESULT,
     LocalBroker,
     Setup,
@@ -26,8 +26,8 @@ from tests.faults.harness import (
     verify,
     wait_drained,
 )
-from worker.producer import ensure_topic
-from worker.traffic import generate_calls
+from devtools.producer import ensure_topic
+from devtools.traffic import generate_calls
 
 pytestmark = pytest.mark.kafka
 

@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from tests.faults.harness import (
+from devtools.chdb_http import ServerProcess, spawn_server
+from devtools.fault_harness import (
     ZERO_RESULT,
     Setup,
     WorkerProcess,
@@ -31,9 +32,8 @@ from tests.faults.harness import (
     wait_drained,
     wait_until,
 )
-from worker.chdb_http import ServerProcess, spawn_server
-from worker.producer import ensure_topic
-from worker.traffic import generate_calls
+from devtools.producer import ensure_topic
+from devtools.traffic import generate_calls
 
 pytestmark = pytest.mark.kafka
 

@@ -957,9 +957,9 @@ def spawn_server(
     env: Mapping[str, str] | None = None,
     timeout: float = 60.0,
 ) -> ServerProcess:
-    """Start `python -m worker.cli store serve` in its own process; wait until it answers."""
+    """Start `python -m devtools store serve` in its own process; wait until it answers."""
     cmd = [
-        sys.executable, "-m", "worker.cli", "store", "serve",
+        sys.executable, "-m", "devtools", "store", "serve",
         "--path", str(path), "--port", str(port), "--host", host,
     ]  # fmt: skip
     root = Path(__file__).resolve().parent.parent

@@ -10,12 +10,13 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
-from worker.config import Settings
-from worker.ingest import Ingestor, Plan
-from worker.producer import ensure_topic
+from worker.adapters.kafka.connection import kafka_client_options
+from worker.adapters.kafka.topics import ensure_topic
+from worker.pipeline.ingestor import Ingestor, Plan
+from worker.service.settings import Settings
 
 log = logging.getLogger("ringlog.consumer")
 
@@ -25,53 +26,6 @@ REVOKE_GRACE_S = 20.0
 # the consume loop, so the lag keeps moving while the loop waits for ClickHouse.
 LAG_REFRESH_SECONDS = 5.0
 BROKER_TIMEOUT_SECONDS = 10.0
-
-
-def kafka_client_options(settings: Settings) -> dict[str, Any]:
-    """Connection options shared by every client (credentials never logged)."""
-    options: dict[str, Any] = {
-        "bootstrap_servers": settings.kafka_brokers,
-        "security_protocol": settings.kafka_security_protocol,
-    }
-    if settings.kafka_sasl_mechanism:
-        options["sasl_mechanism"] = settings.kafka_sasl_mechanism
-        options["sasl_plain_username"] = settings.kafka_sasl_username
-        options["sasl_plain_password"] = settings.kafka_sasl_password
-    return options
-
-
-class DeadLetterUnavailable(ConnectionError):
-    """The DLQ topic could not take the dead letters (broker down, timeout)."""
-
-
-class DeadLetterProducer:
-    """Produces dead letters to the DLQ topic and waits for acks=all before returning."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.topic = settings.dlq_topic
-        self._producer = AIOKafkaProducer(
-            **kafka_client_options(settings),
-            acks="all",
-            max_request_size=MAX_MESSAGE_BYTES,
-            linger_ms=5,
-        )
-
-    async def start(self) -> None:
-        await self._producer.start()
-
-    async def stop(self) -> None:
-        await self._producer.stop()
-
-    async def send(self, records: Sequence[tuple[bytes | None, bytes]]) -> None:
-        try:
-            futures = [
-                await self._producer.send(self.topic, value=value, key=key)
-                for key, value in records
-            ]
-            await asyncio.gather(*futures)
-        except KafkaError as exc:
-            # Transient for the ingestor: it retries with backoff, like a ClickHouse outage.
-            raise DeadLetterUnavailable(f"producing to {self.topic}: {exc!r}") from exc
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -546,7 +546,7 @@ class ClickHouseStore:
         """Stored events of the given (project_id, call_id) pairs.
 
         No FINAL and no ORDER BY: both cost more than the lookup itself, and the caller
-        de-duplicates by event_id and orders events anyway (`worker.correlation`). A row may
+        de-duplicates by event_id and orders events anyway (`worker.core.correlation`). A row may
         therefore come back once per unmerged part it sits in.
 
         Returns (project_id, call_id, payload, topic, partition, offset) per stored row, in

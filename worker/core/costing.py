@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
 
-from worker.rates import Direction, RateEntry, RatePlan
+from worker.core.rates import Direction, RateEntry, RatePlan
 
 CENTS = Decimal("0.0001")
 ZERO = Decimal("0.0000")

@@ -12,9 +12,9 @@ from typing import Any
 
 import orjson
 
-from worker.clickhouse_store import ClickHouseStore, StoreError, StoreUnavailable
-from worker.config import Settings
-from worker.http_api import READ_ONLY
+from worker.adapters.clickhouse.store import ClickHouseStore, StoreError, StoreUnavailable
+from worker.service.http import READ_ONLY
+from worker.service.settings import Settings
 
 
 class QueryFailed(Exception):

@@ -1,4 +1,4 @@
-"""I/O adapters around `worker.traffic`: send messages to Kafka, read them from JSONL files,
+"""I/O adapters around `devtools.traffic`: send messages to Kafka, read them from JSONL files,
 create the topic.
 
 `produce` pipelines sends: each `send()` only appends to aiokafka's accumulator and returns a
@@ -17,9 +17,7 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
+from aiokafka.errors import KafkaError
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -31,11 +29,12 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from worker.traffic import Message
+from devtools.traffic import Message
+from worker.adapters.kafka.topics import ensure_topic
 
 __all__ = ["ProduceStats", "ensure_topic", "produce", "read_jsonl"]
 
-MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024  # what produce() lets one message be
 
 
 @dataclass(slots=True)
@@ -203,68 +202,3 @@ def _lines(path: Path) -> list[bytes]:
     if lines and lines[-1] == b"":
         lines.pop()
     return lines
-
-
-async def ensure_topic(
-    brokers: str,
-    topic: str,
-    partitions: int = 4,
-    max_message_bytes: int = MAX_MESSAGE_BYTES,
-    replication_factor: int = 1,
-    *,
-    alter_existing: bool = True,
-    client_options: dict[str, Any] | None = None,
-) -> None:
-    """Create `topic` with `max.message.bytes` if it does not exist. When it exists already
-    and `alter_existing`, raise its `max.message.bytes` to at least `max_message_bytes`
-    (partitions are left as they are). The worker passes alter_existing=False: a production
-    topic's settings belong to its operators."""
-    options = client_options or {"bootstrap_servers": brokers}
-    admin = AIOKafkaAdminClient(**options)
-    await admin.start()
-    try:
-        new = NewTopic(
-            name=topic,
-            num_partitions=partitions,
-            replication_factor=replication_factor,
-            topic_configs={"max.message.bytes": str(max_message_bytes)},
-        )
-        try:
-            response = await admin.create_topics([new])
-        except TopicAlreadyExistsError:
-            exists = True
-        else:
-            exists = False
-            for entry in response.topic_errors:
-                code = entry[1]
-                if code == TopicAlreadyExistsError.errno:
-                    exists = True
-                elif code != 0:
-                    message = entry[2] if len(entry) > 2 else None
-                    raise for_code(code)(f"creating topic {topic!r}: {message or ''}")
-        if exists and alter_existing:
-            await _raise_max_message_bytes(admin, topic, max_message_bytes)
-    finally:
-        await admin.close()
-
-
-async def _raise_max_message_bytes(admin: AIOKafkaAdminClient, topic: str, wanted: int) -> None:
-    resource = ConfigResource(ConfigResourceType.TOPIC, topic, None)
-    responses = await admin.describe_configs([resource])
-    current: int | None = None
-    for response in responses:
-        for res in response.resources:
-            # (error_code, error_message, resource_type, resource_name, config_entries)
-            for entry in res[4]:
-                if entry[0] == "max.message.bytes" and entry[1] is not None:
-                    current = int(entry[1])
-    if current is not None and current >= wanted:
-        return
-    # AlterConfigs replaces the topic's whole override set; the only override this project
-    # sets on the topic is max.message.bytes (IncrementalAlterConfigs is not in aiokafka).
-    alter = ConfigResource(ConfigResourceType.TOPIC, topic, {"max.message.bytes": str(wanted)})
-    for response in await admin.alter_configs([alter]):
-        for res in response.resources:
-            # (error_code, error_message, resource_type, resource_name)
-            if res[0] != 0:
-                raise for_code(res[0])(f"altering topic {topic!r}: {res[1] or ''}")

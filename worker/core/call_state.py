@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from worker.decode import ValidEvent
+from worker.core.decode import ValidEvent
 
 CallKey = tuple[str, str]  # (project_id, call_id)
 

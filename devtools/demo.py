@@ -11,11 +11,11 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from rich.console import Console
 from rich.table import Table
 
-from worker.config import Settings
-from worker.kafka_local import KafkaLocalError, kafka_down, kafka_status, kafka_up
-from worker.producer import ensure_topic, produce
-from worker.runtime import start_in_background
-from worker.traffic import generate_calls
+from devtools.kafka_local import KafkaLocalError, kafka_down, kafka_status, kafka_up
+from devtools.producer import ensure_topic, produce
+from devtools.traffic import generate_calls
+from worker.service.lifecycle import start_in_background
+from worker.service.settings import Settings
 
 SUMMARY_QUERIES: dict[str, str] = {
     "Incoming calls by status": (

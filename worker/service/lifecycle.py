@@ -18,13 +18,14 @@ from typing import Any
 
 from aiohttp import web
 
-from worker.clickhouse_store import ClickHouseStore
-from worker.config import Settings
-from worker.consumer import ConsumeLoop, DeadLetterProducer
-from worker.http_api import Health, build_app
-from worker.ingest import Ingestor
-from worker.metrics import Metrics
-from worker.rates import load_rate_plan
+from worker.adapters.clickhouse.store import ClickHouseStore
+from worker.adapters.kafka.dead_letters import DeadLetterProducer
+from worker.core.rates import load_rate_plan
+from worker.pipeline.consume_loop import ConsumeLoop
+from worker.pipeline.ingestor import Ingestor
+from worker.pipeline.metrics import Metrics
+from worker.service.http import Health, build_app
+from worker.service.settings import Settings
 
 log = logging.getLogger("ringlog.worker")
 

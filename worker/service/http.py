@@ -20,8 +20,8 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from worker.clickhouse_store import ClickHouseStore, StoreError, StoreUnavailable
-from worker.metrics import Metrics
+from worker.adapters.clickhouse.store import ClickHouseStore, StoreError, StoreUnavailable
+from worker.pipeline.metrics import Metrics
 
 READ_ONLY = re.compile(r"^\s*(\(\s*)*(SELECT|WITH|SHOW|DESCRIBE|DESC|EXPLAIN|EXISTS)\b", re.I)
 

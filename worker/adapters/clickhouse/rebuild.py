@@ -26,11 +26,11 @@ from typing import Any
 
 from schemas.ddl import qualified
 from schemas.tables import CALL_EVENT
-from worker.clickhouse_store import ClickHouseStore, StoreUnavailable
-from worker.correlation import Row, build_call_rows
-from worker.decode import Rejection, ValidEvent, decode_stored
-from worker.rates import RatePlan
-from worker.state import CallKey
+from worker.adapters.clickhouse.store import ClickHouseStore, StoreUnavailable
+from worker.core.call_state import CallKey
+from worker.core.correlation import Row, build_call_rows
+from worker.core.decode import Rejection, ValidEvent, decode_stored
+from worker.core.rates import RatePlan
 
 log = logging.getLogger("ringlog.rebuild")
 

@@ -35,9 +35,9 @@ from schemas.events import (
     OutboundCallPlaced,
 )
 from schemas.tables import CDR_FIELDS, OUTBOUND_RELATION_IDS
-from worker.costing import ZERO, rate, round_cents
-from worker.decode import ValidEvent
-from worker.rates import Direction, RatePlan
+from worker.core.costing import ZERO, rate, round_cents
+from worker.core.decode import ValidEvent
+from worker.core.rates import Direction, RatePlan
 
 Row = dict[str, Any]
 

@@ -9,7 +9,7 @@ Who does what:
   for the input topic.
 * **Faust** (mode) owns the process: the service graph and its start/stop order, SIGTERM /
   SIGINT handling, and the HTTP server. `IngestService` runs the batch consumer as a mode
-  service attached to the app; the aiohttp routes of `worker.http_api` are served from
+  service attached to the app; the aiohttp routes of `worker.service.http` are served from
   Faust's own aiohttp application on `settings.http_port`.
 * Faust's own Kafka consumer and producer are not started (`BootStrategy(enable_kafka=
   False)`): Faust's consumer crashes when no agent subscribes to a topic ("You should
@@ -42,10 +42,10 @@ from faust.app.base import BootStrategy
 from faust.web.drivers.aiohttp import Web as AiohttpWeb
 from mode import Service
 
-from worker.config import Settings
-from worker.http_api import build_app
-from worker.logs import setup_logging
-from worker.runtime import Worker, build_worker
+from worker.service.http import build_app
+from worker.service.lifecycle import Worker, build_worker
+from worker.service.logs import setup_logging
+from worker.service.settings import Settings
 
 log = logging.getLogger("ringlog.faust")
 
@@ -149,7 +149,7 @@ def _not_serving(path: str) -> web.Response:
 
 
 def _mount_http(app: faust.App, service: IngestService) -> None:
-    """Serve worker.http_api's handlers from Faust's aiohttp application.
+    """Serve worker.service.http's handlers from Faust's aiohttp application.
 
     The routes must exist before Faust's web server starts (the router freezes then), but the
     handlers need the store, which exists only once the service has started: each route

@@ -1,7 +1,7 @@
 """Rate plans: per direction and number prefix, how a call's talk time is billed.
 
 A plan is a YAML list of entries with exactly the keys of `RateEntry` (see README, "Rate
-plans"). Loading is the only I/O here; lookups and costing are pure (`worker.costing`).
+plans"). Loading is the only I/O here; lookups and costing are pure (`worker.core.costing`).
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ def parse_rate_plan(text: str, name: str = "inline") -> RatePlan:
 def load_rate_plan(path: Path | None) -> RatePlan:
     """Load a plan file, or the shipped default plan when `path` is None."""
     if path is None:
-        text = resources.files("worker").joinpath("rates/default.yaml").read_text("utf-8")
+        text = resources.files("worker.core").joinpath("rate_plans/default.yaml").read_text("utf-8")
         return parse_rate_plan(text, "default")
     try:
         text = path.read_text("utf-8")

@@ -6,7 +6,7 @@ Delivery semantics, in the order they happen for every batch (`Ingestor.process`
               RINGLOG_BATCH_MAX_SECONDS of waiting. Backpressure is natural: the next batch is
               not fetched into the pipeline until this one is committed, and aiokafka's
               prefetch buffer is bounded by `max_partition_fetch_bytes` per partition.
-2. DECODE     every message is validated (pure, `worker.decode`).
+2. DECODE     every message is validated (pure, `worker.core.decode`).
 3. DEAD-LETTER invalid messages are produced to the DLQ topic (acks=all, awaited) AND written
               to `rejected_event`. Nothing invalid is ever dropped silently.
 4. LOAD       calls that are not cached are reloaded from `call_event` (their earlier events).
@@ -34,14 +34,14 @@ from typing import Protocol, TypeVar
 
 import orjson
 
-from worker.backoff import async_with_retry
-from worker.clickhouse_store import ClickHouseStore, StoreUnavailable
-from worker.config import Settings
-from worker.correlation import Row, build_call_rows
-from worker.decode import Rejection, ValidEvent, decode, decode_stored, without_payload
-from worker.metrics import Metrics
-from worker.rates import RatePlan
-from worker.state import CallCache, CallKey, CallState
+from worker.adapters.clickhouse.store import ClickHouseStore, StoreUnavailable
+from worker.core.call_state import CallCache, CallKey, CallState
+from worker.core.correlation import Row, build_call_rows
+from worker.core.decode import Rejection, ValidEvent, decode, decode_stored, without_payload
+from worker.core.rates import RatePlan
+from worker.pipeline.metrics import Metrics
+from worker.pipeline.retry import async_with_retry
+from worker.service.settings import Settings
 
 log = logging.getLogger("ringlog.ingest")
 SCAN_EVERY = timedelta(minutes=1)

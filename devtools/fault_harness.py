@@ -31,12 +31,12 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from devtools.producer import ensure_topic, produce
+from devtools.traffic import generate_calls
 from schemas.tables import ROW_TABLES, TABLES_BY_NAME
-from worker.correlation import build_call_rows
-from worker.decode import ValidEvent, decode
-from worker.producer import ensure_topic, produce
-from worker.rates import RatePlan, load_rate_plan
-from worker.traffic import generate_calls
+from worker.core.correlation import build_call_rows
+from worker.core.decode import ValidEvent, decode
+from worker.core.rates import RatePlan, load_rate_plan
 
 ROOT = Path(__file__).resolve().parents[2]
 # Columns that depend on the wall clock or on how many times a row was rewritten.

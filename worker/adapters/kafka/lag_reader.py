@@ -29,8 +29,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from worker.config import Settings
-from worker.consumer import kafka_client_options
+from worker.adapters.kafka.connection import kafka_client_options
+from worker.service.settings import Settings
 
 OK, CRITICAL, UNKNOWN = 0, 2, 3
 STATUS_NAMES = {OK: "OK", CRITICAL: "CRITICAL", UNKNOWN: "UNKNOWN"}

@@ -1,0 +1,5 @@
+"""`python -m devtools`."""
+
+from devtools.cli import main
+
+main()

@@ -1,0 +1,5 @@
+"""`python -m worker.cli` = `ringlog`."""
+
+from worker.cli.main import main
+
+main()

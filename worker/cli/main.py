@@ -1,0 +1,33 @@
+"""The `ringlog` command line: one Typer app, one module per group of verbs."""
+
+from __future__ import annotations
+
+import typer
+
+from worker.cli import ops, query, run, schema, store
+
+app = typer.Typer(
+    name="ringlog",
+    help=(
+        "ringlog: ingest telephony call events from Kafka, correlate them into call logs, "
+        "CDRs and costs, and write them to ClickHouse.\n\n"
+        "Every option can also be set with the RINGLOG_* environment variable named in its "
+        "help; flags win over the environment. Start with `ringlog demo` to see it all run."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+schema_app = typer.Typer(help="Event JSON Schema for producers.", no_args_is_help=True)
+app.add_typer(schema_app, name="schema")
+
+app.command()(run.worker)
+app.command()(store.migrate)
+app.command()(store.rebuild)
+app.command()(query.sql)
+app.command()(ops.lag)
+schema_app.command("export")(schema.schema_export)
+
+
+def main() -> None:
+    app()
