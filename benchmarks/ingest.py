@@ -7,16 +7,16 @@ machines are shared and noisy, so compare the ratios (b)/(a) and (c)/(a), not ab
     python -m benchmarks.ingest --events 50000 --skip-faust --profile /tmp/ingest.prof
 
 Steps:
-1. generate N events (`worker.traffic.generate_events`, 2% invalid, nothing oversized) and
+1. generate N events (`devtools.traffic.generate_events`, 2% invalid, nothing oversized) and
    produce them to a fresh topic;
 2. (a) a bare aiokafka consumer: getmany + orjson.loads + a dict keyed by call id + commit per
    batch, timed from its first message to its last;
 3. (c) a faust-streaming agent iterating raw bytes, in a subprocess (`benchmarks.faust_consumer`);
-4. (b) the worker (`worker.runtime.serve`) with a fresh chDB store, timed from its first
-   fetched message to the commit that covers the topic's end offsets, i.e. until everything is
-   durable in ClickHouse. By default it runs in a child process that does nothing else, so
-   that process's peak RSS (VmHWM) is the worker's peak; `--in-process` runs it here instead
-   (then the RSS is sampled from /proc/self/status before and during the run).
+4. (b) the worker (the `ringlog worker` Faust app and lifecycle) with a fresh chDB store, timed
+   from its first fetched message to the commit that covers the topic's end offsets, i.e. until
+   everything is durable in ClickHouse. By default it runs in a child process that does
+   nothing else, so that process's peak RSS (VmHWM) is the worker's peak; `--in-process` runs it
+   here instead (then the RSS is sampled from /proc/self/status before and during the run).
 Afterwards the row counts are checked against what was generated: every message must be
 accounted for (distinct valid events in call_event, invalid ones in rejected_event and DLQ).
 """
@@ -52,12 +52,14 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from devtools.producer import ensure_topic, produce
 from devtools.traffic import Message, generate_events
 from schemas.tables import ALL_TABLES
-from worker.service.lifecycle import Worker, serve
+from worker.service.faust_host import start_in_background
+from worker.service.lifecycle import Worker
 from worker.service.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
-# Same fetch sizes as the worker's consumer (worker/consumer.py), so (a) is not handicapped.
+# Same fetch sizes as the worker's consumer (worker/adapters/kafka/consumer.py), so (a) is not
+# handicapped.
 MAX_PARTITION_FETCH_BYTES = 8 * 1024 * 1024
 FETCH_MAX_BYTES = 64 * 1024 * 1024
 
@@ -448,7 +450,8 @@ def _timed(
 
 
 async def run_worker_phase(spec: WorkerSpec) -> WorkerFigures:
-    """Run `worker.runtime.serve` until every offset up to `spec.ends` is committed."""
+    """Run the worker (the `ringlog worker` app, in process) until every offset up to
+    `spec.ends` is committed."""
     figures = WorkerFigures()
     settings = Settings(
         kafka_brokers=spec.brokers,
@@ -461,8 +464,6 @@ async def run_worker_phase(spec: WorkerSpec) -> WorkerFigures:
         batch_max_events=spec.batch_max_events,
         log_level="WARNING",
     )
-    stop = asyncio.Event()
-    started: list[Worker] = []
     marks: dict[str, float] = {}
 
     def on_fetch(t0: float, t1: float, records: Any) -> None:
@@ -489,18 +490,13 @@ async def run_worker_phase(spec: WorkerSpec) -> WorkerFigures:
         if profiler is not None:
             profiler.enable()
         marks["start"] = time.perf_counter()
-        task = asyncio.create_task(serve(settings, stop, on_started=started.append))
+        # The same Faust app and lifecycle as `ringlog worker`, in this event loop.
+        w, stop, task = await start_in_background(settings)
         try:
-            while not started:
-                if task.done():
-                    task.result()
-                    raise RuntimeError("the worker stopped before it started")
-                await asyncio.sleep(POLL_S)
-            w = started[0]
             marks["start"] = time.perf_counter()
             # Benchmark instrumentation on this instance only (the worker's code is untouched).
             consumer = w.loop.consumer
-            consumer.getmany = _timed(consumer.getmany, on_fetch)
+            setattr(consumer, "getmany", _timed(consumer.getmany, on_fetch))  # noqa: B010
             setattr(w.ingestor, "prepare", _timed(w.ingestor.prepare, on_prepare))  # noqa: B010
             setattr(w.ingestor, "write", _timed(w.ingestor.write, on_write))  # noqa: B010
             setattr(w.loop, "_commit", _timed(w.loop._commit, on_commit))  # noqa: B010

@@ -2,7 +2,7 @@
 # One entry point for a fresh checkout: installs what ringlog needs into .venv, then
 #   bash deploy/dev.sh demo   -> local Kafka + worker + embedded ClickHouse + simulated calls
 #   bash deploy/dev.sh test   -> local Kafka + the whole test suite (pure, pipeline, faults)
-#   bash deploy/dev.sh lint   -> ruff and mypy --strict
+#   bash deploy/dev.sh lint   -> ruff, mypy --strict and the import contracts (lint-imports)
 #   bash deploy/dev.sh shell  -> a shell with the venv active (ringlog on PATH)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,6 +43,7 @@ case "$cmd" in
     ruff check .
     ruff format --check .
     mypy
+    lint-imports --no-cache
     ;;
   shell)
     ensure_venv

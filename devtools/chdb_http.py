@@ -8,7 +8,7 @@ that `clickhouse_connect.get_client(host=..., port=...)` and ringlog's ClickHous
 tools can share ONE store, and tests exercise ringlog's real HTTP code path.
 It is a development and test tool, not a production ClickHouse.
 
-    ringlog store serve --path ./var/clickhouse --port 8123
+    python -m devtools store serve --path ./var/clickhouse --port 8123
     # prints RINGLOG_CLICKHOUSE_URL=http://default:@127.0.0.1:8123
 
     proc = spawn_server(tmp_path / "store")          # a subprocess (tests)
@@ -923,7 +923,7 @@ def start_server(
 
 @dataclass
 class ServerProcess:
-    """A `ringlog store serve` subprocess (see `spawn_server`)."""
+    """A `python -m devtools store serve` subprocess (see `spawn_server`)."""
 
     process: subprocess.Popen[bytes]
     url: str

@@ -205,5 +205,28 @@ def store_serve(
         raise typer.Exit(1) from None
 
 
+@app.command("worker")
+def faulty_worker(
+    store_down_while: Annotated[
+        Path,
+        typer.Option(
+            "--store-down-while",
+            help="While this file exists, every ClickHouse write and reload of the worker "
+            "fails as if ClickHouse were down",
+        ),
+    ],
+) -> None:
+    """`ringlog worker` (same settings, same lifecycle) with an injected store fault, for
+    fault tests and drills."""
+    from devtools.fault_injection import StoreDownWhileFileExists
+    from worker.pipeline.ports import Store
+    from worker.service.faust_host import run_faust_worker
+
+    def wrap(store: Store) -> Store:
+        return StoreDownWhileFileExists(store, store_down_while)
+
+    run_faust_worker(settings_from(), wrap_store=wrap)
+
+
 def main() -> None:
     app()

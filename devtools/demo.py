@@ -1,4 +1,5 @@
-"""`ringlog demo`: the whole product path on one machine, ending in a summary from ClickHouse."""
+"""`python -m devtools demo`: the whole product path on one machine, ending in a summary from
+ClickHouse."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from rich.table import Table
 from devtools.kafka_local import KafkaLocalError, kafka_down, kafka_status, kafka_up
 from devtools.producer import ensure_topic, produce
 from devtools.traffic import generate_calls
-from worker.service.lifecycle import start_in_background
+from worker.service.faust_host import start_in_background
 from worker.service.settings import Settings
 
 SUMMARY_QUERIES: dict[str, str] = {

@@ -38,7 +38,7 @@ from worker.core.correlation import build_call_rows
 from worker.core.decode import ValidEvent, decode
 from worker.core.rates import RatePlan, load_rate_plan
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 # Columns that depend on the wall clock or on how many times a row was rewritten.
 NOT_COMPARED = ("ingested_at", "version")
 
@@ -59,6 +59,17 @@ class Setup:
     name: str = field(default_factory=lambda: f"fault-{uuid.uuid4().hex[:10]}")
     rates_file: Path | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
+    # With a path: workers run with the store unavailable while that file exists
+    # (`python -m devtools worker --store-down-while`, the same lifecycle as `ringlog worker`).
+    store_down_file: Path | None = None
+
+    def worker_command(self) -> list[str]:
+        if self.store_down_file is None:
+            return [sys.executable, "-m", "worker.cli", "worker"]
+        return [
+            sys.executable, "-m", "devtools", "worker",
+            "--store-down-while", str(self.store_down_file),
+        ]  # fmt: skip
 
     @property
     def topic(self) -> str:
@@ -111,7 +122,7 @@ class WorkerProcess:
         self.starts += 1
         log = (self.log_dir / f"worker-{self.port}-{self.starts}.log").open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "worker.cli", "worker"],
+            self.setup.worker_command(),
             env=self.setup.env(self.port),
             cwd=ROOT,
             stdout=log,

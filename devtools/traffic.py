@@ -75,7 +75,7 @@ class Message:
     """One Kafka message.
 
     `key` is the call_id as UTF-8 (None only for lines read from a file whose call_id could
-    not be parsed, see `worker.producer.read_jsonl`). `call_id` is the call the message was
+    not be parsed, see `devtools.producer.read_jsonl`). `call_id` is the call the message was
     generated for (for the key-mismatch case the key is another call's id). `valid` says
     whether the contract accepts it; `case` names the invalid case ("" when valid).
     """

@@ -180,7 +180,7 @@ CDR = Table(
 
 # version = a hash of the payload, so that two different payloads sharing an event_id
 # collapse to the same survivor whatever order they were inserted in (the core picks the
-# same one: see worker.correlation.event_set).
+# same one: see worker.core.correlation.event_set).
 CALL_EVENT = Table(
     name="call_event",
     columns=(

@@ -10,11 +10,12 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from devtools.producer import ensure_topic
 from tests.builders import RATES_FILE
-from worker.service.lifecycle import Worker, start_in_background
+from worker.service.faust_host import start_in_background
+from worker.service.lifecycle import Worker
 from worker.service.settings import Settings
 
 
@@ -64,8 +65,7 @@ class Running:
             if self.task.done():
                 self.task.result()
                 raise AssertionError("worker stopped")
-            parts = consumer.partitions_for_topic(topic) or set()
-            tps = [TopicPartition(topic, p) for p in parts]
+            tps = sorted(tp for tp in consumer.assignment() if tp.topic == topic)
             ends = await consumer.end_offsets(tps) if tps else {}
             committed = self.worker.loop.committed
             if ends and all(committed.get(tp, 0) >= end for tp, end in ends.items()):

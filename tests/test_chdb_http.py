@@ -1,4 +1,4 @@
-"""The chDB HTTP shim (worker/chdb_http.py) through ringlog's real HTTP path.
+"""The chDB HTTP shim (devtools/chdb_http.py) through ringlog's real HTTP path.
 
 The server runs as a SUBPROCESS (`python -m devtools store serve`): chDB allows one data
 path per process and this pytest process may already own another one.

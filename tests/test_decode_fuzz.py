@@ -3,7 +3,7 @@
 Invariants checked on every input:
 
 * `decode` never raises; it returns a ValidEvent or a Rejection whose code is one of
-  `worker.decode.ERROR_CODES`;
+  `worker.core.decode.ERROR_CODES`;
 * a rejection's `field`, when set, names the input: a key of the JSON object (or a dotted
   path into it) for every code but `missing_field`, whose field is absent (or null);
 * a valid event is keyed by its call_id, and the rows the pure core builds from it (with the

@@ -1,5 +1,5 @@
 """Lag alerting end to end: a real `ringlog worker` subprocess on the local Kafka whose
-ClickHouse sink is taken down (RINGLOG_FAULT_STORE_DOWN_FILE) and brought back; and no secret
+ClickHouse sink is taken down (devtools.fault_injection) and brought back; and no secret
 in the worker's JSON logs."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from devtools.producer import ensure_topic, produce
 from devtools.traffic import Message, generate_calls
 from tests.builders import RATES_FILE
 from worker.core.decode import ValidEvent, decode
-from worker.service.lifecycle import serve
+from worker.service.faust_host import start_in_background
 from worker.service.logs import JsonFormatter
 from worker.service.settings import Settings
 
@@ -101,7 +101,6 @@ def test_lag_health_and_cli_follow_a_stuck_sink_and_recover(
         "RINGLOG_HEALTH_MAX_FAILURES": "2",
         "RINGLOG_HEALTH_STALL_SECONDS": "3",
         "RINGLOG_LOG_FORMAT": "json",
-        "RINGLOG_FAULT_STORE_DOWN_FILE": str(fault),
     }
     asyncio.run(ensure_topic(kafka_bootstrap, name, partitions=3))
     asyncio.run(ensure_topic(kafka_bootstrap, f"{name}.dlq", partitions=1))
@@ -123,7 +122,8 @@ def test_lag_health_and_cli_follow_a_stuck_sink_and_recover(
     log_path = tmp_path / "worker.log"
     with log_path.open("wb") as log_file:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "worker.cli", "worker"],
+            # `ringlog worker` with the store fault installed (devtools.fault_injection)
+            [sys.executable, "-m", "devtools", "worker", "--store-down-while", str(fault)],
             env=env,
             cwd=ROOT,
             stdout=log_file,
@@ -212,7 +212,7 @@ def test_no_secret_in_json_logs_of_a_worker_that_cannot_reach_clickhouse() -> No
     root.setLevel(logging.DEBUG)
     error: BaseException | None = None
     try:
-        asyncio.run(asyncio.wait_for(serve(settings), 60))
+        asyncio.run(asyncio.wait_for(start_in_background(settings), 60))
     except Exception as exc:
         error = exc
     finally:

@@ -188,4 +188,4 @@ def test_cli_refuses_an_embedded_store_owned_by_a_worker(
     assert "rebuild failed" in message
     assert "locked by another process" in message
     assert "stop the worker first" in message
-    assert "ringlog store serve" in message
+    assert "python -m devtools store serve" in message

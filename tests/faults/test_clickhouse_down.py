@@ -1,9 +1,10 @@
 """ClickHouse unavailable mid-stream: the worker stays up, commits nothing that is not
 durable, reports 503 on /health, and catches up with exact rows when the store returns.
 
-(a) a real HTTP store (`ringlog store serve`, worker/chdb_http.py) that is stopped and
+(a) a real HTTP store (`python -m devtools store serve`, devtools/chdb_http.py) that is stopped and
     started again on the same path and port;
-(b) the embedded store with the injected fault (RINGLOG_FAULT_STORE_DOWN_FILE).
+(b) the embedded store with the injected fault (devtools.fault_injection, installed by
+`python -m devtools worker --store-down-while FILE`).
 """
 
 from __future__ import annotations
@@ -120,11 +121,8 @@ def test_embedded_store_injected_fault(kafka_bootstrap: str, tmp_path: Path) -> 
     setup = Setup(
         kafka_bootstrap,
         f"chdb://{tmp_path / 'store'}",
-        extra_env={
-            "RINGLOG_BATCH_MAX_EVENTS": "300",
-            "RINGLOG_HEALTH_MAX_FAILURES": "2",
-            "RINGLOG_FAULT_STORE_DOWN_FILE": str(fault),
-        },
+        extra_env={"RINGLOG_BATCH_MAX_EVENTS": "300", "RINGLOG_HEALTH_MAX_FAILURES": "2"},
+        store_down_file=fault,
     )
     result = asyncio.run(_outage_run(setup, tmp_path, fault.touch, lambda: fault.unlink(), seed=22))
     assert result == ZERO_RESULT

@@ -12,7 +12,8 @@ app = typer.Typer(
         "ringlog: ingest telephony call events from Kafka, correlate them into call logs, "
         "CDRs and costs, and write them to ClickHouse.\n\n"
         "Every option can also be set with the RINGLOG_* environment variable named in its "
-        "help; flags win over the environment. Start with `ringlog demo` to see it all run."
+        "help; flags win over the environment. From a checkout, `python -m devtools demo` runs "
+        "it all end to end."
     ),
     no_args_is_help=True,
     add_completion=False,

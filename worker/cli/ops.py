@@ -52,7 +52,15 @@ def lag(
         console.print(f"UNKNOWN - configuration error: {exc}", markup=False)
         raise typer.Exit(UNKNOWN) from None
     try:
-        report = run_async(read_lag(settings, with_age=max_seconds is not None, limit_s=timeout))
+        report = run_async(
+            read_lag(
+                settings.kafka_connection(),
+                settings.topic,
+                settings.group_id,
+                with_age=max_seconds is not None,
+                limit_s=timeout,
+            )
+        )
     except LagUnavailable as exc:
         if as_json:
             out.print_json(json.dumps({"status": "UNKNOWN", "error": str(exc)}))

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import sys
+from datetime import date, datetime, time
+from decimal import Decimal
 from typing import Annotated, Any
+from uuid import UUID
 
+import orjson
 import typer
 from rich.table import Table
 
@@ -20,7 +23,10 @@ def sql(
             'count() FROM incoming_call_log FINAL GROUP BY status"'
         ),
     ],
-    fmt: Annotated[str, typer.Option("--format", "-f", help="table, json or csv")] = "table",
+    fmt: Annotated[
+        str,
+        typer.Option("--format", "-f", help="table, json (JSON Lines: one object per row) or csv"),
+    ] = "table",
     clickhouse_url: ClickhouseUrl = None,
     database: Database = None,
     http_port: HttpPort = None,
@@ -42,10 +48,34 @@ def sql(
     print_rows(columns, rows, fmt)
 
 
+def _json_default(value: Any) -> Any:
+    """What orjson cannot serialise itself: exact numbers and ids as strings, times as ISO 8601."""
+    if isinstance(value, Decimal | UUID):
+        return str(value)
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, set | frozenset):
+        return list(value)
+    return str(value)  # IP addresses and other exotic ClickHouse types
+
+
+def json_line(columns: list[str], row: Any) -> str:
+    """One row as one compact JSON object (a JSON Lines line, without the newline)."""
+    record = dict(zip(columns, row, strict=False))
+    return orjson.dumps(
+        record,
+        default=_json_default,
+        option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY,
+    ).decode()
+
+
 def print_rows(columns: list[str], rows: list[Any], fmt: str) -> None:
     if fmt == "json":
-        for row in rows:
-            out.print_json(json.dumps(dict(zip(columns, row, strict=False)), default=str))
+        # JSON Lines on plain stdout: no rich markup, highlighting or line wrapping.
+        sys.stdout.writelines(json_line(columns, row) + "\n" for row in rows)
+        sys.stdout.flush()
     elif fmt == "csv":
         import csv
 

@@ -48,7 +48,7 @@ def rebuild(
     ClickHouse keeps the LAST inserted row on equal versions, so the rebuild wins; run the
     worker with the same rate plan, or its next rows for a call will use the old one. In
     embedded mode (chdb://) stop the worker first (it owns the store), or use a ClickHouse
-    server / `ringlog store serve`.
+    server (in development, `python -m devtools store serve`).
     """
     from datetime import UTC, datetime
 

@@ -1,5 +1,17 @@
-"""Kafka adapters: the batch consume loop (fetch -> Ingestor.process -> commit) and the
-dead-letter producer. All Kafka I/O of the worker lives here."""
+"""The consume loop: fetch a batch -> prepare it -> write it -> commit its offsets.
+
+Delivery semantics, visible here:
+
+* COMMIT AFTER WRITE: `_write_and_commit` is the only place offsets are committed, right after
+  `Ingestor.write` made the batch durable (dead letters, rejected_event, call_event, rows).
+* BACKPRESSURE: at most one batch is in flight. Batch N+1 is fetched and prepared while batch
+  N is written, then `run` waits for N (`_drain`) before handing N+1 over. Fetching stops
+  while it waits, so aiokafka's prefetch buffer (bounded per partition) is all that piles up.
+* REBALANCE: `on_revoked` finishes (or, after REVOKE_GRACE_S, abandons and rewinds) the batch
+  in flight before the partitions move; a batch prepared across a rebalance is rewound.
+
+Kafka is reached only through the `Consumer` port (`worker.pipeline.ports`).
+"""
 
 from __future__ import annotations
 
@@ -10,17 +22,12 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
-
-from worker.adapters.kafka.connection import kafka_client_options
-from worker.adapters.kafka.topics import ensure_topic
+from worker.pipeline.config import PipelineConfig
 from worker.pipeline.ingestor import Ingestor, Plan
-from worker.service.settings import Settings
+from worker.pipeline.ports import BrokerUnavailable, CommitRejected, Consumer, TopicPartition
 
 log = logging.getLogger("ringlog.consumer")
 
-MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 REVOKE_GRACE_S = 20.0
 # How often the lag task asks the broker for log-end and committed offsets. It runs beside
 # the consume loop, so the lag keeps moving while the loop waits for ClickHouse.
@@ -28,41 +35,13 @@ LAG_REFRESH_SECONDS = 5.0
 BROKER_TIMEOUT_SECONDS = 10.0
 
 
-class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, loop: ConsumeLoop) -> None:
-        self.loop = loop
-
-    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        self.loop.joined = False
-        await self.loop.on_revoked({tp.partition for tp in revoked})
-        self.loop.forget_lag(revoked)
-
-    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        partitions = sorted(tp.partition for tp in assigned)
-        log.info(
-            "assigned partitions %s",
-            partitions,
-            extra={"topic": self.loop.settings.topic, "partitions": partitions},
-        )
-        self.loop.joined = True
-        self.loop.refresh_lag_soon()  # lag of the new partitions before our first commit
-
-
 class ConsumeLoop:
     """Fetch a batch, hand it to the Ingestor, commit its offsets after it is durable."""
 
-    def __init__(self, settings: Settings, ingestor: Ingestor) -> None:
-        self.settings = settings
+    def __init__(self, config: PipelineConfig, ingestor: Ingestor, consumer: Consumer) -> None:
+        self.config = config
         self.ingestor = ingestor
-        self.consumer = AIOKafkaConsumer(
-            **kafka_client_options(settings),
-            group_id=settings.group_id,
-            enable_auto_commit=False,  # offsets are committed only in `_commit`
-            auto_offset_reset="earliest",
-            max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
-            fetch_max_bytes=64 * 1024 * 1024,
-            max_poll_interval_ms=600_000,  # a long ClickHouse outage must not evict us
-        )
+        self.consumer = consumer
         self._revoked: set[int] = set()
         self.committed: dict[TopicPartition, int] = {}
         self.last_commit = 0.0
@@ -130,15 +109,25 @@ class ConsumeLoop:
         self.ingestor.forget_partitions({tp.partition for tp in first})
 
     async def start(self) -> None:
-        # A missing topic would leave the group with no partitions until the next metadata
-        # refresh (minutes): create it (never alter it) before subscribing.
-        options = kafka_client_options(self.settings)
-        for topic in (self.settings.topic, self.settings.dlq_topic):
-            await ensure_topic(
-                self.settings.kafka_brokers, topic, alter_existing=False, client_options=options
-            )
         await self.consumer.start()
-        self.consumer.subscribe([self.settings.topic], listener=_Rebalance(self))
+        self.consumer.subscribe(
+            self.config.topic, on_revoked=self._partitions_revoked, on_assigned=self._assigned
+        )
+
+    async def _partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        self.joined = False
+        await self.on_revoked({tp.partition for tp in revoked})
+        self.forget_lag(revoked)
+
+    async def _assigned(self, assigned: set[TopicPartition]) -> None:
+        partitions = sorted(tp.partition for tp in assigned)
+        log.info(
+            "assigned partitions %s",
+            partitions,
+            extra={"topic": self.config.topic, "partitions": partitions},
+        )
+        self.joined = True
+        self.refresh_lag_soon()  # lag of the new partitions before our first commit
 
     async def stop(self) -> None:
         await self.consumer.stop()
@@ -196,8 +185,8 @@ class ConsumeLoop:
     async def _fetch(self, stop: asyncio.Event) -> list[Any]:
         """Fill a batch bounded by size and time; drop what a rebalance took away."""
         self._revoked = set()
-        max_events = self.settings.batch_max_events
-        deadline = time.monotonic() + self.settings.batch_max_seconds
+        max_events = self.config.batch_max_events
+        deadline = time.monotonic() + self.config.batch_max_seconds
         batch: list[Any] = []
         while len(batch) < max_events and not stop.is_set():
             remaining = deadline - time.monotonic()
@@ -225,11 +214,8 @@ class ConsumeLoop:
             assigned = self.consumer.assignment()
             for tp, first in dropped.items():
                 if tp in assigned:
-                    with contextlib.suppress(KafkaError, TimeoutError):
-                        position = await asyncio.wait_for(
-                            self.consumer.position(tp), BROKER_TIMEOUT_SECONDS
-                        )
-                        first = min(first, position)
+                    with contextlib.suppress(BrokerUnavailable):
+                        first = min(first, await self.consumer.position(tp))
                     self.consumer.seek(tp, first)
         return batch
 
@@ -244,20 +230,20 @@ class ConsumeLoop:
             return
         try:
             await self.consumer.commit(offsets)
-        except (CommitFailedError, IllegalStateError) as exc:
+        except CommitRejected as exc:
             # A rebalance took the partitions: the new owner replays from the previous
             # commit; the rows we wrote are idempotent, so nothing is lost or doubled.
             log.warning(
                 "commit skipped after rebalance: %s",
                 exc,
-                extra={"topic": self.settings.topic, "error_code": "commit_rebalance"},
+                extra={"topic": self.config.topic, "error_code": "commit_rebalance"},
             )
             return
-        except KafkaError as exc:
+        except BrokerUnavailable as exc:
             log.error(
                 "commit failed, the batch will be replayed after restart: %s",
                 exc,
-                extra={"topic": self.settings.topic, "error_code": "commit_failed"},
+                extra={"topic": self.config.topic, "error_code": "commit_failed"},
             )
             return
         self.committed.update(offsets)
@@ -309,7 +295,7 @@ class ConsumeLoop:
                 log.warning(
                     "cannot refresh consumer lag from the broker: %r",
                     exc,
-                    extra={"topic": self.settings.topic, "error_code": "lag_refresh_failed"},
+                    extra={"topic": self.config.topic, "error_code": "lag_refresh_failed"},
                 )
             self._update_lag()
             self._refresh_now.clear()

@@ -30,36 +30,22 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 import orjson
 
-from worker.adapters.clickhouse.store import ClickHouseStore, StoreUnavailable
 from worker.core.call_state import CallCache, CallKey, CallState
 from worker.core.correlation import Row, build_call_rows
 from worker.core.decode import Rejection, ValidEvent, decode, decode_stored, without_payload
 from worker.core.rates import RatePlan
+from worker.pipeline.config import PipelineConfig
 from worker.pipeline.metrics import Metrics
+from worker.pipeline.ports import DeadLetterSink, Message, Store, StoreUnavailable
 from worker.pipeline.retry import async_with_retry
-from worker.service.settings import Settings
 
 log = logging.getLogger("ringlog.ingest")
 SCAN_EVERY = timedelta(minutes=1)
 T = TypeVar("T")
-
-
-class Message(Protocol):
-    """What the ingestor needs of a consumed record (aiokafka's ConsumerRecord has it)."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-
-
-class DeadLetterSink(Protocol):
-    async def send(self, records: Sequence[tuple[bytes | None, bytes]]) -> None: ...
 
 
 @dataclass
@@ -98,20 +84,20 @@ class Ingestor:
 
     def __init__(
         self,
-        settings: Settings,
-        store: ClickHouseStore,
+        config: PipelineConfig,
+        store: Store,
         rates: RatePlan,
         dead_letters: DeadLetterSink,
         metrics: Metrics,
         clock: Callable[[], datetime] = now_utc,
     ) -> None:
-        self.settings = settings
+        self.config = config
         self.store = store
         self.rates = rates
         self.dead_letters = dead_letters
         self.metrics = metrics
         self.clock = clock
-        self.cache = CallCache(settings.cache_max_calls)
+        self.cache = CallCache(config.cache_max_calls)
         # The newest event time this worker has seen: the clock of the timeout close.
         self.watermark: datetime | None = None
         self.newest_written: datetime | None = None
@@ -238,7 +224,7 @@ class Ingestor:
         if state is None:
             return
         rows = build_call_rows(
-            state.events.values(), self.rates, now=now, timeout=self.settings.call_timeout
+            state.events.values(), self.rates, now=now, timeout=self.config.call_timeout
         )
         state.open = rows.open
         state.last_event_at = rows.last_event_at
@@ -258,7 +244,7 @@ class Ingestor:
         if self._last_scan is not None and self.watermark - self._last_scan < SCAN_EVERY:
             return []
         self._last_scan = self.watermark
-        deadline = self.watermark - self.settings.call_timeout
+        deadline = self.watermark - self.config.call_timeout
         return [
             key
             for key, state in self.cache.items()

@@ -2,7 +2,7 @@
 
 Who does what:
 
-* **aiokafka** does all the Kafka work of the hot path, exactly as in `worker.runtime.serve`:
+* **aiokafka** does all the Kafka work of the hot path, through the pipeline's ports:
   `ConsumeLoop` fetches batches of `telephony.call-events` with `getmany`, hands them to the
   `Ingestor` (decode, dead-letter, write ClickHouse) and commits their offsets only after
   they are durable. Faust's per-event agent path measured 20-70x slower, so it is not used
@@ -21,15 +21,16 @@ Who does what:
   group cannot collide with the aiokafka group (different assignor protocols in one group
   fail to join).
 
-Start order: the store is migrated and the DLQ producer is up before the consumer joins the
-group. Stop order: the current batch finishes and commits, then the consumer and the DLQ
-producer stop and the store closes; then Faust stops its web server.
+`IngestService` runs `worker.service.lifecycle.Lifecycle`, the one start/stop sequence.
+`ringlog worker` runs this app under `faust.Worker` (signals, logging); the demo, the in-process
+tests and the benchmark run the very same app in their own event loop (`start_in_background`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import tempfile
 import time
 from pathlib import Path
@@ -43,17 +44,13 @@ from faust.web.drivers.aiohttp import Web as AiohttpWeb
 from mode import Service
 
 from worker.service.http import build_app
-from worker.service.lifecycle import Worker, build_worker
+from worker.service.lifecycle import Lifecycle, StoreWrapper, Worker
 from worker.service.logs import setup_logging
 from worker.service.settings import Settings
 
 log = logging.getLogger("ringlog.faust")
 
 APP_ID_SUFFIX = "-faust"
-# How long a stop waits for the batch in flight to become durable and commit. Past it the
-# batch is abandoned uncommitted (the next owner replays it; every write is idempotent), so
-# a ClickHouse outage cannot make SIGTERM hang (Kubernetes kills after 30 s by default).
-STOP_GRACE_SECONDS = 25.0
 HTTP_PATHS = (("GET", "/metrics"), ("GET", "/health"), ("GET", "/ready"), ("POST", "/query"))
 
 
@@ -66,77 +63,47 @@ def broker_urls(settings: Settings) -> list[str]:
 
 
 class IngestService(Service):
-    """The aiokafka batch consumer (`ConsumeLoop` + `Ingestor`) as a mode service."""
+    """The worker's `Lifecycle` as a mode service of the Faust app."""
 
-    def __init__(self, settings: Settings, **kwargs: Any) -> None:
+    def __init__(
+        self, settings: Settings, wrap_store: StoreWrapper | None = None, **kwargs: Any
+    ) -> None:
         self.settings = settings
-        self.worker: Worker | None = None
-        # The worker's aiohttp app (worker.http_api.build_app); None while not serving.
+        self.lifecycle = Lifecycle(settings, wrap_store)
+        # The worker's aiohttp app (worker.service.http.build_app); None while not serving.
         self.http: web.Application | None = None
-        self._stop_consuming = asyncio.Event()
-        self._consume: asyncio.Task[None] | None = None
         super().__init__(**kwargs)
 
-    async def on_start(self) -> None:
-        settings = self.settings
-        worker = await build_worker(settings)  # migrates the store
-        self.worker = worker
-        try:
-            await worker.dead_letters.start()
-            await worker.loop.start()
-        except BaseException:
-            await self._close(worker)
-            raise
-        worker.started = True
-        self.http = build_app(worker.store, worker.metrics, worker.health, worker.ready)
-        log.info(
-            "consuming %s as group %s from %s (batch consumer inside Faust app %s)",
-            settings.topic,
-            settings.group_id,
-            settings.kafka_brokers,
-            app_id_for(settings),
-        )
-        self._consume = asyncio.create_task(self._run(worker), name="ringlog-consume")
+    @property
+    def worker(self) -> Worker | None:
+        return self.lifecycle.worker
 
-    async def _run(self, worker: Worker) -> None:
+    async def on_start(self) -> None:
+        worker = await self.lifecycle.start()
+        self.http = build_app(
+            worker.store, worker.metrics, worker.checks.health, worker.checks.ready
+        )
+        log.info("batch consumer running inside Faust app %s", app_id_for(self.settings))
+        self.add_future(self._watch())
+
+    async def _watch(self) -> None:
+        task = self.lifecycle.consuming
+        if task is None:
+            return
         try:
-            await worker.loop.run(self._stop_consuming)
+            await asyncio.shield(task)
         except asyncio.CancelledError:
-            raise
+            if not task.cancelled():
+                raise  # the watcher itself is being stopped
         except BaseException as exc:
             # A fatal error (the Ingestor retries transient ones forever): stop the whole
-            # worker with a failure, as `serve()` does, instead of idling without consuming.
+            # worker with a failure instead of idling without consuming.
             log.critical("consume loop failed, stopping the worker: %r", exc)
             await self.crash(exc)
 
     async def on_stop(self) -> None:
-        self._stop_consuming.set()
-        worker, task = self.worker, self._consume
-        if task is not None and not task.done():
-            # Let the current batch finish and commit: stopping mid-batch only replays it.
-            done, _ = await asyncio.wait({task}, timeout=STOP_GRACE_SECONDS)
-            if not done:
-                log.error(
-                    "batch still not durable after %.0fs: stopping without committing it "
-                    "(it will be replayed)",
-                    STOP_GRACE_SECONDS,
-                )
-                task.cancel()
-                await asyncio.wait({task})
-        if worker is not None:
-            await self._close(worker)
-
-    async def _close(self, worker: Worker) -> None:
         self.http = None  # /query must not reach a closed store
-        log.info("shutting down")
-        try:
-            await worker.loop.stop()
-        finally:
-            try:
-                await worker.dead_letters.stop()
-            finally:
-                worker.store.close()
-        self.worker = None
+        await self.lifecycle.stop()
 
 
 def _not_serving(path: str) -> web.Response:
@@ -173,7 +140,7 @@ def _mount_http(app: faust.App, service: IngestService) -> None:
         router.add_route(method, path, delegate)
 
 
-def create_app(settings: Settings) -> faust.App:
+def create_app(settings: Settings, wrap_store: StoreWrapper | None = None) -> faust.App:
     """A Faust app that runs the ringlog worker (see the module docstring)."""
     app_id = app_id_for(settings)
     app = faust.App(
@@ -184,7 +151,7 @@ def create_app(settings: Settings) -> faust.App:
         # tables: one shared place outside the working directory.
         datadir=str(Path(tempfile.gettempdir()) / "ringlog-faust"),
         web_enabled=True,
-        web_port=settings.http_port,
+        web_port=settings.http_port or _free_port(settings.http_host),
         web_host=settings.http_host,
         web_bind=settings.http_host,  # default 0.0.0.0 would expose /query everywhere
         web_application_options={"client_max_size": 1024 * 1024},
@@ -201,21 +168,75 @@ def create_app(settings: Settings) -> faust.App:
     )
     # No Faust Kafka consumer or producer: see the module docstring.
     app.boot_strategy = BootStrategy(app, enable_kafka=False)
-    service = IngestService(settings)
+    service = IngestService(settings, wrap_store)
     # mode starts service instances as well as classes (App._prepare_subservice); the
     # decorator is only typed for classes.
     app.service(cast(Any, service))
+    app.ringlog_service = service  # type: ignore[attr-defined]
     _mount_http(app, service)
     return app
 
 
-def run_faust_worker(settings: Settings) -> None:
+async def start_in_background(
+    settings: Settings, wrap_store: StoreWrapper | None = None
+) -> tuple[Worker, asyncio.Event, asyncio.Task[None]]:
+    """Run the worker's Faust app in the current event loop (demo, tests, benchmark): the
+    same app and lifecycle as `ringlog worker`, without faust.Worker's process handling.
+
+    Returns the started worker, the event that stops it and the task to await after setting
+    it (it raises the error that ended the worker, if one did).
+    """
+    app = create_app(settings, wrap_store)
+    service = app_service(app)
+    await app.start()
+    worker = service.worker
+    if worker is None or service.lifecycle.consuming is None:
+        await app.stop()
+        raise RuntimeError("the worker stopped before it started")
+    worker.http_port = _bound_port(app, settings.http_port)
+    stop = asyncio.Event()
+    consuming = service.lifecycle.consuming
+
+    async def run() -> None:
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({stopping, consuming}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        await app.stop()
+        if consuming.done() and not consuming.cancelled() and consuming.exception():
+            raise cast(BaseException, consuming.exception())
+
+    return worker, stop, asyncio.create_task(run(), name="ringlog-worker")
+
+
+def app_service(app: faust.App) -> IngestService:
+    service = getattr(app, "ringlog_service", None)
+    if not isinstance(service, IngestService):
+        raise TypeError("not a ringlog worker app (see create_app)")
+    return service
+
+
+def _free_port(host: str) -> int:
+    """RINGLOG_HTTP_PORT=0 means any free port, but Faust refuses port 0: ask the OS for one
+    (another process could take it before Faust binds it; fine for tests and demos)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def _bound_port(app: faust.App, configured: int) -> int:
+    """The port Faust's web server listens on (the real one when RINGLOG_HTTP_PORT=0)."""
+    runner = getattr(app.web, "_runner", None)  # aiohttp AppRunner of Faust's web driver
+    addresses = runner.addresses if runner is not None else []
+    return int(addresses[0][1]) if addresses else configured
+
+
+def run_faust_worker(settings: Settings, wrap_store: StoreWrapper | None = None) -> None:
     """Run the Faust-hosted worker until SIGTERM/SIGINT; return normally on a clean stop.
 
     A fatal error raises (the Faust worker exits non-zero).
     """
     setup_logging(settings.log_format, settings.log_level)
-    app = create_app(settings)
+    app = create_app(settings, wrap_store)
     worker = faust.Worker(
         app,
         loglevel=settings.log_level.upper(),

@@ -10,7 +10,6 @@ import asyncio
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -22,6 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from worker.adapters.clickhouse.store import ClickHouseStore, StoreError, StoreUnavailable
 from worker.pipeline.metrics import Metrics
+from worker.service.health import Health
 
 READ_ONLY = re.compile(r"^\s*(\(\s*)*(SELECT|WITH|SHOW|DESCRIBE|DESC|EXPLAIN|EXISTS)\b", re.I)
 
@@ -34,12 +34,6 @@ def json_default(value: Any) -> Any:
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     raise TypeError(f"cannot serialise {type(value).__name__}")
-
-
-@dataclass
-class Health:
-    healthy: bool
-    reasons: list[str]
 
 
 def dumps(value: Any) -> bytes:

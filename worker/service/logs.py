@@ -2,7 +2,7 @@
 
 Fields an operator filters on (topic, partition, offset, call_id, table, error_code) are
 passed as `extra=` and appear as top-level JSON keys. Secrets never reach a log record: URLs
-are redacted before they are logged (`worker.clickhouse_store.redact_url`).
+are redacted before they are logged (`worker.adapters.clickhouse.store.redact_url`).
 """
 
 from __future__ import annotations

@@ -13,6 +13,9 @@ from dataclasses import dataclass, fields, replace
 from datetime import timedelta
 from pathlib import Path
 
+from worker.adapters.kafka.connection import KafkaConnection
+from worker.pipeline.config import PipelineConfig
+
 
 class ConfigError(ValueError):
     """A setting is invalid; the message names the RINGLOG_* variable."""
@@ -127,6 +130,24 @@ class Settings:
             raise ConfigError(
                 f"RINGLOG_HEALTH_STALL_SECONDS={self.health_stall_seconds}: must be > 0 (seconds)"
             )
+
+    def kafka_connection(self) -> KafkaConnection:
+        return KafkaConnection(
+            brokers=self.kafka_brokers,
+            security_protocol=self.kafka_security_protocol,
+            sasl_mechanism=self.kafka_sasl_mechanism,
+            sasl_username=self.kafka_sasl_username,
+            sasl_password=self.kafka_sasl_password,
+        )
+
+    def pipeline_config(self) -> PipelineConfig:
+        return PipelineConfig(
+            topic=self.topic,
+            batch_max_events=self.batch_max_events,
+            batch_max_seconds=self.batch_max_seconds,
+            cache_max_calls=self.cache_max_calls,
+            call_timeout=self.call_timeout,
+        )
 
     def with_overrides(self, **overrides: object) -> Settings:
         """Apply CLI flags (None means 'not given') on top of the environment."""

@@ -2,7 +2,7 @@
 
 After a rate-plan change or a fix to a correlation rule, the rows already in ClickHouse are
 stale. Every valid event is in `call_event`, and rows are a pure function of a call's event
-set (`worker.correlation.build_call_rows`), so rebuilding is: page through the distinct
+set (`worker.core.correlation.build_call_rows`), so rebuilding is: page through the distinct
 (project_id, call_id) keys, load each call's events, rebuild its rows with the current rate
 plan and insert them.
 
@@ -154,7 +154,8 @@ def rebuild(
         if store.embedded:
             raise RebuildError(
                 f"{exc}.\nringlog rebuild must open the store itself: stop the worker first, "
-                "or point both at a ClickHouse server (or a shared `ringlog store serve`)"
+                "or point both at a ClickHouse server (in development, a shared "
+                "`python -m devtools store serve`)"
             ) from exc
         raise RebuildError(f"ClickHouse is unavailable: {exc}") from exc
     table = qualified(store.database, CALL_EVENT.name)

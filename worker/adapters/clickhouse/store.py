@@ -9,7 +9,7 @@
 Failures are split in two, so the worker knows what to retry:
 
 - `StoreUnavailable`: transient (network, server down or overloaded, chDB path locked by another
-  process). Retry with backoff (`worker.backoff.with_retry`); never skip the input.
+  process). Retry with backoff (`worker.pipeline.retry`); never skip the input.
 - `StoreError`: everything else (bad SQL, unknown table, schema drift, bad URL). Retrying will
   not help.
 
@@ -41,6 +41,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from schemas.ddl import MIGRATIONS_TABLE, check_database_name, ddl_statements, qualified
 from schemas.tables import ALL_TABLES, CALL_EVENT, SCHEMA_VERSION, Table
+from worker.pipeline.ports import CallEventRow, StoreError, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +55,6 @@ __all__ = [
     "StoreUnavailable",
     "redact_url",
 ]
-
-CallEventRow = tuple[str, str, str, str, int, int]
-"""(project_id, call_id, payload JSON text, topic, partition, offset)"""
 
 LOOKUP_CHUNK: Final = 5000
 """At most this many keys per `load_call_events` query."""
@@ -100,14 +98,6 @@ _ALREADY_EXISTS_CODES: Final = frozenset({57, 82})  # TABLE_ALREADY_EXISTS, DATA
 _TRANSIENT_HTTP = re.compile(r"HTTP status (?:429|502|503|504)\b")
 _USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^:/@\s]*):[^@/\s]*@")
 _SECRET_PARAM = re.compile(r"(?i)\b(password|passwd|access_token)=[^&\s]*")
-
-
-class StoreUnavailable(Exception):
-    """Transient: the store cannot be reached right now. Retry with backoff."""
-
-
-class StoreError(Exception):
-    """Permanent: bad SQL, unknown table, schema drift, bad configuration."""
 
 
 def redact_url(url: str) -> str:
@@ -477,7 +467,6 @@ class ClickHouseStore:
         """
         if not rows:
             return
-        self._injected_fault(f"inserting into {table}")
         plan = self._plans.get(table)
         if plan is None:
             raise StoreError(f"unknown table {table!r}; known: {sorted(self._plans)}")
@@ -508,17 +497,6 @@ class ClickHouseStore:
                 column_oriented=True,
                 settings=settings,
             )
-
-    def _injected_fault(self, doing: str) -> None:
-        """Fault injection for tests and drills: while the file named by
-        RINGLOG_FAULT_STORE_DOWN_FILE exists, every write fails as if ClickHouse were down.
-
-        A file (not a flag in memory) so a test can take the store of a worker running in
-        another process down and bring it back.
-        """
-        path = os.environ.get("RINGLOG_FAULT_STORE_DOWN_FILE")
-        if path and os.path.exists(path):
-            raise StoreUnavailable(f"{doing}: ClickHouse unavailable (injected fault: {path})")
 
     # ---- reads --------------------------------------------------------------------------
 
@@ -555,7 +533,6 @@ class ClickHouseStore:
         primary key; a project_id that is not a
         UUID matches nothing.
         """
-        self._injected_fault("loading call events")
         unique: list[tuple[str, str]] = []
         seen: set[tuple[str, str]] = set()
         for project_id, call_id in keys:

@@ -8,23 +8,20 @@ from collections.abc import Sequence
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from worker.adapters.kafka.connection import kafka_client_options
-from worker.service.settings import Settings
+from worker.adapters.kafka.connection import KafkaConnection
+from worker.pipeline.ports import DeadLetterUnavailable
 
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 
 
-class DeadLetterUnavailable(ConnectionError):
-    """The DLQ topic could not take the dead letters (broker down, timeout)."""
-
-
 class DeadLetterProducer:
-    """Produces dead letters to the DLQ topic and waits for acks=all before returning."""
+    """`worker.pipeline.ports.DeadLetterSink`: produces dead letters to the DLQ topic and
+    returns only once all replicas acknowledged them (acks=all)."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.topic = settings.dlq_topic
+    def __init__(self, connection: KafkaConnection, topic: str) -> None:
+        self.topic = topic
         self._producer = AIOKafkaProducer(
-            **kafka_client_options(settings),
+            **connection.client_options(),
             acks="all",
             max_request_size=MAX_MESSAGE_BYTES,
             linger_ms=5,

@@ -29,8 +29,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from worker.adapters.kafka.connection import kafka_client_options
-from worker.service.settings import Settings
+from worker.adapters.kafka.connection import KafkaConnection
 
 OK, CRITICAL, UNKNOWN = 0, 2, 3
 STATUS_NAMES = {OK: "OK", CRITICAL: "CRITICAL", UNKNOWN: "UNKNOWN"}
@@ -85,23 +84,31 @@ class Verdict:
     line: str
 
 
-async def read_lag(settings: Settings, *, with_age: bool, limit_s: float = 30.0) -> LagReport:
+async def read_lag(
+    connection: KafkaConnection,
+    topic: str,
+    group: str,
+    *,
+    with_age: bool,
+    limit_s: float = 30.0,
+) -> LagReport:
     """The group's lag on its input topic; LagUnavailable when it cannot be told."""
     try:
-        return await asyncio.wait_for(_read_lag(settings, with_age), limit_s)
+        return await asyncio.wait_for(_read_lag(connection, topic, group, with_age), limit_s)
     except TimeoutError:
         raise LagUnavailable(
-            f"no answer from Kafka at {settings.kafka_brokers} within {limit_s:.0f}s"
+            f"no answer from Kafka at {connection.brokers} within {limit_s:.0f}s"
         ) from None
     except KafkaError as exc:
-        raise LagUnavailable(f"Kafka at {settings.kafka_brokers}: {exc!r}") from None
+        raise LagUnavailable(f"Kafka at {connection.brokers}: {exc!r}") from None
     except OSError as exc:
-        raise LagUnavailable(f"Kafka at {settings.kafka_brokers}: {exc}") from None
+        raise LagUnavailable(f"Kafka at {connection.brokers}: {exc}") from None
 
 
-async def _read_lag(settings: Settings, with_age: bool) -> LagReport:
-    options = kafka_client_options(settings)
-    topic, group = settings.topic, settings.group_id
+async def _read_lag(
+    connection: KafkaConnection, topic: str, group: str, with_age: bool
+) -> LagReport:
+    options = connection.client_options()
     admin = AIOKafkaAdminClient(**options)
     await admin.start()
     try:
