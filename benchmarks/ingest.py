@@ -170,12 +170,16 @@ class BenchResult:
         return data
 
 
+# The worker's default batch size (a pydantic field default is not a class attribute).
+DEFAULT_BATCH_MAX_EVENTS: int = Settings.model_fields["batch_max_events"].default
+
+
 @dataclass
 class Options:
     events: int = 200_000
     partitions: int = 4
     brokers: str = "127.0.0.1:9092"
-    batch_max_events: int = Settings.batch_max_events
+    batch_max_events: int = DEFAULT_BATCH_MAX_EVENTS
     seed: int = 1
     skip_faust: bool = False
     faust_timeout: float = FAUST_TIMEOUT_S
@@ -815,8 +819,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--batch-max-events",
         type=int,
-        default=Settings.batch_max_events,
-        help=f"worker batch size ({Settings.batch_max_events})",
+        default=DEFAULT_BATCH_MAX_EVENTS,
+        help=f"worker batch size ({DEFAULT_BATCH_MAX_EVENTS})",
     )
     p.add_argument("--seed", type=int, default=1, help="traffic generator seed")
     p.add_argument("--skip-faust", action="store_true", help="do not run consumer (c)")

@@ -185,12 +185,16 @@ def store_serve(
     """
     import os
 
-    from devtools.chdb_http import serve
+    from rich.markup import escape
 
-    password = os.environ.get("RINGLOG_STORE_PASSWORD")
-    password_file = os.environ.get("RINGLOG_STORE_PASSWORD_FILE")
-    if password is None and password_file:
-        password = Path(password_file).read_text().strip()
+    from devtools.chdb_http import serve
+    from worker.service.settings import ConfigError, secret_from_env
+
+    try:
+        password = secret_from_env(os.environ, "RINGLOG_STORE_PASSWORD")
+    except ConfigError as exc:
+        console.print(f"[bold red]configuration error:[/] {escape(str(exc))}")
+        raise typer.Exit(2) from None
     setup_logging("text", os.environ.get("RINGLOG_LOG_LEVEL", "INFO"))
 
     def ready(server: Any) -> None:

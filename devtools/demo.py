@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import replace
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -118,7 +117,7 @@ def run_demo(settings: Settings, *, calls: int, keep_kafka: bool, console: Conso
     except KafkaLocalError as exc:
         console.print(f"[bold red]could not start Kafka:[/] {exc}")
         return 1
-    settings = replace(settings, kafka_brokers=bootstrap)
+    settings = settings.with_overrides(kafka_brokers=bootstrap)
     console.print(
         f"      Kafka at {bootstrap}; store {settings.clickhouse_url} database {settings.database}"
     )

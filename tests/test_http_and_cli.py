@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import urllib.request
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -39,7 +38,7 @@ def test_query_health_and_metrics_while_the_worker_runs(
             await produce(settings, [b.encode(e) for e in events])
             await run.drained()
             port = run.worker.http_port
-            live = replace(settings, http_port=port)
+            live = settings.with_overrides(http_port=port)
             result: dict[str, Any] = {}
             # ringlog sql: the store is owned by the worker, so this goes over HTTP
             result["sql"] = await asyncio.to_thread(

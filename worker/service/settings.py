@@ -2,23 +2,49 @@
 
 Every setting is validated at start: a bad value fails with a message that names the
 variable and says what a good value looks like, before anything connects anywhere.
+
+`Settings` is a pydantic-settings model, but only `load_settings` reads the environment:
+`Settings(**values)` in code and tests is exactly the given values plus the defaults.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from worker.adapters.clickhouse.store import redact_url
 from worker.adapters.kafka.connection import KafkaConnection
 from worker.pipeline.config import PipelineConfig
+
+ENV_PREFIX = "RINGLOG_"
 
 
 class ConfigError(ValueError):
     """A setting is invalid; the message names the RINGLOG_* variable."""
+
+
+def setting_name(field: str) -> str:
+    """The environment variable of a `Settings` field: http_port -> RINGLOG_HTTP_PORT."""
+    return f"{ENV_PREFIX}{field.upper()}"
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -35,17 +61,59 @@ def parse_duration(text: str, setting: str) -> timedelta:
     return timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
 
 
+def secret_from_env(env: Mapping[str, str], name: str) -> str | None:
+    """A secret from the variable NAME, else from the file named by NAME_FILE (Docker and
+    Kubernetes secrets; surrounding whitespace such as the final newline is stripped); None
+    when neither is set. An unreadable file is a ConfigError naming NAME_FILE."""
+    if env.get(name):
+        return env[name]
+    path = env.get(f"{name}_FILE")
+    if path:
+        try:
+            return Path(path).read_text("utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"{name}_FILE={path}: cannot read: {exc.strerror or exc}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{name}_FILE={path}: cannot read: not UTF-8 text") from None
+    return None
+
+
 def default_clickhouse_url() -> str:
     return "chdb://" + str((Path.cwd() / "var" / "clickhouse").resolve())
 
 
-@dataclass(frozen=True)
-class Settings:
+# A number setting that is empty ("RINGLOG_HTTP_PORT=") takes its default.
+_NUMBERS = (
+    "http_port",
+    "batch_max_events",
+    "batch_max_seconds",
+    "cache_max_calls",
+    "health_max_failures",
+    "health_stall_seconds",
+)
+# An optional setting that is empty is not set.
+_OPTIONAL = ("rates_file", "kafka_sasl_mechanism", "kafka_sasl_username", "kafka_sasl_password")
+# Never shown, neither in repr nor in an error message.
+_SECRETS = frozenset({"kafka_sasl_password"})
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        case_sensitive=False,  # http_port <- RINGLOG_HTTP_PORT (only that: _EnvironmentSource)
+        env_ignore_empty=False,  # an empty value is handled per setting (the validators)
+        frozen=True,
+        extra="forbid",
+        hide_input_in_errors=True,
+    )
+
     kafka_brokers: str = "localhost:9092"
     topic: str = "telephony.call-events"
     dlq_topic: str = "telephony.call-events.dlq"
     group_id: str = "ringlog"
-    clickhouse_url: str = ""
+    # May hold user:password (RINGLOG_CLICKHOUSE_USER/PASSWORD are merged into an http(s)
+    # URL): the repr shows it redacted. Empty = chdb://$PWD/var/clickhouse, made absolute.
+    clickhouse_url: str = Field(default_factory=default_clickhouse_url, repr=False)
     database: str = "ringlog"
     rates_file: Path | None = None
     http_host: str = "127.0.0.1"
@@ -61,18 +129,61 @@ class Settings:
     kafka_security_protocol: str = "PLAINTEXT"
     kafka_sasl_mechanism: str | None = None
     kafka_sasl_username: str | None = None
-    kafka_sasl_password: str | None = None
+    kafka_sasl_password: SecretStr | None = Field(default=None, repr=False)
     # /health turns 503 after this many consecutive failed ClickHouse calls...
     health_max_failures: int = 5
     # ...or when there is lag and nothing was committed for this long.
     health_stall_seconds: float = 120.0
 
-    def __post_init__(self) -> None:
-        if not self.clickhouse_url:
-            object.__setattr__(self, "clickhouse_url", default_clickhouse_url())
-        self.validate()
+    def __init__(self, **values: Any) -> None:
+        """Only the given values and the defaults (no environment: see `load_settings`);
+        a bad value raises ConfigError naming its RINGLOG_* variable."""
+        unknown = values.keys() - type(self).model_fields.keys()
+        if unknown:
+            raise TypeError(f"Settings has no setting {', '.join(sorted(unknown))}")
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise _config_error(exc) from None
 
-    def validate(self) -> None:
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment is read by load_settings (_EnvironmentSource), never implicitly.
+        return (init_settings,)
+
+    @field_validator(*_NUMBERS, mode="before")
+    @classmethod
+    def _empty_number_is_default(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, str) and value == "" and info.field_name is not None:
+            return cls.model_fields[info.field_name].default
+        return value
+
+    @field_validator(*_OPTIONAL, mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and value == "" else value
+
+    @field_validator("clickhouse_url", mode="before")
+    @classmethod
+    def _empty_url_is_default(cls, value: Any) -> Any:
+        return default_clickhouse_url() if value is None or value == "" else value
+
+    @field_validator("call_timeout", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return parse_duration(value, setting_name("call_timeout"))
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
         if not self.kafka_brokers.strip():
             raise ConfigError("RINGLOG_KAFKA_BROKERS is empty: give host:port[,host:port]")
         for broker in self.kafka_brokers.split(","):
@@ -130,14 +241,25 @@ class Settings:
             raise ConfigError(
                 f"RINGLOG_HEALTH_STALL_SECONDS={self.health_stall_seconds}: must be > 0 (seconds)"
             )
+        return self
+
+    def __repr_args__(self) -> Iterable[tuple[str | None, Any]]:
+        """The fields in order; the ClickHouse URL redacted, the SASL password left out."""
+        shown = dict(super().__repr_args__())
+        for name in type(self).model_fields:
+            if name == "clickhouse_url":
+                yield name, redact_url(self.clickhouse_url)
+            elif name in shown:
+                yield name, shown[name]
 
     def kafka_connection(self) -> KafkaConnection:
+        password = self.kafka_sasl_password
         return KafkaConnection(
             brokers=self.kafka_brokers,
             security_protocol=self.kafka_security_protocol,
             sasl_mechanism=self.kafka_sasl_mechanism,
             sasl_username=self.kafka_sasl_username,
-            sasl_password=self.kafka_sasl_password,
+            sasl_password=None if password is None else password.get_secret_value(),
         )
 
     def pipeline_config(self) -> PipelineConfig:
@@ -150,77 +272,80 @@ class Settings:
         )
 
     def with_overrides(self, **overrides: object) -> Settings:
-        """Apply CLI flags (None means 'not given') on top of the environment."""
+        """Apply CLI flags (None means 'not given') on top of these settings (the
+        environment); the result is validated again."""
         given = {k: v for k, v in overrides.items() if v is not None}
-        return replace(self, **given)  # type: ignore[arg-type]
+        current = {name: getattr(self, name) for name in type(self).model_fields}
+        return type(self)(**{**current, **given})
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not an integer") from None
+_NOT_AN_INTEGER = frozenset({"int_parsing", "int_type", "int_from_float"})
+_NOT_A_NUMBER = frozenset({"float_parsing", "float_type", "finite_number"})
 
 
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a number") from None
+def _config_error(exc: ValidationError) -> ConfigError:
+    """pydantic's errors as one ConfigError naming each bad RINGLOG_* variable."""
+    causes: list[ConfigError] = []
+    messages: list[str] = []
+    for error in exc.errors(include_url=False):
+        cause = error.get("ctx", {}).get("error")
+        if isinstance(cause, ConfigError):  # from a validator: already names its variable
+            causes.append(cause)
+            messages.append(str(cause))
+            continue
+        field = str(error["loc"][0]) if error["loc"] else ""
+        variable = setting_name(field) if field else "a RINGLOG_* setting"
+        raw = error.get("input")
+        if field in _SECRETS:
+            shown = "***"
+        elif isinstance(raw, str):
+            shown = repr(redact_url(raw))
+        else:
+            shown = repr(raw)
+        if error["type"] in _NOT_AN_INTEGER:
+            messages.append(f"{variable}={shown} is not an integer")
+        elif error["type"] in _NOT_A_NUMBER:
+            messages.append(f"{variable}={shown} is not a number")
+        else:
+            messages.append(f"{variable}={shown}: {error['msg']}")
+    if len(messages) == 1 and causes:
+        return causes[0]
+    return ConfigError("; ".join(messages))
 
 
-def _secret(env: Mapping[str, str], name: str) -> str | None:
-    """A secret from NAME, or from the file named by NAME_FILE (Kubernetes/Docker secrets)."""
-    if env.get(name):
-        return env[name]
-    path = env.get(f"{name}_FILE")
-    if path:
-        try:
-            return Path(path).read_text("utf-8").strip()
-        except OSError as exc:
-            raise ConfigError(f"{name}_FILE={path}: cannot read: {exc.strerror}") from None
-    return None
+class _EnvironmentSource(EnvSettingsSource):
+    """RINGLOG_* from a mapping (os.environ or a test's dict); the Kafka SASL password also
+    from RINGLOG_KAFKA_SASL_PASSWORD_FILE; RINGLOG_CLICKHOUSE_USER and
+    RINGLOG_CLICKHOUSE_PASSWORD (or _PASSWORD_FILE) merged into an http(s) URL that has no
+    user:password of its own."""
+
+    def __init__(self, settings_cls: type[BaseSettings], env: Mapping[str, str]) -> None:
+        super().__init__(settings_cls)
+        self.env = env
+        # The variables exactly as documented (RINGLOG_HTTP_PORT, not ringlog_http_port); the
+        # source matches them lower-cased.
+        self.env_vars = {k.lower(): v for k, v in env.items() if k == k.upper()}
+
+    def __call__(self) -> dict[str, Any]:
+        values = super().__call__()
+        values.pop("kafka_sasl_password", None)
+        sasl_password = secret_from_env(self.env, setting_name("kafka_sasl_password"))
+        if sasl_password is not None:
+            values["kafka_sasl_password"] = sasl_password
+        url = values.get("clickhouse_url", "")
+        password = secret_from_env(self.env, f"{ENV_PREFIX}CLICKHOUSE_PASSWORD")
+        if password and isinstance(url, str) and url.startswith("http") and "@" not in url:
+            # user:password in the URL is optional; a separate secret is preferred.
+            scheme, _, rest = url.partition("://")
+            user = self.env.get(f"{ENV_PREFIX}CLICKHOUSE_USER", "default")
+            values["clickhouse_url"] = f"{scheme}://{user}:{password}@{rest}"
+        return values
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
-    env = os.environ if env is None else env
-    rates = env.get("RINGLOG_RATES_FILE")
-    url = env.get("RINGLOG_CLICKHOUSE_URL", "")
-    password = _secret(env, "RINGLOG_CLICKHOUSE_PASSWORD")
-    if password and url.startswith("http") and "@" not in url:
-        # user:password in the URL is optional; a separate secret is preferred.
-        scheme, _, rest = url.partition("://")
-        user = env.get("RINGLOG_CLICKHOUSE_USER", "default")
-        url = f"{scheme}://{user}:{password}@{rest}"
-    return Settings(
-        kafka_brokers=env.get("RINGLOG_KAFKA_BROKERS", "localhost:9092"),
-        topic=env.get("RINGLOG_TOPIC", "telephony.call-events"),
-        dlq_topic=env.get("RINGLOG_DLQ_TOPIC", "telephony.call-events.dlq"),
-        group_id=env.get("RINGLOG_GROUP_ID", "ringlog"),
-        clickhouse_url=url,
-        database=env.get("RINGLOG_DATABASE", "ringlog"),
-        rates_file=Path(rates) if rates else None,
-        http_host=env.get("RINGLOG_HTTP_HOST", "127.0.0.1"),
-        http_port=_int(env, "RINGLOG_HTTP_PORT", 8321),
-        call_timeout=parse_duration(env.get("RINGLOG_CALL_TIMEOUT", "4h"), "RINGLOG_CALL_TIMEOUT"),
-        batch_max_events=_int(env, "RINGLOG_BATCH_MAX_EVENTS", 20_000),
-        batch_max_seconds=_float(env, "RINGLOG_BATCH_MAX_SECONDS", 0.5),
-        cache_max_calls=_int(env, "RINGLOG_CACHE_MAX_CALLS", 50_000),
-        log_format=env.get("RINGLOG_LOG_FORMAT", "text"),
-        log_level=env.get("RINGLOG_LOG_LEVEL", "INFO"),
-        kafka_security_protocol=env.get("RINGLOG_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT"),
-        kafka_sasl_mechanism=env.get("RINGLOG_KAFKA_SASL_MECHANISM") or None,
-        kafka_sasl_username=env.get("RINGLOG_KAFKA_SASL_USERNAME") or None,
-        kafka_sasl_password=_secret(env, "RINGLOG_KAFKA_SASL_PASSWORD"),
-        health_max_failures=_int(env, "RINGLOG_HEALTH_MAX_FAILURES", 5),
-        health_stall_seconds=_float(env, "RINGLOG_HEALTH_STALL_SECONDS", 120.0),
-    )
+    """Settings from the RINGLOG_* variables of `env` (default: the process environment)."""
+    source = _EnvironmentSource(Settings, os.environ if env is None else env)
+    return Settings(**source())
 
 
-SETTING_NAMES = tuple(f"RINGLOG_{f.name.upper()}" for f in fields(Settings))
+SETTING_NAMES = tuple(setting_name(name) for name in Settings.model_fields)
