@@ -229,7 +229,7 @@ def expected_rows(
     for events in calls.values():
         distinct += len({e.event.event_id for e in events})
         for table, rows in build_call_rows(events, rates).tables().items():
-            tables[table].extend(rows)
+            tables[table].extend(dict(row) for row in rows)
     return tables, distinct, rejected
 
 

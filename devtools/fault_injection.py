@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from schemas.rows import TableName
 from worker.pipeline.ports import CallEventRow, Store, StoreUnavailable
 
 
@@ -28,7 +29,7 @@ class StoreDownWhileFileExists:
                 f"{doing}: ClickHouse unavailable (injected fault: {self._flag})"
             )
 
-    def insert(self, table: str, rows: Sequence[Mapping[str, object]]) -> None:
+    def insert(self, table: TableName, rows: Sequence[Mapping[str, object]]) -> None:
         self._check(f"inserting into {table}")
         self._store.insert(table, rows)
 

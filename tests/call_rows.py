@@ -46,7 +46,7 @@ def expected_tables(calls: Iterable[list[dict[str, Any]]], rates: RatePlan | Non
     for events in calls:
         rows = build_call_rows([b.valid(e) for e in events], plan)
         for table, table_rows in rows.tables().items():
-            out[table].extend(table_rows)
+            out[table].extend(dict(row) for row in table_rows)
     return sort_tables(out)
 
 

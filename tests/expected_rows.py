@@ -7,6 +7,7 @@ Shared by the pure tests and the pipeline tests, so both assert the same exact r
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -335,7 +336,7 @@ WALL_CLOCK = ("ingested_at",)
 EVENT_TIME_AUDIT = ("created_at", "updated_at", "version")
 
 
-def comparable(row: dict[str, Any]) -> dict[str, Any]:
+def comparable(row: Mapping[str, Any]) -> dict[str, Any]:
     """A row with the audit columns dropped and values normalised for comparison."""
     import orjson
 

@@ -36,7 +36,10 @@ def generated_calls(seed: int, n_calls: int) -> list[list[ValidEvent]]:
 
 
 def canonical(rows: CallRows) -> dict[str, list[dict[str, Any]]]:
-    return {t: sorted(rs, key=lambda r: str(r["id"])) for t, rs in rows.tables().items()}
+    return {
+        t: sorted((dict(r) for r in rs), key=lambda r: str(r["id"]))
+        for t, rs in rows.tables().items()
+    }
 
 
 def check_invariants(rows: CallRows) -> None:
@@ -44,14 +47,14 @@ def check_invariants(rows: CallRows) -> None:
         for row in table:
             for column, value in row.items():
                 if column.endswith("_in_seconds") and value is not None:
-                    assert value >= 0, (column, value)
+                    assert isinstance(value, int) and value >= 0, (column, value)
     for parent in rows.incoming_call_log:
         assert parent["status"] in PARENT_STATUSES
         if parent["call_cost_in_usd_cents"] is not None:
-            assert parent["call_cost_in_usd_cents"] == (
-                parent["incoming_call_cost_in_usd_cents"]
-                + parent["outgoing_call_cost_in_usd_cents"]
-            )
+            incoming = parent["incoming_call_cost_in_usd_cents"]
+            outgoing = parent["outgoing_call_cost_in_usd_cents"]
+            assert incoming is not None and outgoing is not None
+            assert parent["call_cost_in_usd_cents"] == incoming + outgoing
     for item in rows.incoming_call_log_item:
         assert item["status"] in ITEM_STATUSES
         assert item["is_answered"] == (item["status"] in ("Connected", "Completed"))

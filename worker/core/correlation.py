@@ -16,7 +16,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
 
 import orjson
 
@@ -34,12 +33,13 @@ from schemas.events import (
     OutboundCallEnded,
     OutboundCallPlaced,
 )
-from schemas.tables import CDR_FIELDS, OUTBOUND_RELATION_IDS
+from schemas.rows import CallLogRow, CdrRow, IncomingCallLogItemRow, IncomingCallLogRow, TableName
 from worker.core.costing import ZERO, rate, round_cents
 from worker.core.decode import ValidEvent
 from worker.core.rates import Direction, RatePlan
 
-Row = dict[str, Any]
+Row = IncomingCallLogRow | IncomingCallLogItemRow | CallLogRow | CdrRow
+"""A row of one of the tables built from a call's events."""
 
 ID_NAMESPACE = uuid.UUID("5d0b6c1e-2f5e-4b7a-9a43-6c1f0e0b7a11")
 
@@ -97,21 +97,21 @@ def distinct_events(events: Iterable[ValidEvent]) -> list[ValidEvent]:
 
 @dataclass
 class CallRows:
-    incoming_call_log: list[Row] = field(default_factory=list)
-    incoming_call_log_item: list[Row] = field(default_factory=list)
-    call_log: list[Row] = field(default_factory=list)
-    cdr: list[Row] = field(default_factory=list)
+    incoming_call_log: list[IncomingCallLogRow] = field(default_factory=list)
+    incoming_call_log_item: list[IncomingCallLogItemRow] = field(default_factory=list)
+    call_log: list[CallLogRow] = field(default_factory=list)
+    cdr: list[CdrRow] = field(default_factory=list)
     # True while an incoming call or outbound call of this call id has no end event.
     open: bool = False
     # The latest event time seen for the call: the base of the timeout close.
     last_event_at: datetime | None = None
 
-    def tables(self) -> dict[str, list[Row]]:
+    def tables(self) -> dict[TableName, list[Row]]:
         return {
-            "incoming_call_log": self.incoming_call_log,
-            "incoming_call_log_item": self.incoming_call_log_item,
-            "call_log": self.call_log,
-            "cdr": self.cdr,
+            TableName.INCOMING_CALL_LOG: list(self.incoming_call_log),
+            TableName.INCOMING_CALL_LOG_ITEM: list(self.incoming_call_log_item),
+            TableName.CALL_LOG: list(self.call_log),
+            TableName.CDR: list(self.cdr),
         }
 
 
@@ -197,7 +197,6 @@ def build_call_rows(
     updated_at = max(ev.event.occurred_at for ev in distinct)
     out.last_event_at = updated_at
     timed_out = now is not None and timeout is not None and now - updated_at >= timeout
-    audit = {"created_at": created_at, "updated_at": updated_at}
     base_version = 2 * len(distinct)
 
     has_incoming = latest.received is not None or latest.call_ended is not None or latest.dials
@@ -205,23 +204,35 @@ def build_call_rows(
         close = latest.call_ended is None and timed_out
         parent, items = _incoming(project_id, call_id, latest, rates, close, updated_at)
         version = base_version + (1 if close else 0)
-        parent.update(audit, version=version)
+        parent["created_at"], parent["updated_at"], parent["version"] = (
+            created_at,
+            updated_at,
+            version,
+        )
         out.incoming_call_log.append(parent)
         for item in items:
-            item.update(audit, version=version)
+            item["created_at"], item["updated_at"], item["version"] = (
+                created_at,
+                updated_at,
+                version,
+            )
             out.incoming_call_log_item.append(item)
         out.open = out.open or (latest.call_ended is None and not close)
 
     if latest.placed or latest.out_answered or latest.out_ended:
-        row = _outbound(project_id, call_id, latest, rates)
-        row.update(audit, version=base_version)
-        out.call_log.append(row)
+        call = _outbound(project_id, call_id, latest, rates)
+        call["created_at"], call["updated_at"], call["version"] = (
+            created_at,
+            updated_at,
+            base_version,
+        )
+        out.call_log.append(call)
         out.open = out.open or latest.out_ended is None
 
     for cdr_id, cdr in sorted(latest.cdrs.items()):
-        row = _cdr(project_id, call_id, cdr_id, cdr, rates)
-        row["version"] = base_version
-        out.cdr.append(row)
+        record = _cdr(project_id, call_id, cdr_id, cdr, rates)
+        record["version"] = base_version
+        out.cdr.append(record)
     return out
 
 
@@ -232,7 +243,7 @@ def _item(
     dial: _Dial,
     cost: CostReported | None,
     rates: RatePlan,
-) -> Row:
+) -> IncomingCallLogItemRow:
     started, answered, ended = dial.started, dial.answered, dial.ended
     is_answered = answered is not None or (ended is not None and ended.outcome == "completed")
     started_at = started.occurred_at if started else None
@@ -299,7 +310,7 @@ def _incoming(
     rates: RatePlan,
     close: bool,
     last_event_at: datetime,
-) -> tuple[Row, list[Row]]:
+) -> tuple[IncomingCallLogRow, list[IncomingCallLogItemRow]]:
     parent_id = row_id("incoming_call_log", project_id, call_id)
     items = [
         _item(project_id, call_id, parent_id, dial, latest.costs.get(dial_id), rates)
@@ -330,7 +341,7 @@ def _incoming(
 
     # The answering item: the earliest dial_answered; items answered only through
     # outcome=completed (no answer time) come after, by start time then dial_id.
-    answered_by: Row | None = None
+    answered_by: IncomingCallLogItemRow | None = None
     if answered_items:
         answered_by = min(
             answered_items,
@@ -356,7 +367,7 @@ def _incoming(
         (item["call_cost_in_usd_cents"] for item in items if item["call_cost_in_usd_cents"]),
         ZERO,
     )
-    parent: Row = {
+    parent: IncomingCallLogRow = {
         "id": parent_id,
         "project_id": project_id,
         "incoming_call_policy_id": received.incoming_call_policy_id if received else None,
@@ -384,7 +395,7 @@ def _incoming(
     return parent, items
 
 
-def _outbound(project_id: str, call_id: str, latest: _Latest, rates: RatePlan) -> Row:
+def _outbound(project_id: str, call_id: str, latest: _Latest, rates: RatePlan) -> CallLogRow:
     placed, answered, ended = latest.placed, latest.out_answered, latest.out_ended
     cost = latest.costs.get(call_id)
     answered_at = answered.occurred_at if answered else None
@@ -400,7 +411,7 @@ def _outbound(project_id: str, call_id: str, latest: _Latest, rates: RatePlan) -
         talk = seconds_between(answered_at, ended_at)
     to_number = placed.to_number if placed else None
     call_cost, source = _leg_cost(cost, rates, "outbound", to_number, talk)
-    row: Row = {
+    return {
         "id": row_id("call_log", project_id, call_id),
         "project_id": project_id,
         "call_provider_call_id": call_id,
@@ -412,27 +423,65 @@ def _outbound(project_id: str, call_id: str, latest: _Latest, rates: RatePlan) -
         "call_duration_in_seconds": talk,
         "call_cost_in_usd_cents": call_cost,
         "cost_source": source,
+        "user_id": placed.user_id if placed else None,
+        "team_id": placed.team_id if placed else None,
+        "incident_id": placed.incident_id if placed else None,
+        "alert_id": placed.alert_id if placed else None,
+        "monitor_id": placed.monitor_id if placed else None,
+        "scheduled_maintenance_id": placed.scheduled_maintenance_id if placed else None,
+        "status_page_id": placed.status_page_id if placed else None,
+        "status_page_announcement_id": placed.status_page_announcement_id if placed else None,
+        "on_call_duty_policy_id": placed.on_call_duty_policy_id if placed else None,
+        "on_call_duty_policy_escalation_rule_id": (
+            placed.on_call_duty_policy_escalation_rule_id if placed else None
+        ),
+        "on_call_duty_policy_schedule_id": (
+            placed.on_call_duty_policy_schedule_id if placed else None
+        ),
         "started_at": placed.occurred_at if placed else None,
         "answered_at": answered_at,
         "ended_at": ended_at,
     }
-    for name in OUTBOUND_RELATION_IDS:
-        row[name] = getattr(placed, name) if placed else None
-    return row
 
 
-def _cdr(project_id: str, call_id: str, cdr_id: str, cdr: CdrRecorded, rates: RatePlan) -> Row:
-    row: Row = {
+def _cdr(project_id: str, call_id: str, cdr_id: str, cdr: CdrRecorded, rates: RatePlan) -> CdrRow:
+    cost: Decimal | None
+    source: str | None
+    if cdr.cost is not None:
+        cost, source = round_cents(cdr.cost), "provider"
+    else:
+        direction = CDR_DIRECTION.get(cdr.direction) if cdr.direction else None
+        cost = rate(rates, direction, cdr.callee, cdr.duration) if direction is not None else None
+        source = "rated" if cost is not None else None
+    return {
         "id": row_id("cdr", project_id, cdr_id),
         "project_id": project_id,
         "session_id": call_id,
+        # every field of the record, as PortSIP names it
+        "cdr_id": cdr.cdr_id,
+        "caller": cdr.caller,
+        "caller_domain": cdr.caller_domain,
+        "caller_display_name": cdr.caller_display_name,
+        "callee": cdr.callee,
+        "callee_domain": cdr.callee_domain,
+        "callee_display_name": cdr.callee_display_name,
+        "started_at": cdr.started_at,
+        "rang_at": cdr.rang_at,
+        "answered_at": cdr.answered_at,
+        "ended_at": cdr.ended_at,
+        "sip_call_id": cdr.sip_call_id,
+        "direction": cdr.direction,
+        "end_reason": cdr.end_reason,
+        "reroute_reason": cdr.reroute_reason,
+        "status_code": cdr.status_code,
+        "destination": cdr.destination,
+        "outbound_caller_id": cdr.outbound_caller_id,
+        "did_cid": cdr.did_cid,
+        "trunk": cdr.trunk,
+        "duration": cdr.duration,
+        "cost": cost,
+        "billed_account": cdr.billed_account,
+        "service_number": cdr.service_number,
+        "user_data": cdr.user_data,
+        "cost_source": source,
     }
-    for name, _ in CDR_FIELDS:
-        row[name] = getattr(cdr, name)
-    if cdr.cost is not None:
-        row["cost"], row["cost_source"] = round_cents(cdr.cost), "provider"
-    else:
-        direction = CDR_DIRECTION.get(cdr.direction) if cdr.direction else None
-        rated = rate(rates, direction, cdr.callee, cdr.duration) if direction is not None else None
-        row["cost"], row["cost_source"] = rated, ("rated" if rated is not None else None)
-    return row

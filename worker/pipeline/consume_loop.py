@@ -22,9 +22,16 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from worker.core.batch_plan import Plan
 from worker.pipeline.config import PipelineConfig
-from worker.pipeline.ingestor import Ingestor, Plan
-from worker.pipeline.ports import BrokerUnavailable, CommitRejected, Consumer, TopicPartition
+from worker.pipeline.ingestor import Ingestor
+from worker.pipeline.ports import (
+    BrokerUnavailable,
+    CommitRejected,
+    Consumer,
+    Message,
+    TopicPartition,
+)
 
 log = logging.getLogger("ringlog.consumer")
 
@@ -68,7 +75,7 @@ class ConsumeLoop:
         # starts exactly where this worker's durable work ends. While ClickHouse is down that
         # batch cannot finish: after REVOKE_GRACE_S it is abandoned uncommitted (the new owner
         # replays it; writes are idempotent) instead of holding the whole group's rebalance.
-        self._generation += 1  # a batch being prepared right now is discarded (see run)
+        self._generation += 1  # a batch prepared across this rebalance is rewound (see run)
         task, self._inflight = self._inflight, None
         if task is not None:
             try:
@@ -80,32 +87,35 @@ class ConsumeLoop:
                     "it will be consumed again",
                     extra={"partitions": sorted(partitions)},
                 )
-                self._rewind(self._inflight_batch, partitions)
+                await self._rewind(self._inflight_batch, revoked=partitions)
             except Exception as exc:
                 log.error(
                     "batch in flight failed during rebalance, it will be consumed again: %s", exc
                 )
-                self._rewind(self._inflight_batch, partitions)
+                await self._rewind(self._inflight_batch, revoked=partitions)
         self._revoked |= partitions
         self.ingestor.forget_partitions(partitions)
 
-    def _rewind(self, batch: Sequence[Any], revoked: set[int]) -> None:
-        """A batch was abandoned uncommitted: consume it again.
+    async def _rewind(self, records: Sequence[Message], revoked: set[int]) -> None:
+        """THE REWIND, the one way records fetched but not committed are consumed again.
 
-        Partitions being revoked are replayed by their new owner. For the ones this worker
-        keeps, the consumer's position is already past the batch, so seek back to its first
-        offsets; their calls are forgotten too, since the cache merged events that never
-        became durable.
+        Partitions in `revoked` (or no longer assigned) are replayed by their new owner from
+        the group's last commit. For the partitions this worker keeps, seek back to the
+        records' first offsets, never forward (an earlier rewind may already have gone
+        further back), and forget their calls: the cache may hold events of these records
+        that never became durable.
         """
         first: dict[TopicPartition, int] = {}
-        for msg in batch:
+        for msg in records:
             tp = TopicPartition(msg.topic, msg.partition)
             first[tp] = min(first.get(tp, msg.offset), msg.offset)
-        kept = {tp: off for tp, off in first.items() if tp.partition not in revoked}
         assigned = self.consumer.assignment()
-        for tp, offset in kept.items():
-            if tp in assigned:
-                self.consumer.seek(tp, offset)
+        for tp, offset in first.items():
+            if tp.partition in revoked or tp not in assigned:
+                continue
+            with contextlib.suppress(BrokerUnavailable):
+                offset = min(offset, await self.consumer.position(tp))
+            self.consumer.seek(tp, offset)
         self.ingestor.forget_partitions({tp.partition for tp in first})
 
     async def start(self) -> None:
@@ -150,13 +160,16 @@ class ConsumeLoop:
                     continue
                 generation = self._generation
                 plan = await self.ingestor.prepare(batch)
-                if generation != self._generation:
-                    # A rebalance ran while this batch was prepared (the callback runs in
-                    # aiokafka's coordinator task): its state may be half forgotten, so
-                    # consume it again from scratch rather than write it.
-                    self._rewind(batch, set())
-                    continue
+                # BACKPRESSURE: at most one batch in flight. Batch N+1 waits here until batch
+                # N is durable and committed; nothing more is fetched meanwhile, so memory and
+                # uncommitted work stay bounded by two batches.
                 await self._drain()
+                if generation != self._generation:
+                    # A rebalance ran while this batch was prepared or waited (the callback
+                    # runs in the consumer's coordinator task): the calls it merged into may
+                    # be forgotten, so consume it again rather than write it.
+                    await self._rewind(batch, revoked=set())
+                    continue
                 self._inflight = asyncio.create_task(self._write_and_commit(plan, batch))
                 self._inflight_batch = batch
             await self._drain()
@@ -166,6 +179,11 @@ class ConsumeLoop:
             if self._inflight is not None and not self._inflight.done():
                 self._inflight.cancel()
 
+    @property
+    def batches_in_flight(self) -> int:
+        """0 or 1: a batch whose writes (and then commit) are running."""
+        return 0 if self._inflight is None or self._inflight.done() else 1
+
     async def _write_and_commit(self, plan: Plan, batch: list[Any]) -> None:
         await self.ingestor.write(plan)
         await self._commit(batch)  # the only commit: after the batch is durable
@@ -173,10 +191,16 @@ class ConsumeLoop:
         self._update_lag()
 
     async def _drain(self) -> None:
-        """Wait for the batch in flight (re-raising a fatal error from its writes)."""
-        task, self._inflight = self._inflight, None
-        if task is not None:
-            await task
+        """Wait for the batch in flight (re-raising a fatal error from its writes); a batch
+        abandoned by a rebalance (cancelled in `on_revoked`, already rewound) just ends."""
+        task = self._inflight
+        if task is None:
+            return
+        await asyncio.wait({task})  # our own cancellation still propagates
+        if self._inflight is task:
+            self._inflight = None
+        if not task.cancelled():
+            task.result()
 
     async def _reap(self) -> None:
         if self._inflight is not None and self._inflight.done():
@@ -201,22 +225,12 @@ class ConsumeLoop:
                 break  # nothing more buffered: flush what we have rather than wait
         if self._revoked:
             # Those partitions now belong to another worker, which resumes from our last
-            # commit; processing them here too would only race it.
-            dropped: dict[TopicPartition, int] = {}
-            for m in batch:
-                if m.partition in self._revoked:
-                    tp = TopicPartition(m.topic, m.partition)
-                    dropped[tp] = min(dropped.get(tp, m.offset), m.offset)
+            # commit; processing them here too would only race it. One may have been assigned
+            # straight back and fetched again within this batch: the position is then past
+            # the records dropped here, so they are rewound (the next commit would skip them).
+            dropped = [m for m in batch if m.partition in self._revoked]
             batch = [m for m in batch if m.partition not in self._revoked]
-            # A revoked partition may have been assigned straight back to this worker and
-            # fetched again within this batch: the position is then past records we just
-            # dropped, and the next commit would skip them. Rewind (never forward) to them.
-            assigned = self.consumer.assignment()
-            for tp, first in dropped.items():
-                if tp in assigned:
-                    with contextlib.suppress(BrokerUnavailable):
-                        first = min(first, await self.consumer.position(tp))
-                    self.consumer.seek(tp, first)
+            await self._rewind(dropped, revoked=set())
         return batch
 
     async def _commit(self, batch: Sequence[Any]) -> None:

@@ -12,6 +12,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple, Protocol
 
+from schemas.rows import TableName
+from worker.core.batch_plan import Record
+
 
 class TopicPartition(NamedTuple):
     """One partition of a topic (equal to aiokafka's TopicPartition: both are plain tuples)."""
@@ -20,19 +23,8 @@ class TopicPartition(NamedTuple):
     partition: int
 
 
-class Message(Protocol):
-    """A consumed record (aiokafka's ConsumerRecord has these attributes)."""
-
-    @property
-    def topic(self) -> str: ...
-    @property
-    def partition(self) -> int: ...
-    @property
-    def offset(self) -> int: ...
-    @property
-    def key(self) -> bytes | None: ...
-    @property
-    def value(self) -> bytes | None: ...
+Message = Record
+"""A consumed record: what the pipeline needs of aiokafka's ConsumerRecord."""
 
 
 # -- failures ---------------------------------------------------------------------------------
@@ -69,7 +61,7 @@ Rebalanced = Callable[[set[TopicPartition]], Awaitable[None]]
 class Store(Protocol):
     """Where rows become durable, and where a call's earlier events are reloaded from."""
 
-    def insert(self, table: str, rows: Sequence[Mapping[str, object]]) -> None:
+    def insert(self, table: TableName, rows: Sequence[Mapping[str, object]]) -> None:
         """Insert rows as one block; raise StoreUnavailable (retry) or StoreError (fatal)."""
 
     def load_call_events(self, keys: Sequence[tuple[str, str]]) -> list[CallEventRow]:

@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from schemas.row_types import check_row_types
 from worker.adapters.clickhouse.store import ClickHouseStore
 from worker.adapters.kafka.consumer import KafkaConsumer
 from worker.adapters.kafka.dead_letters import DeadLetterProducer
@@ -63,6 +64,7 @@ def tune_gc() -> None:
 
 async def build_worker(settings: Settings, wrap_store: StoreWrapper | None = None) -> Worker:
     """Wire the parts (migrating the store); nothing connects to Kafka yet."""
+    check_row_types()  # typed rows and tables agree, or the worker does not start
     tune_gc()
     rates = load_rate_plan(settings.rates_file)
     store = ClickHouseStore(settings.clickhouse_url, settings.database)

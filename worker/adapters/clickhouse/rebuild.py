@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from schemas.ddl import qualified
+from schemas.rows import TableName
 from schemas.tables import CALL_EVENT
 from worker.adapters.clickhouse.store import ClickHouseStore, StoreUnavailable
 from worker.core.call_state import CallKey
@@ -172,7 +173,7 @@ def rebuild(
                 stats.skipped_events += 1
                 continue
             by_call[(project_id, call_id)].append(ev)
-        tables: dict[str, list[Row]] = defaultdict(list)
+        tables: dict[TableName, list[Row]] = defaultdict(list)
         ingested_at = clock()
         for key in keys:
             events = by_call.get(key, [])

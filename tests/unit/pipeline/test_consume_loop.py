@@ -1,0 +1,306 @@
+"""The consume loop and the ingestor against in-memory ports: the order in which a batch is
+made durable, a crash at each step, rebalances mid-batch, a stuck batch, backpressure.
+
+Exact rows: whatever happens, the rows read as ReplacingMergeTree FINAL would read them are
+the rows the pure core gives for the distinct valid events, and every invalid message is
+dead-lettered once per delivery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from devtools.traffic import generate_calls
+from schemas.tables import ROW_TABLES
+from tests import builders as b
+from tests.support.fakes import (
+    FakeDeadLetters,
+    FakeStore,
+    Journal,
+    ScriptedConsumer,
+    eventually,
+)
+from worker.core.batch_plan import Plan
+from worker.core.correlation import build_call_rows
+from worker.core.decode import ValidEvent, decode
+from worker.pipeline import consume_loop
+from worker.pipeline.config import PipelineConfig
+from worker.pipeline.consume_loop import ConsumeLoop
+from worker.pipeline.ingestor import Ingestor
+from worker.pipeline.metrics import Metrics
+from worker.pipeline.ports import Message, StoreError, TopicPartition
+
+TOPIC = "calls"
+PARTITIONS = 3
+CLOCK = datetime(2030, 1, 1, tzinfo=UTC)
+# No timeout close in these tests: the expected rows are those of every call's full event set.
+CONFIG = PipelineConfig(
+    topic=TOPIC, batch_max_events=25, batch_max_seconds=0.05, call_timeout=timedelta(days=3650)
+)
+Messages = list[tuple[int, bytes | None, bytes]]
+
+
+def traffic(calls: int = 30, seed: int = 5) -> Messages:
+    """Generated calls with duplicates and invalid messages, keyed by call onto partitions."""
+    out: Messages = []
+    for msg in generate_calls(
+        calls, seed=seed, invalid_share=0.08, duplicate_share=0.2, oversized=0
+    ):
+        out.append((zlib.crc32(msg.key or b"") % PARTITIONS, msg.key, msg.value))
+    return out
+
+
+def expected(messages: Messages) -> tuple[dict[str, list[dict[str, object]]], int, int]:
+    """(rows per table, distinct valid events, invalid messages) by the pure core alone."""
+    calls: dict[tuple[str, str], list[ValidEvent]] = defaultdict(list)
+    invalid = 0
+    for _, key, value in messages:
+        decoded = decode(key, value)
+        if isinstance(decoded, ValidEvent):
+            calls[(decoded.event.project_id, decoded.event.call_id)].append(decoded)
+        else:
+            invalid += 1
+    tables: dict[str, list[dict[str, object]]] = defaultdict(list)
+    for events in calls.values():
+        for table, rows in build_call_rows(events, b.test_rates()).tables().items():
+            tables[str(table)].extend(dict(row) for row in rows)
+    distinct = sum(len({ev.event.event_id for ev in events}) for events in calls.values())
+    return tables, distinct, invalid
+
+
+def without_ingested_at(rows: list[dict[str, object]]) -> list[dict[str, object]]:
+    return sorted(
+        ({k: v for k, v in row.items() if k != "ingested_at"} for row in rows),
+        key=lambda r: str(r["id"]),
+    )
+
+
+class Pipeline:
+    """One worker's pipeline over shared fakes; `restart` is a new process (empty cache)."""
+
+    def __init__(self, messages: Messages) -> None:
+        self.journal: Journal = []
+        self.store = FakeStore(self.journal)
+        self.dead_letters = FakeDeadLetters(self.journal)
+        self.consumer = ScriptedConsumer.of(TOPIC, messages, PARTITIONS, self.journal)
+        self.messages = messages
+        self.loop = self._new_loop()
+
+    def _new_loop(self) -> ConsumeLoop:
+        ingestor = Ingestor(
+            CONFIG, self.store, b.test_rates(), self.dead_letters, Metrics(), clock=lambda: CLOCK
+        )
+        return ConsumeLoop(CONFIG, ingestor, self.consumer)
+
+    def restart(self) -> None:
+        """A new worker process: no cache, the group's committed offsets, a fresh join."""
+        old = self.consumer
+        self.consumer = ScriptedConsumer(TOPIC, old.logs, self.journal, old.committed_offsets)
+        self.loop = self._new_loop()
+
+    async def run(self, until: Callable[[], bool] | None = None, limit_s: float = 20.0) -> None:
+        """Run the loop until `until()` (default: everything committed), then stop it."""
+        done = until or self.consumer.drained
+        stop = asyncio.Event()
+        await self.loop.start()
+        task = asyncio.create_task(self.loop.run(stop))
+        try:
+            await eventually(lambda: done() or task.done(), limit_s)
+            if task.done():
+                task.result()  # re-raise why the loop stopped
+                raise AssertionError("the loop stopped by itself")
+        finally:
+            stop.set()
+            await asyncio.wait({task}, timeout=limit_s)
+        task.result()
+
+    def assert_exact(self) -> None:
+        tables, distinct, invalid = expected(self.messages)
+        for table in ROW_TABLES:
+            actual = without_ingested_at(self.store.final(table.name))
+            assert actual == without_ingested_at(tables[table.name]), table.name
+        assert len(self.store.final("call_event")) == distinct
+        assert len(self.store.final("rejected_event")) == invalid
+        # A redelivered invalid message is dead-lettered again (at-least-once), never less.
+        assert len({rec[1] for rec in self.dead_letters.records}) == invalid
+        assert self.consumer.drained()
+
+
+WRITE_RANK = {"dead_letters": 0, "rejected_event": 1, "call_event": 2}
+
+
+def batches_of(journal: Journal) -> list[list[tuple[str, Any]]]:
+    """The journal cut after each commit: the writes each commit covers, then the commit."""
+    out: list[list[tuple[str, Any]]] = [[]]
+    for entry in journal:
+        out[-1].append(entry)
+        if entry[0] == "commit":
+            out.append([])
+    return [batch for batch in out if batch]
+
+
+def test_a_batch_is_written_in_order_and_committed_last() -> None:
+    p = Pipeline(traffic())
+    asyncio.run(p.run())
+    p.assert_exact()
+    batches = batches_of(p.journal)
+    assert len(batches) > 5  # small batches: many commits
+    for batch in batches:
+        assert batch[-1][0] == "commit", batch
+        ranks = [
+            WRITE_RANK.get(kind if kind == "dead_letters" else str(what), 3)
+            for kind, what in batch[:-1]
+        ]
+        assert ranks == sorted(ranks), batch  # dead letters, rejected, call_event, rows
+    # a commit covers what was fetched: offsets only grow, per partition
+    seen: dict[TopicPartition, int] = {}
+    for _, offsets in (e for e in p.journal if e[0] == "commit"):
+        for tp, offset in offsets.items():
+            assert offset > seen.get(tp, -1)
+            seen[tp] = offset
+
+
+STEPS = ["dead_letters", "rejected_event", "call_event", *(t.name for t in ROW_TABLES)]
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_a_crash_at_any_step_loses_and_doubles_nothing(step: str) -> None:
+    """The third time the pipeline reaches `step`, it fails for good (a crash): that batch is
+    not committed; a restarted worker replays it and the rows come out exact."""
+    p = Pipeline(traffic(seed=11))
+    reached = 0
+
+    def crash(what: str) -> BaseException | None:
+        nonlocal reached
+        if what != step:
+            return None
+        reached += 1
+        return StoreError(f"crash at {step}") if reached == 3 else None
+
+    p.store.fail = crash
+    p.dead_letters.fail = crash
+
+    with pytest.raises(StoreError, match=f"crash at {step}"):
+        asyncio.run(p.run())
+    assert not p.consumer.drained()
+    assert reached == 3
+    committed_before = dict(p.consumer.committed_offsets)
+
+    p.store.fail = p.dead_letters.fail = lambda what: None
+    p.restart()
+    asyncio.run(p.run())
+    # the replay starts where the crashed worker's last commit ended
+    assert all(p.consumer.committed_offsets[tp] >= off for tp, off in committed_before.items())
+    tables, distinct, invalid = expected(p.messages)
+    for table in ROW_TABLES:
+        actual = without_ingested_at(p.store.final(table.name))
+        assert actual == without_ingested_at(tables[table.name]), table.name
+    assert len(p.store.final("call_event")) == distinct
+    assert len(p.store.final("rejected_event")) == invalid
+
+
+def test_a_batch_prepared_across_a_rebalance_is_rewound_not_written(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    p = Pipeline(traffic(seed=21))
+    prepared: list[Plan] = []
+    original = p.loop.ingestor.prepare
+    tp0 = TopicPartition(TOPIC, 0)
+
+    async def prepare(batch: Sequence[Message]) -> Plan:
+        plan = await original(batch)
+        prepared.append(plan)
+        if len(prepared) == 2:
+            # partition 0 is revoked and assigned straight back while batch 2 is prepared
+            await p.consumer.revoke({tp0})
+            await p.consumer.assign({tp0})
+        return plan
+
+    monkeypatch.setattr(p.loop.ingestor, "prepare", prepare)
+    asyncio.run(p.run())
+    p.assert_exact()
+    commits = [e for e in p.journal if e[0] == "commit"]
+    assert len(prepared) > len(commits)  # the plan of batch 2 was dropped, its records re-read
+
+
+def test_records_of_a_partition_revoked_during_the_fetch_are_dropped_then_reread() -> None:
+    p = Pipeline(traffic(seed=31))
+    tp1 = TopicPartition(TOPIC, 1)
+
+    async def rebalance(fetch: int) -> None:
+        if fetch == 3:
+            await p.consumer.revoke({tp1})
+        elif fetch == 5:
+            await p.consumer.assign({tp1})
+
+    p.consumer.before_fetch = rebalance
+    asyncio.run(p.run())
+    p.assert_exact()
+
+
+def test_a_stuck_batch_is_abandoned_on_revoke_and_replayed(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(consume_loop, "REVOKE_GRACE_S", 0.2)
+    p = Pipeline(traffic(seed=41))
+    p.store.open.clear()  # ClickHouse stops answering: the first batch's write hangs
+
+    async def stuck_then_revoked() -> None:
+        stop = asyncio.Event()
+        await p.loop.start()
+        task = asyncio.create_task(p.loop.run(stop))
+        # batch 1 is stuck in its write, batch 2 is prepared and waits for it
+        await eventually(lambda: p.loop.batches_in_flight == 1 and p.consumer.fetches >= 2)
+        tp0 = TopicPartition(TOPIC, 0)
+        await p.consumer.revoke({tp0})  # waits REVOKE_GRACE_S, then abandons batch 1
+        assert "abandoned the batch in flight" in caplog.text
+        assert not any(e[0] == "commit" for e in p.journal)
+        assert not task.done()  # the loop goes on without the abandoned batch
+        p.store.open.set()  # ClickHouse is back (the abandoned write may still land)
+        await p.consumer.assign({tp0})
+        await eventually(lambda: p.consumer.drained() or task.done())
+        stop.set()
+        await task
+
+    asyncio.run(stuck_then_revoked())
+    p.assert_exact()
+
+
+def test_at_most_one_batch_is_in_flight() -> None:
+    """Backpressure: while batch N's write hangs, batch N+1 is fetched and prepared, and
+    nothing more is read from Kafka until N is durable."""
+    p = Pipeline(traffic(seed=51))
+    p.store.open.clear()
+    prepared = 0
+    original = p.loop.ingestor.prepare
+
+    async def prepare(batch: Sequence[Message]) -> Plan:
+        nonlocal prepared
+        prepared += 1
+        return await original(batch)
+
+    setattr(p.loop.ingestor, "prepare", prepare)  # noqa: B010
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        await p.loop.start()
+        task = asyncio.create_task(p.loop.run(stop))
+        await asyncio.sleep(0.5)
+        read = sum(p.consumer.positions.values())
+        assert prepared == 2, prepared
+        assert read <= 2 * CONFIG.batch_max_events, read
+        assert not any(e[0] == "commit" for e in p.journal)
+        p.store.open.set()
+        await eventually(lambda: p.consumer.drained() or task.done())
+        stop.set()
+        await task
+
+    asyncio.run(scenario())
+    p.assert_exact()

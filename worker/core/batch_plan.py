@@ -1,0 +1,305 @@
+"""Batch planning, pure: one batch of records, the cached calls, the events reloaded for the
+uncached ones and the time in; a `Plan` out: everything that must be made durable, in order,
+before the batch's offsets may be committed.
+
+Two steps, because loading uncached calls is I/O and the planner does none:
+
+1. `BatchPlanner.decode(records)` validates every record and says which calls are not cached
+   (`Decoded.missing`): their earlier events must be reloaded from `call_event`.
+2. `BatchPlanner.plan(decoded, reloaded, ingested_at)` merges the batch into the calls'
+   event sets, rebuilds the rows of every call whose set changed (and of calls that the
+   timeout closes), and turns invalid records into dead-letter envelopes and rejected rows.
+
+The pipeline (`worker.pipeline.ingestor`) does the I/O between and after the two steps.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Protocol
+
+import orjson
+
+from schemas.rows import CallEventRow, RejectedEventRow, TableName
+from worker.core.call_state import CallCache, CallKey, CallState
+from worker.core.correlation import Row, build_call_rows
+from worker.core.decode import Rejection, ValidEvent, decode, decode_stored, without_payload
+from worker.core.rates import RatePlan
+
+log = logging.getLogger("ringlog.plan")
+
+# The timeout close walks the whole cache, so it runs once per minute of event time, not per
+# batch; a close is at most a minute (event time) late, and its rows do not depend on when it
+# ran (ended_at is the call's last event).
+SCAN_EVERY = timedelta(minutes=1)
+
+
+class Record(Protocol):
+    """A consumed Kafka record (aiokafka's ConsumerRecord has these attributes)."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+
+
+StoredEvent = tuple[str, str, str]
+"""(project_id, call_id, payload JSON) of an event read back from `call_event`."""
+
+
+@dataclass
+class Decoded:
+    """A batch after validation: valid events by call (in arrival order) and rejections."""
+
+    records: int
+    by_call: dict[CallKey, list[tuple[Record, ValidEvent]]]
+    rejected: list[tuple[Record, Rejection]]
+    # Calls the cache does not hold: reload their stored events before `plan`.
+    missing: list[CallKey]
+
+
+@dataclass
+class Plan:
+    """What `Ingestor.write` makes durable, in this order, before the commit: dead letters
+    (DLQ topic), `rejected_rows` (rejected_event), `event_rows` (call_event), then `tables`."""
+
+    records: int
+    ingested_at: datetime
+    dead_letter_records: list[tuple[bytes | None, bytes]] = field(default_factory=list)
+    rejected_rows: list[RejectedEventRow] = field(default_factory=list)
+    event_rows: list[CallEventRow] = field(default_factory=list)
+    tables: dict[TableName, list[Row]] = field(default_factory=lambda: defaultdict(list))
+    # Calls of this batch: kept in the cache until the plan is durable.
+    keys: set[CallKey] = field(default_factory=set)
+    # (event type, written|duplicate) -> count; (dead-letter code) -> count
+    counts: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
+    dead_letter_codes: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    duplicates: int = 0
+    calls_changed: int = 0
+    max_event_time: datetime | None = None
+    stored_events_skipped: int = 0  # reloaded payloads that no longer validate
+
+
+class BatchPlanner:
+    """Holds the correlation state (the call cache and the event-time watermark) and plans
+    batches against it. Deterministic: the same records, reloads and time give the same plan.
+    """
+
+    def __init__(self, rates: RatePlan, call_timeout: timedelta, cache_max_calls: int) -> None:
+        self.rates = rates
+        self.call_timeout = call_timeout
+        self.cache = CallCache(cache_max_calls)
+        # The newest event time seen: the clock of the timeout close.
+        self.watermark: datetime | None = None
+        self._last_scan: datetime | None = None
+
+    def decode(self, records: Sequence[Record]) -> Decoded:
+        by_call: dict[CallKey, list[tuple[Record, ValidEvent]]] = defaultdict(list)
+        rejected: list[tuple[Record, Rejection]] = []
+        for record in records:
+            decoded = decode(record.key, record.value if record.value is not None else b"")
+            if isinstance(decoded, ValidEvent):
+                e = decoded.event
+                by_call[(e.project_id, e.call_id)].append((record, decoded))
+            else:
+                rejected.append((record, decoded))
+        missing = [key for key in by_call if key not in self.cache]
+        return Decoded(len(records), by_call, rejected, missing)
+
+    def plan(
+        self,
+        decoded: Decoded,
+        reloaded: Iterable[StoredEvent],
+        ingested_at: datetime,
+        keep: set[CallKey] | None = None,
+    ) -> Plan:
+        """Merge the batch, rebuild rows, dead-letter the invalid records.
+
+        `reloaded` holds the stored events of `decoded.missing` (duplicates allowed); `keep`
+        names calls that must stay cached (those of the batch still being written).
+        """
+        plan = Plan(records=decoded.records, ingested_at=ingested_at)
+        for record, rejection in decoded.rejected:
+            self._dead_letter(record, rejection, plan)
+        plan.stored_events_skipped = self._load(decoded, reloaded)
+
+        changed: list[CallKey] = []
+        for key, items in decoded.by_call.items():
+            state = self.cache.get(key)
+            if state is None:
+                continue  # forgotten by a rebalance meanwhile: the caller discards this plan
+            touched = False
+            for record, ev in items:
+                e = ev.event
+                if state.merge(without_payload(ev)):
+                    touched = True
+                    plan.event_rows.append(_call_event_row(record, ev, ingested_at))
+                    plan.counts[(e.type, "written")] += 1
+                else:
+                    plan.duplicates += 1
+                    plan.counts[(e.type, "duplicate")] += 1
+                if self.watermark is None or e.occurred_at > self.watermark:
+                    self.watermark = e.occurred_at
+                if plan.max_event_time is None or e.occurred_at > plan.max_event_time:
+                    plan.max_event_time = e.occurred_at
+            # Calls reloaded from call_event are rebuilt even when every event of this batch
+            # is already stored: a worker that died (or abandoned a batch) between its
+            # call_event insert and its row inserts left those events durable but their rows
+            # unwritten, and the replay would otherwise find only duplicates and write nothing.
+            if touched or key in decoded.missing:
+                changed.append(key)
+
+        for key in changed:
+            self._rebuild(key, plan.tables, now=None)
+        # Timeout close (DESIGN.md section 3): open cached calls that have been silent for
+        # the call timeout (event time) are closed at their last event.
+        for key in self._timed_out_calls(exclude=set(changed)):
+            self._rebuild(key, plan.tables, now=self.watermark)
+        for rows in plan.tables.values():
+            for row in rows:
+                row["ingested_at"] = ingested_at
+        plan.keys = set(decoded.by_call)
+        plan.calls_changed = len(changed)
+        self.cache.evict_overflow(keep=plan.keys | (keep or set()))
+        return plan
+
+    def forget_partitions(self, partitions: set[int]) -> int:
+        """Drop the calls of partitions this worker no longer owns (or must re-read)."""
+        return self.cache.drop_partitions(partitions)
+
+    # -- steps ------------------------------------------------------------------------------
+
+    def _load(self, decoded: Decoded, reloaded: Iterable[StoredEvent]) -> int:
+        """Cache the uncached calls of the batch with their stored events."""
+        for key in decoded.missing:
+            partition = decoded.by_call[key][0][0].partition
+            self.cache.put(key, CallState(partition=partition))
+        skipped = 0
+        missing = set(decoded.missing)
+        for project_id, call_id, payload in reloaded:
+            key = (project_id, call_id)
+            state = self.cache.get(key) if key in missing else None
+            if state is None:
+                continue
+            event = decode_stored(payload)  # valid when written, under the same contract
+            if isinstance(event, Rejection):
+                log.error("stored event no longer validates: %s", event.message)
+                skipped += 1
+                continue
+            state.merge(without_payload(event))
+        for key in decoded.missing:
+            state = self.cache.get(key)
+            if state is not None and state.events:
+                state.last_event_at = max(ev.event.occurred_at for ev in state.events.values())
+        return skipped
+
+    def _rebuild(
+        self, key: CallKey, tables: dict[TableName, list[Row]], now: datetime | None
+    ) -> None:
+        state = self.cache.get(key)
+        if state is None:
+            return
+        rows = build_call_rows(
+            state.events.values(), self.rates, now=now, timeout=self.call_timeout
+        )
+        state.open = rows.open
+        state.last_event_at = rows.last_event_at
+        if now is not None:
+            state.timeout_closed = True
+        elif rows.open:
+            state.timeout_closed = False
+        for table, table_rows in rows.tables().items():
+            tables[table].extend(table_rows)
+
+    def _timed_out_calls(self, exclude: set[CallKey]) -> list[CallKey]:
+        if self.watermark is None:
+            return []
+        if self._last_scan is not None and self.watermark - self._last_scan < SCAN_EVERY:
+            return []
+        self._last_scan = self.watermark
+        deadline = self.watermark - self.call_timeout
+        return [
+            key
+            for key, state in self.cache.items()
+            if state.open
+            and not state.timeout_closed
+            and key not in exclude
+            and state.last_event_at is not None
+            and state.last_event_at <= deadline
+        ]
+
+    def _dead_letter(self, record: Record, rejection: Rejection, plan: Plan) -> None:
+        """The DLQ envelope of DESIGN.md section 2 and the rejected_event row."""
+        raw = record.value if record.value is not None else b""
+        payload, encoding = _payload_text(raw)
+        key_text = record.key.decode("utf-8", "replace") if record.key is not None else None
+        rejected_at = plan.ingested_at
+        envelope = {
+            "error": {
+                "code": rejection.code,
+                "message": rejection.message,
+                "field": rejection.field,
+            },
+            "source": {
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+                "key": key_text,
+            },
+            "payload": payload,
+            "payload_encoding": encoding,
+            "rejected_at": rejected_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        }
+        plan.dead_letter_records.append((record.key, orjson.dumps(envelope)))
+        plan.rejected_rows.append(
+            {
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+                "key": key_text,
+                "error_code": rejection.code,
+                "error_message": rejection.message,
+                "error_field": rejection.field,
+                "payload": payload,
+                "rejected_at": rejected_at,
+                "version": 1,
+            }
+        )
+        plan.dead_letter_codes[rejection.code] += 1
+
+
+def _call_event_row(record: Record, ev: ValidEvent, ingested_at: datetime) -> CallEventRow:
+    e = ev.event
+    return {
+        "project_id": e.project_id,
+        "call_id": e.call_id,
+        "event_id": e.event_id,
+        "type": e.type,
+        "occurred_at": e.occurred_at,
+        "sequence": e.sequence,
+        "source": e.source,
+        "payload": ev.payload,
+        "topic": record.topic,
+        "partition": record.partition,
+        "offset": record.offset,
+        "ingested_at": ingested_at,
+        "version": ev.digest,
+    }
+
+
+def _payload_text(raw: bytes) -> tuple[str, str]:
+    try:
+        return raw.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        return base64.b64encode(raw).decode("ascii"), "base64"
