@@ -19,8 +19,14 @@ ensure_venv() {
   # Reinstall when pyproject.toml changed since the last install.
   if [[ ! -f "$stamp" || pyproject.toml -nt "$stamp" ]]; then
     echo "==> installing ringlog and its dependencies (first run takes a minute)"
-    "$VENV/bin/python" -m pip install --quiet --upgrade pip
-    "$VENV/bin/python" -m pip install --quiet -e ".[dev]"
+    # pip's and setuptools' chatter (build warnings) goes to a log, shown only on failure.
+    local log="$VENV/install.log"
+    if ! { "$VENV/bin/python" -m pip install --quiet --upgrade pip &&
+           "$VENV/bin/python" -m pip install --quiet -e ".[dev]"; } >"$log" 2>&1; then
+      cat "$log" >&2
+      echo "==> installing failed (full output above, also in $log)" >&2
+      exit 1
+    fi
     touch "$stamp"
   fi
   export PATH="$VENV/bin:$PATH"

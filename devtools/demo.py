@@ -11,7 +11,13 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from rich.console import Console
 from rich.table import Table
 
-from devtools.kafka_local import KafkaLocalError, kafka_down, kafka_status, kafka_up
+from devtools.kafka_local import (
+    KafkaLocalError,
+    kafka_down,
+    kafka_status,
+    kafka_up,
+    wait_for_group_coordinator,
+)
 from devtools.producer import ensure_topic, produce
 from devtools.traffic import generate_calls
 from worker.service.faust_host import start_in_background
@@ -50,16 +56,28 @@ SUMMARY_QUERIES: dict[str, str] = {
 }
 
 
-async def end_offsets(consumer: AIOKafkaConsumer, topic: str) -> dict[TopicPartition, int]:
-    partitions = consumer.partitions_for_topic(topic) or set()
-    tps = [TopicPartition(topic, p) for p in partitions]
-    ends: dict[TopicPartition, int] = await consumer.end_offsets(tps)
-    return ends
+async def end_offsets(bootstrap: str, topic: str) -> dict[TopicPartition, int]:
+    """Log-end offset of every partition of `topic` (read without joining a group)."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap)  # no group: commits nothing
+    await consumer.start()
+    try:
+        partitions: set[int] = set()
+        for _ in range(50):  # the first metadata answer may not list the topic yet
+            partitions = consumer.partitions_for_topic(topic) or set()
+            if partitions:
+                break
+            await asyncio.sleep(0.1)
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        ends: dict[TopicPartition, int] = await consumer.end_offsets(tps)
+        return ends
+    finally:
+        await consumer.stop()
 
 
 async def _demo(settings: Settings, calls: int, console: Console) -> int:
     await ensure_topic(settings.kafka_brokers, settings.topic)
     await ensure_topic(settings.kafka_brokers, settings.dlq_topic, partitions=1)
+    await wait_for_group_coordinator(settings.kafka_brokers, settings.group_id)
     try:
         worker, stop, task = await start_in_background(settings)
     except Exception as exc:
@@ -67,14 +85,15 @@ async def _demo(settings: Settings, calls: int, console: Console) -> int:
         return 1
     console.print(
         f"[bold]2/4[/] worker running (metrics on http://{settings.http_host}:"
-        f"{settings.http_port}/metrics)"
+        f"{worker.http_port}/metrics)"
     )
     console.print(f"[bold]3/4[/] simulating {calls} calls")
+    messages = list(generate_calls(calls, seed=7))
     stats = await produce(
-        generate_calls(calls, seed=7), brokers=settings.kafka_brokers, topic=settings.topic
+        messages, brokers=settings.kafka_brokers, topic=settings.topic, total=len(messages)
     )
     console.print(f"      produced {stats.sent} events in {stats.elapsed_s:.1f}s")
-    targets = await end_offsets(worker.loop.consumer, settings.topic)
+    targets = await end_offsets(settings.kafka_brokers, settings.topic)
     started_at = time.monotonic()
     with console.status("waiting for every event to be durable in ClickHouse") as status:
         while True:

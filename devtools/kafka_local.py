@@ -7,8 +7,10 @@ The script resolves the broker's jars from Maven Central with the machine's Mave
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -127,3 +129,29 @@ def kafka_status() -> bool:
         proc.stderr + proc.stdout,
         proc.returncode,
     )
+
+
+async def wait_for_group_coordinator(bootstrap: str, group_id: str, limit_s: float = 60.0) -> None:
+    """Wait until the broker can coordinate `group_id`.
+
+    A new broker creates its `__consumer_offsets` topic on the first group request and answers
+    "coordinator not available" for a few seconds meanwhile; a consumer that joins then logs
+    that warm-up as errors. Asking first keeps a first run's output clean.
+    """
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.errors import KafkaError
+
+    deadline = time.monotonic() + limit_s
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        while True:
+            try:
+                await admin.find_coordinator(group_id)
+                return
+            except KafkaError:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.5)
+    finally:
+        await admin.close()

@@ -6,7 +6,6 @@ chDB allows one data path per process, so every test shares the session's path
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import subprocess
 import sys
@@ -31,7 +30,6 @@ from worker.adapters.clickhouse.store import (
     StoreUnavailable,
     redact_url,
 )
-from worker.pipeline.retry import async_with_retry, backoff_delay, with_retry
 
 UTC = dt.UTC
 PROJECT = "6f1c2a4e-0d43-4b0a-9a57-2f3f0d7f1a01"
@@ -337,61 +335,6 @@ def test_unreachable_server_is_unavailable_and_hides_the_password() -> None:
         s.query("SELECT 1")
     assert "hunter2" not in str(info.value)
     assert "bob:***@127.0.0.1:1" in str(info.value)
-
-
-# ---- backoff --------------------------------------------------------------------------------
-
-
-def test_backoff_delay_is_capped_and_jittered() -> None:
-    assert backoff_delay(1, base=0.2, cap=30.0, jitter=False) == 0.2
-    assert backoff_delay(4, base=0.2, cap=30.0, jitter=False) == pytest.approx(1.6)
-    assert backoff_delay(1000, base=0.2, cap=30.0, jitter=False) == 30.0
-    assert all(0.0 <= backoff_delay(3) <= 0.8 for _ in range(100))
-
-
-def test_with_retry_retries_only_listed_errors() -> None:
-    calls: list[int] = []
-    retries: list[tuple[int, float]] = []
-
-    def flaky() -> str:
-        calls.append(1)
-        if len(calls) < 3:
-            raise StoreUnavailable("down")
-        return "ok"
-
-    got = with_retry(
-        flaky,
-        forever=True,
-        retry_on=(StoreUnavailable,),
-        on_retry=lambda n, exc, delay: retries.append((n, delay)),
-        sleep=lambda _: None,
-    )
-    assert got == "ok" and len(calls) == 3 and [n for n, _ in retries] == [1, 2]
-
-    def broken() -> None:
-        raise StoreError("bad sql")
-
-    with pytest.raises(StoreError):
-        with_retry(broken, forever=True, retry_on=(StoreUnavailable,), sleep=lambda _: None)
-
-    def always_down() -> None:
-        raise StoreUnavailable("down")
-
-    with pytest.raises(StoreUnavailable):
-        with_retry(always_down, attempts=2, retry_on=(StoreUnavailable,), sleep=lambda _: None)
-
-
-def test_async_with_retry() -> None:
-    calls: list[int] = []
-
-    async def flaky() -> int:
-        calls.append(1)
-        if len(calls) < 2:
-            raise StoreUnavailable("down")
-        return 42
-
-    got = asyncio.run(async_with_retry(flaky, attempts=3, base=0.001, cap=0.001))
-    assert got == 42 and len(calls) == 2
 
 
 def test_tables_module_is_consistent() -> None:

@@ -35,7 +35,7 @@ from worker.core.rates import RatePlan
 from worker.pipeline.config import PipelineConfig
 from worker.pipeline.metrics import Metrics
 from worker.pipeline.ports import DeadLetterSink, Message, Store, StoreUnavailable
-from worker.pipeline.retry import async_with_retry
+from worker.pipeline.retry import retry_forever
 
 log = logging.getLogger("ringlog.ingest")
 T = TypeVar("T")
@@ -197,13 +197,8 @@ class Ingestor:
                 extra={"error_code": "store_unavailable", "table": table, "attempt": failures},
             )
 
-        value = await async_with_retry(
-            attempt,
-            forever=True,
-            base=0.2,
-            cap=30.0,
-            retry_on=(StoreUnavailable, OSError, ConnectionError),
-            on_retry=on_retry,
+        value = await retry_forever(
+            attempt, retry_on=(StoreUnavailable, OSError, ConnectionError), on_retry=on_retry
         )
         self.consecutive_failures = 0
         self.last_write_ok = time.time()

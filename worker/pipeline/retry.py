@@ -1,19 +1,17 @@
-"""Capped exponential backoff with full jitter, for transient failures (StoreUnavailable).
+"""Retry of transient failures (the store or the broker unavailable): forever, with capped
+exponential backoff and full jitter, through tenacity.
 
-    with_retry(lambda: store.insert(...), forever=True, retry_on=(StoreUnavailable,))
-    await async_with_retry(lambda: asyncio.to_thread(store.insert, ...), forever=True)
-
-Delay before retry n (1-based) is uniform in [0, min(cap, base * 2 ** (n - 1))] ("full
-jitter"), so many workers that lost the same server do not come back in lockstep.
+The delay before retry n (1-based) is uniform in [0, min(cap, base * 2 ** (n - 1))] ("full
+jitter"), so many workers that lost the same server do not come back in lockstep. Failures
+not in `retry_on` propagate at once; cancellation is never retried.
 """
 
 from __future__ import annotations
 
-import asyncio
-import random
-import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_random_exponential
 
 T = TypeVar("T")
 
@@ -21,79 +19,32 @@ OnRetry = Callable[[int, BaseException, float], None]
 """Called before sleeping: (attempt number that failed, its exception, delay in seconds)."""
 
 
-def backoff_delay(
-    attempt: int, *, base: float = 0.2, cap: float = 30.0, jitter: bool = True
-) -> float:
-    """Delay before retrying after failed attempt number `attempt` (1-based)."""
-    if attempt < 1:
-        raise ValueError("attempt is 1-based")
-    # Bound the exponent so huge attempt counts cannot overflow the float.
-    ceiling = min(cap, base * 2.0 ** min(attempt - 1, 64))
-    return random.uniform(0.0, ceiling) if jitter else ceiling
-
-
-def _check(attempts: int | None, forever: bool) -> None:
-    if forever and attempts is not None:
-        raise ValueError("give either attempts or forever=True, not both")
-    if not forever and (attempts is None or attempts < 1):
-        raise ValueError("attempts must be >= 1 (or pass forever=True)")
-
-
-def with_retry(
-    fn: Callable[[], T],
+async def retry_forever(
+    attempt: Callable[[], Awaitable[T]],
     *,
-    attempts: int | None = None,
-    forever: bool = False,
+    retry_on: tuple[type[BaseException], ...],
+    on_retry: OnRetry | None = None,
     base: float = 0.2,
     cap: float = 30.0,
-    retry_on: tuple[type[BaseException], ...] = (Exception,),
-    on_retry: OnRetry | None = None,
-    sleep: Callable[[float], None] = time.sleep,
 ) -> T:
-    """Call `fn` until it returns; retry exceptions in `retry_on` with backoff.
+    """Await `attempt()` (a fresh awaitable per try) until it succeeds."""
 
-    With `attempts=n`, the last exception is re-raised after n failed calls. Exceptions not in
-    `retry_on` propagate at once.
-    """
-    _check(attempts, forever)
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            return fn()
-        except retry_on as exc:
-            if not forever and attempts is not None and attempt >= attempts:
-                raise
-            delay = backoff_delay(attempt, base=base, cap=cap)
-            if on_retry is not None:
-                on_retry(attempt, exc, delay)
-            sleep(delay)
+    def before_sleep(state: RetryCallState) -> None:
+        if on_retry is not None and state.outcome is not None and state.next_action is not None:
+            error = state.outcome.exception()
+            assert error is not None  # only failed attempts are retried
+            on_retry(state.attempt_number, error, state.next_action.sleep)
 
+    retrying = AsyncRetrying(
+        retry=retry_if_exception_type(retry_on),
+        wait=wait_random_exponential(multiplier=base, max=cap),
+        before_sleep=before_sleep,
+        reraise=True,
+    )
 
-async def async_with_retry(
-    fn: Callable[[], Awaitable[T]],
-    *,
-    attempts: int | None = None,
-    forever: bool = False,
-    base: float = 0.2,
-    cap: float = 30.0,
-    retry_on: tuple[type[BaseException], ...] = (Exception,),
-    on_retry: OnRetry | None = None,
-) -> T:
-    """Async twin of `with_retry`: `fn` returns a fresh awaitable per attempt.
+    async def once() -> T:
+        # tenacity awaits only coroutine functions; `attempt` may be a plain lambda
+        return await attempt()
 
-    Cancellation (asyncio.CancelledError, a BaseException) is never retried.
-    """
-    _check(attempts, forever)
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            return await fn()
-        except retry_on as exc:
-            if not forever and attempts is not None and attempt >= attempts:
-                raise
-            delay = backoff_delay(attempt, base=base, cap=cap)
-            if on_retry is not None:
-                on_retry(attempt, exc, delay)
-            await asyncio.sleep(delay)
+    result: T = await retrying(once)
+    return result
