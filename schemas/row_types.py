@@ -4,8 +4,8 @@
     python -m schemas.row_types        # rewrite schemas/rows.py after changing tables.py
 
 mypy then rejects a misspelt column or a value of the wrong type wherever a row is built;
-`tests/test_schema_files.py` fails when rows.py is stale, and `check_row_types` (called when
-the store is migrated) refuses to start a worker whose row types and tables disagree.
+`tests/unit/schemas/test_schema_files.py` fails when rows.py is stale, and `check_row_types`
+(called when the worker starts) refuses to start a worker whose row types and tables disagree.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """ClickHouse unavailable mid-stream: the worker stays up, commits nothing that is not
 durable, reports 503 on /health, and catches up with exact rows when the store returns.
 
-(a) a real HTTP store (`python -m devtools store serve`, devtools/chdb_http.py) that is stopped and
+(a) a real HTTP store (`python -m devtools store serve`, devtools/chdb_http/) that is stopped and
     started again on the same path and port;
 (b) the embedded store with the injected fault (devtools.fault_injection, installed by
 `python -m devtools worker --store-down-while FILE`).

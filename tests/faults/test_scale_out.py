@@ -1,5 +1,5 @@
 """Scale-out and rebalances: several worker processes in one group over a 6-partition topic,
-sharing one store (`python -m devtools store serve`, devtools/chdb_http.py). While traffic
+sharing one store (`python -m devtools store serve`, devtools/chdb_http/). While traffic
 flows, one worker is killed with SIGKILL, a new one joins, another leaves gracefully: exact rows
 at the end. Also measures (and prints) how long the group takes to commit again after each
 event, and how the restart cost grows with the number of calls whose state is reloaded from

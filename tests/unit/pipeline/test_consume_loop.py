@@ -19,7 +19,7 @@ import pytest
 
 from devtools.traffic import generate_calls
 from schemas.tables import ROW_TABLES
-from tests import builders as b
+from tests.support import builders as b
 from tests.support.fakes import (
     FakeDeadLetters,
     FakeStore,

@@ -12,7 +12,7 @@ Invariants checked on every input:
 
 The example counts are modest for CI; a long run:
 
-    RINGLOG_FUZZ_EXAMPLES=200000 pytest tests/test_decode_fuzz.py -q
+    RINGLOG_FUZZ_EXAMPLES=200000 pytest tests/unit/core/test_decode_fuzz.py -q
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 
 from schemas.events import EVENT_TYPES
 from schemas.tables import OUTBOUND_RELATION_IDS, TABLES_BY_NAME
-from tests import builders as b
+from tests.support import builders as b
 from worker.core.correlation import build_call_rows
 from worker.core.decode import (
     ERROR_CODES,

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from tests import builders as b
-from tests.call_rows import ROW_TABLES, Tables, by_call, expected_tables, read_tables
-from tests.pipeline import fresh_settings, produce, running_worker
-from tests.test_correlation import SCENARIOS
+from tests.support import builders as b
+from tests.support.call_rows import ROW_TABLES, Tables, by_call, expected_tables, read_tables
+from tests.support.in_process_worker import fresh_settings, produce, running_worker
+from tests.unit.core.test_correlation import SCENARIOS
 from worker.adapters.clickhouse.rebuild import rebuild
 from worker.adapters.clickhouse.store import ClickHouseStore
 from worker.core.rates import load_rate_plan
@@ -24,7 +24,7 @@ from worker.service.settings import Settings
 
 pytestmark = pytest.mark.kafka
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 OTHER_PROJECT = "7a8f4f3e-58a6-4a43-9f4e-2b0f6c0c9d01"
 COST_COLUMNS = {
     "call_cost_in_usd_cents",

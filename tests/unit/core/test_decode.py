@@ -9,8 +9,8 @@ from typing import Any
 import orjson
 import pytest
 
-from tests import builders as b
-from tests.sample_vector import SAMPLE_DIR, load_expected, sample_messages
+from tests.support import builders as b
+from tests.support.sample_vector import SAMPLE_DIR, load_expected, sample_messages
 from worker.core.decode import Rejection, ValidEvent, decode
 
 

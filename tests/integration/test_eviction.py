@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from tests import builders as b
-from tests.call_rows import by_call, expected_tables, read_tables
-from tests.pipeline import Running, fresh_settings, produce, running_worker
+from tests.support import builders as b
+from tests.support.call_rows import by_call, expected_tables, read_tables
+from tests.support.in_process_worker import Running, fresh_settings, produce, running_worker
 from worker.service.settings import Settings
 
 pytestmark = pytest.mark.kafka

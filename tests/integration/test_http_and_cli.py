@@ -11,8 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from devtools.cli import app as dev_app
-from tests import builders as b
-from tests.pipeline import fresh_settings, produce, running_worker
+from tests.support import builders as b
+from tests.support.in_process_worker import fresh_settings, produce, running_worker
 from worker.cli.main import app
 from worker.cli.sql_client import QueryFailed, run_query
 from worker.service.settings import ConfigError, load_settings

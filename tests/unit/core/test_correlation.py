@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from tests import builders as b
-from tests.expected_rows import EXPECTED, comparable, t
+from tests.support import builders as b
+from tests.support.expected_rows import EXPECTED, comparable, t
 from worker.core.correlation import TIMEOUT_MESSAGE, CallRows, build_call_rows, row_id
 
 SCENARIOS: dict[str, Callable[[], list[dict[str, Any]]]] = {

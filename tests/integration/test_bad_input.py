@@ -16,9 +16,9 @@ from typing import Any
 import orjson
 import pytest
 
-from tests import builders as b
-from tests.call_rows import by_call, expected_tables, read_tables
-from tests.pipeline import fresh_settings, produce, read_dlq, running_worker
+from tests.support import builders as b
+from tests.support.call_rows import by_call, expected_tables, read_tables
+from tests.support.in_process_worker import fresh_settings, produce, read_dlq, running_worker
 from worker.core.decode import Rejection, decode
 
 pytestmark = pytest.mark.kafka

@@ -8,7 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-SAMPLE_DIR = Path(__file__).resolve().parents[2] / "shared" / "examples" / "sample-40-calls"
+SAMPLE_DIR = Path(__file__).resolve().parents[3] / "shared" / "examples" / "sample-40-calls"
 
 NATURAL_KEYS = {
     "incoming_call_log": ("project_id", "call_provider_call_id"),

@@ -1,4 +1,5 @@
-"""Hand-computed rows of the builder scenarios (tests/builders.py) under tests/fixtures/rates.yaml.
+"""Hand-computed rows of the builder scenarios (tests/support/builders.py) under
+tests/support/fixtures/rates.yaml.
 
 Every number here was worked out from the contract by hand; the comments show the arithmetic.
 Shared by the pure tests and the pipeline tests, so both assert the same exact rows.
@@ -11,7 +12,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from tests.builders import ALICE, BOB, POLICY, PROJECT, RULE, T0
+from tests.support.builders import ALICE, BOB, POLICY, PROJECT, RULE, T0
 from worker.core.correlation import row_id
 
 

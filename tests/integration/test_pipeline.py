@@ -10,11 +10,11 @@ from typing import Any
 import orjson
 import pytest
 
-from tests import builders as b
-from tests.expected_rows import EXPECTED, comparable
-from tests.pipeline import fresh_settings, produce, read_dlq, running_worker
-from tests.sample_vector import SAMPLE_DIR, diff_tables, load_expected, sample_messages
-from tests.test_correlation import SCENARIOS
+from tests.support import builders as b
+from tests.support.expected_rows import EXPECTED, comparable
+from tests.support.in_process_worker import fresh_settings, produce, read_dlq, running_worker
+from tests.support.sample_vector import SAMPLE_DIR, diff_tables, load_expected, sample_messages
+from tests.unit.core.test_correlation import SCENARIOS
 
 pytestmark = pytest.mark.kafka
 

@@ -10,7 +10,7 @@ from schemas.events import EVENT_MODELS
 from schemas.export import SCHEMA_FILE, events_json_schema
 from schemas.row_types import ROWS_FILE, check_row_types, python_type, render
 
-SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"
+SCHEMAS = Path(__file__).resolve().parents[3] / "schemas"
 
 
 def test_committed_json_schema_is_current() -> None:

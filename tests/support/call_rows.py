@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from tests import builders as b
+from tests.support import builders as b
 from worker.adapters.clickhouse.store import ClickHouseStore
 from worker.core.correlation import build_call_rows
 from worker.core.rates import RatePlan

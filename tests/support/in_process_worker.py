@@ -13,7 +13,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from devtools.producer import ensure_topic
-from tests.builders import RATES_FILE
+from tests.support.builders import RATES_FILE
 from worker.service.faust_host import start_in_background
 from worker.service.lifecycle import Worker
 from worker.service.settings import Settings

@@ -29,7 +29,7 @@ from worker.core.decode import Rejection, ValidEvent, decode
 
 pytestmark = pytest.mark.kafka
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RUN = (
     "from worker.service.settings import load_settings; "
     "from worker.service.faust_host import run_faust_worker; "

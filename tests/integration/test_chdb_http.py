@@ -1,4 +1,4 @@
-"""The chDB HTTP shim (devtools/chdb_http.py) through ringlog's real HTTP path.
+"""The chDB HTTP shim (devtools/chdb_http/) through ringlog's real HTTP path.
 
 The server runs as a SUBPROCESS (`python -m devtools store serve`): chDB allows one data
 path per process and this pytest process may already own another one.
@@ -27,7 +27,7 @@ from worker.adapters.clickhouse.store import ClickHouseStore, StoreError, StoreU
 UTC = dt.UTC
 PROJECT = uuid.UUID("6f1c2a4e-0d43-4b0a-9a57-2f3f0d7f1a01")
 T0 = dt.datetime(2024, 5, 1, 12, 0, 0, 123000, tzinfo=UTC)
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -370,7 +370,7 @@ def test_request_body_decoding(encoding: str) -> None:
 
     import lz4.frame  # type: ignore[import-untyped,unused-ignore]
 
-    from devtools.chdb_http import _Decoder
+    from devtools.chdb_http.content_encoding import Decoder as _Decoder
 
     data = b"INSERT INTO t FORMAT Native\n" + bytes(range(256)) * 100
     packed = {

@@ -24,13 +24,13 @@ import pytest
 
 from devtools.producer import ensure_topic, produce
 from devtools.traffic import Message, generate_calls
-from tests.builders import RATES_FILE
+from tests.support.builders import RATES_FILE
 from worker.core.decode import ValidEvent, decode
 from worker.service.faust_host import start_in_background
 from worker.service.logs import JsonFormatter
 from worker.service.settings import Settings
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _free_port() -> int:

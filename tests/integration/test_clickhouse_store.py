@@ -102,7 +102,7 @@ def test_ddl_statements_shape() -> None:
 
 
 def test_committed_sql_is_current() -> None:
-    committed = Path(__file__).resolve().parents[1] / "schemas" / "clickhouse.sql"
+    committed = Path(__file__).resolve().parents[2] / "schemas" / "clickhouse.sql"
     assert committed.read_text(encoding="utf-8") == render_sql("ringlog")
 
 
@@ -290,7 +290,7 @@ def test_second_process_on_the_same_path_gets_a_clear_unavailable(
     store: ClickHouseStore, chdb_store_url: str
 ) -> None:
     # This process holds the session's chDB path open (the store fixture).
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     script = (
         "import sys\n"
         f"sys.path.insert(0, {str(root)!r})\n"

@@ -16,7 +16,7 @@ import yaml
 
 from worker.pipeline.metrics import Metrics
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy" / "prometheus" / "ringlog-alerts.yml"
 RULE_TESTS = ROOT / "deploy" / "prometheus" / "ringlog-alerts.test.yml"
 DASHBOARD = ROOT / "deploy" / "grafana" / "ringlog-dashboard.json"

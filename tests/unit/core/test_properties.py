@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from devtools.traffic import generate_calls
-from tests import builders as b
+from tests.support import builders as b
 from worker.core.call_state import CallState
 from worker.core.correlation import CallRows, build_call_rows
 from worker.core.decode import ValidEvent, decode
