@@ -54,7 +54,6 @@ class ConsumeLoop:
         self.last_commit = 0.0
         self.batches = 0
         self.running = False
-        self.fatal: BaseException | None = None
         self._gauges_at = 0.0
         self._inflight: asyncio.Task[None] | None = None
         self._inflight_batch: list[Any] = []

@@ -86,10 +86,6 @@ class Ingestor:
 
     # -- public ---------------------------------------------------------------------------
 
-    async def process(self, messages: Sequence[Message]) -> BatchResult:
-        """Prepare and write one batch (the consume loop pipelines the two instead)."""
-        return await self.write(await self.prepare(messages))
-
     async def prepare(self, messages: Sequence[Message]) -> Plan:
         """Everything but the writes: decode, load uncached calls, plan.
 
