@@ -25,6 +25,7 @@ from typing import Any
 from worker.core.batch_plan import Plan
 from worker.pipeline.config import PipelineConfig
 from worker.pipeline.ingestor import Ingestor
+from worker.pipeline.lag_tracker import LagTracker
 from worker.pipeline.ports import (
     BrokerUnavailable,
     CommitRejected,
@@ -36,10 +37,6 @@ from worker.pipeline.ports import (
 log = logging.getLogger("ringlog.consumer")
 
 REVOKE_GRACE_S = 20.0
-# How often the lag task asks the broker for log-end and committed offsets. It runs beside
-# the consume loop, so the lag keeps moving while the loop waits for ClickHouse.
-LAG_REFRESH_SECONDS = 5.0
-BROKER_TIMEOUT_SECONDS = 10.0
 
 
 class ConsumeLoop:
@@ -61,13 +58,7 @@ class ConsumeLoop:
         # Joined the group (a member with an assignment, possibly empty).
         self.joined = False
         self.started_at = time.time()
-        # Per assigned partition, from the broker (refreshed by `_lag_task`) and from our
-        # own commits and fetches: log-end offset, and the group's committed offset (the log
-        # start offset while the group has none: auto_offset_reset=earliest starts there).
-        self.end_offsets: dict[TopicPartition, int] = {}
-        self.group_offsets: dict[TopicPartition, int] = {}
-        self.lag_refreshed_at = 0.0
-        self._refresh_now = asyncio.Event()
+        self.lag = LagTracker(consumer, ingestor.metrics, config.topic)
 
     async def on_revoked(self, partitions: set[int]) -> None:
         # Finish and commit the batch in flight before the partitions move, so the new owner
@@ -126,7 +117,7 @@ class ConsumeLoop:
     async def _partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         self.joined = False
         await self.on_revoked({tp.partition for tp in revoked})
-        self.forget_lag(revoked)
+        self.lag.forget(revoked)
 
     async def _assigned(self, assigned: set[TopicPartition]) -> None:
         partitions = sorted(tp.partition for tp in assigned)
@@ -136,7 +127,7 @@ class ConsumeLoop:
             extra={"topic": self.config.topic, "partitions": partitions},
         )
         self.joined = True
-        self.refresh_lag_soon()  # lag of the new partitions before our first commit
+        self.lag.refresh_soon()  # lag of the new partitions before our first commit
 
     async def stop(self) -> None:
         await self.consumer.stop()
@@ -149,7 +140,7 @@ class ConsumeLoop:
         """
         self.running = True
         self.started_at = time.time()
-        lag_task = asyncio.create_task(self._lag_task(stop), name="ringlog-lag")
+        lag_task = asyncio.create_task(self.lag.run(stop), name="ringlog-lag")
         try:
             while not stop.is_set():
                 batch = await self._fetch(stop)
@@ -260,91 +251,13 @@ class ConsumeLoop:
             )
             return
         self.committed.update(offsets)
-        for tp, offset in offsets.items():
-            self.group_offsets[tp] = max(self.group_offsets.get(tp, 0), offset)
+        self.lag.committed(offsets)
         self.last_commit = time.time()
         self.ingestor.metrics.last_commit.set(self.last_commit)
 
-    # -- lag ------------------------------------------------------------------------------
-
-    def lag(self) -> dict[TopicPartition, int]:
-        """Log-end offset minus the group's committed offset, per assigned partition whose
-        offsets are known. Fetched but uncommitted (not yet durable) work counts as lag."""
-        lags: dict[TopicPartition, int] = {}
-        for tp in self.consumer.assignment():
-            end = self.end_offsets.get(tp)
-            highwater = self.consumer.highwater(tp)
-            if highwater is not None and (end is None or highwater > end):
-                end = highwater
-            committed = self.group_offsets.get(tp)
-            if end is None or committed is None:
-                continue
-            lags[tp] = max(0, end - committed)
-        return lags
-
-    def forget_lag(self, partitions: set[TopicPartition]) -> None:
-        """Partitions that moved to another worker: their lag is that worker's to report."""
-        for tp in partitions:
-            self.end_offsets.pop(tp, None)
-            self.group_offsets.pop(tp, None)
-            with contextlib.suppress(KeyError):
-                self.ingestor.metrics.consumer_lag.remove(tp.topic, str(tp.partition))
-
-    def refresh_lag_soon(self) -> None:
-        self._refresh_now.set()
-
-    async def _lag_task(self, stop: asyncio.Event) -> None:
-        """Refresh offsets from the broker and the gauges every LAG_REFRESH_SECONDS.
-
-        Its own task, not a step of the consume loop: while ClickHouse is down the loop
-        sits in the ingestor's retry loop, and the lag must keep growing in /metrics then.
-        """
-        while not stop.is_set():
-            try:
-                await self.refresh_offsets()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # the broker may be away for a while; keep trying
-                log.warning(
-                    "cannot refresh consumer lag from the broker: %r",
-                    exc,
-                    extra={"topic": self.config.topic, "error_code": "lag_refresh_failed"},
-                )
-            self._update_lag()
-            self._refresh_now.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._refresh_now.wait(), LAG_REFRESH_SECONDS)
-
-    async def refresh_offsets(self) -> None:
-        """Log-end offsets and the group's committed offsets of the assigned partitions."""
-        assigned = set(self.consumer.assignment())
-        if not assigned:
-            return
-        tps = sorted(assigned)
-        ends = await asyncio.wait_for(self.consumer.end_offsets(tps), BROKER_TIMEOUT_SECONDS)
-        committed = await asyncio.wait_for(
-            asyncio.gather(*(self.consumer.committed(tp) for tp in tps)), BROKER_TIMEOUT_SECONDS
-        )
-        missing = [tp for tp, offset in zip(tps, committed, strict=True) if offset is None]
-        starts: dict[TopicPartition, int] = {}
-        if missing:
-            starts = await asyncio.wait_for(
-                self.consumer.beginning_offsets(missing), BROKER_TIMEOUT_SECONDS
-            )
-        current = set(self.consumer.assignment())  # a rebalance may have run meanwhile
-        for tp, offset in zip(tps, committed, strict=True):
-            if tp not in current:
-                continue
-            self.end_offsets[tp] = int(ends[tp])
-            group_offset = int(offset) if offset is not None else int(starts.get(tp, 0))
-            # Our own commit may be newer than what the broker answered a moment ago.
-            self.group_offsets[tp] = max(group_offset, self.committed.get(tp, group_offset))
-        self.lag_refreshed_at = time.time()
-
     def _update_lag(self) -> None:
         metrics = self.ingestor.metrics
-        for tp, lag in self.lag().items():
-            metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
+        self.lag.publish()
         if self.ingestor.newest_written is not None:
             lag_s = time.time() - self.ingestor.newest_written.timestamp()
             metrics.event_lag.set(max(0.0, lag_s))

@@ -33,7 +33,7 @@ class HealthCheck:
         failures = self.ingestor.consecutive_failures
         if failures >= self.max_failures:
             reasons.append(f"{failures} consecutive ClickHouse failures")
-        lag = sum(self.loop.lag().values())
+        lag = sum(self.loop.lag.per_partition().values())
         since_commit = time.time() - (self.loop.last_commit or self.loop.started_at)
         if lag > 0 and since_commit > self.stall_seconds:
             reasons.append(f"lag is {lag} messages and nothing committed for {since_commit:.0f}s")

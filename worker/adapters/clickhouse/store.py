@@ -19,28 +19,29 @@ chDB notes (measured, see docs/research): one process per data path ("Cannot loc
 data path per process, no async client (call from threads), `async_insert` on by default in
 26.x (so inserts pin `async_insert=0`), and `insert_deduplication_token` only works because the
 tables carry `non_replicated_deduplication_window`.
+
+The store is this module (connection, error translation, insert, query, lookups); the parts it
+uses are beside it: `url` (the store URL, `redact_url`, the chDB lock check), `values` (the
+per-table insert plan and its value converters, INSERT_SETTINGS) and `migrations` (DDL, schema
+version, schema drift).
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
-import errno
-import fcntl
 import logging
-import os
 import re
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from pathlib import Path
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import unquote
 
-from schemas.ddl import MIGRATIONS_TABLE, check_database_name, ddl_statements, qualified
-from schemas.tables import ALL_TABLES, CALL_EVENT, SCHEMA_VERSION, Table
+from schemas.ddl import check_database_name, qualified
+from schemas.tables import ALL_TABLES, CALL_EVENT
+from worker.adapters.clickhouse.migrations import migrate_database
+from worker.adapters.clickhouse.url import parse_url, path_locked_by_other_process, redact_url
+from worker.adapters.clickhouse.values import INSERT_SETTINGS, InsertPlan, insert_plan
 from worker.pipeline.ports import CallEventRow, StoreError, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -66,9 +67,6 @@ default `max_query_size` (256 KiB) is exceeded by ~4000 UUID keys. Each lookup q
 
 LOOKUP_QUERY_SIZE: Final = 4 << 20
 
-INSERT_SETTINGS: Final[Mapping[str, object]] = {"async_insert": 0}
-"""Pinned on every insert: chDB 26.x and ClickHouse >= 26.3 default to async_insert=1."""
-
 # ClickHouse error codes worth retrying: the server is busy, restarting or unreachable, or the
 # insert's outcome is unknown (a retry with the same dedup token is safe).
 TRANSIENT_CODES: Final = frozenset(
@@ -93,169 +91,7 @@ TRANSIENT_CODES: Final = frozenset(
         999,  # KEEPER_EXCEPTION
     }
 )
-# Codes that concurrent `CREATE ... IF NOT EXISTS` from two processes can still raise.
-_ALREADY_EXISTS_CODES: Final = frozenset({57, 82})  # TABLE_ALREADY_EXISTS, DATABASE_ALREADY_EXISTS
 _TRANSIENT_HTTP = re.compile(r"HTTP status (?:429|502|503|504)\b")
-_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^:/@\s]*):[^@/\s]*@")
-_SECRET_PARAM = re.compile(r"(?i)\b(password|passwd|access_token)=[^&\s]*")
-
-
-def redact_url(url: str) -> str:
-    """`http://user:pass@host:8123/db` -> `http://user:***@host:8123/db` (also `password=`)."""
-    masked = _USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:***@", url)
-    return _SECRET_PARAM.sub(lambda m: f"{m.group(1)}=***", masked)
-
-
-@dataclass(frozen=True)
-class _Target:
-    kind: str  # "chdb" or "http"
-    dsn: str  # what clickhouse_connect.get_client(dsn=...) gets
-    display: str  # redacted, for messages and logs
-    path: Path | None  # chDB data directory (None = in memory)
-    interface: str | None  # "http" / "https"
-    password: str  # to scrub from any message
-
-
-def _parse_url(url: str) -> _Target:
-    if url.startswith("chdb:"):
-        rest = url[len("chdb:") :]
-        rest = rest.removeprefix("//")
-        location, _, query = rest.partition("?")
-        if location in ("", "memory", ":memory:"):
-            return _Target("chdb", "chdb://memory", "chdb://memory", None, None, "")
-        # chdb:///abs/path -> "/abs/path"; chdb://./var/clickhouse -> "./var/clickhouse"
-        path = Path(location).expanduser().resolve()
-        dsn = f"chdb://{path}" + (f"?{query}" if query else "")
-        return _Target("chdb", dsn, redact_url(dsn), path, None, "")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise StoreError(
-            f"unsupported ClickHouse URL {redact_url(url)!r}: "
-            "use http(s)://user:password@host:8123/db or chdb:///abs/path"
-        )
-    # The database comes from the `database` argument (it may not exist before migrate()),
-    # so the URL's path is dropped; the query string (client options) is kept.
-    query = urlencode(parse_qsl(parts.query))
-    dsn = urlunsplit((parts.scheme, parts.netloc, "", query, ""))
-    return _Target("http", dsn, redact_url(dsn), None, parts.scheme, parts.password or "")
-
-
-def _path_locked_by_other_process(path: Path) -> bool:
-    """True when another process holds ClickHouse's lock on `<path>/status`."""
-    status = path / "status"
-    if not status.exists():
-        return False
-    try:
-        fd = os.open(status, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
-        return exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES)
-    else:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    finally:
-        os.close(fd)
-
-
-# ---- value conversion (only for column kinds clickhouse-connect does not take as-is) ------
-
-_UTC = dt.UTC
-
-
-def _to_time(value: object) -> object:
-    if value is None:
-        return None
-    if isinstance(value, dt.datetime):
-        # clickhouse-connect reads a naive datetime as *process-local* time: pin it to UTC.
-        return value if value.tzinfo is not None else value.replace(tzinfo=_UTC)
-    if isinstance(value, str):
-        parsed = dt.datetime.fromisoformat(value)
-        return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=_UTC)
-    raise TypeError(f"expected a datetime, got {type(value).__name__}")
-
-
-def _decimal_converter(scale: int) -> Callable[[object], object]:
-    quantum = Decimal(1).scaleb(-scale)
-
-    def convert(value: object) -> object:
-        if value is None:
-            return None
-        if isinstance(value, Decimal):
-            exponent = value.as_tuple().exponent
-            if isinstance(exponent, int) and exponent >= -scale:
-                return value
-            # ClickHouse would truncate extra digits; the contract rounds half-up.
-            return value.quantize(quantum, rounding=ROUND_HALF_UP)
-        if isinstance(value, bool):
-            raise TypeError("expected a decimal, got bool")
-        if isinstance(value, int | float | str):
-            try:
-                return Decimal(str(value)).quantize(quantum, rounding=ROUND_HALF_UP)
-            except InvalidOperation as exc:
-                raise TypeError(f"not a decimal: {value!r}") from exc
-        raise TypeError(f"expected a decimal, got {type(value).__name__}")
-
-    return convert
-
-
-def _to_uuid(value: object) -> object:
-    if value is None or isinstance(value, uuid.UUID | str):
-        return value  # clickhouse-connect parses str itself
-    if isinstance(value, bytes) and len(value) == 16:
-        return uuid.UUID(bytes=value)
-    raise TypeError(f"expected a UUID, got {type(value).__name__}")
-
-
-def _to_string(value: object) -> object:
-    if value is None or isinstance(value, str | bytes):
-        return value
-    raise TypeError(f"expected str, got {type(value).__name__}")
-
-
-_DECIMAL_TYPE = re.compile(r"Decimal\(\s*\d+\s*,\s*(\d+)\s*\)")
-
-
-def _converter(ch_type: str) -> Callable[[object], object] | None:
-    inner = ch_type
-    for wrapper in ("LowCardinality(", "Nullable("):
-        if inner.startswith(wrapper):
-            inner = inner[len(wrapper) : -1]
-    if inner.startswith("DateTime64"):
-        return _to_time
-    decimal = _DECIMAL_TYPE.fullmatch(inner)
-    if decimal:
-        return _decimal_converter(int(decimal.group(1)))
-    if inner == "UUID":
-        return _to_uuid
-    if inner == "String":
-        return _to_string
-    return None
-
-
-@dataclass(frozen=True)
-class _InsertPlan:
-    table: Table
-    names: tuple[str, ...]
-    types: tuple[str, ...]
-    known: frozenset[str]
-    converters: tuple[Callable[[object], object] | None, ...]
-
-
-def _insert_plan(table: Table) -> _InsertPlan:
-    return _InsertPlan(
-        table,
-        table.column_names,
-        table.column_types,
-        frozenset(table.column_names),
-        tuple(_converter(t) for t in table.column_types),
-    )
-
-
-def _normalize_type(ch_type: str) -> str:
-    return re.sub(r"\s+", "", ch_type)
 
 
 class ClickHouseStore:
@@ -270,10 +106,10 @@ class ClickHouseStore:
             self.database = check_database_name(database)
         except ValueError as exc:
             raise StoreError(f"bad database name {database!r}") from exc
-        self._target = _parse_url(url)
+        self._target = parse_url(url)
         self._client: Any = None
         self._lock = threading.RLock()
-        self._plans: dict[str, _InsertPlan] = {t.name: _insert_plan(t) for t in ALL_TABLES}
+        self._plans: dict[str, InsertPlan] = {t.name: insert_plan(t) for t in ALL_TABLES}
 
     # ---- connection ---------------------------------------------------------------------
 
@@ -359,7 +195,7 @@ class ClickHouseStore:
         open_failed = (
             "Error initializing EmbeddedServer" in message or "Cannot lock file" in message
         )
-        if open_failed and target.path is not None and _path_locked_by_other_process(target.path):
+        if open_failed and target.path is not None and path_locked_by_other_process(target.path):
             return StoreUnavailable(
                 f"the chDB store {target.path} is locked by another process (probably a "
                 "running `ringlog worker`); chDB lets one process open a store at a time, "
@@ -402,54 +238,7 @@ class ClickHouseStore:
         Safe to run twice or from two processes at once. Returns the schema version.
         """
         with self._call("migrating") as client:
-            for statement in ddl_statements(self.database):
-                try:
-                    client.command(statement)
-                except Exception as exc:
-                    if getattr(exc, "code", None) in _ALREADY_EXISTS_CODES:
-                        continue  # lost a CREATE race to another process: fine
-                    raise
-            client.database = self.database
-            self._check_columns(client)
-            migrations = qualified(self.database, MIGRATIONS_TABLE)
-            recorded = client.query(
-                f"SELECT count() FROM {migrations} WHERE version = %(v)s",
-                parameters={"v": SCHEMA_VERSION},
-            ).result_rows[0][0]
-            if not recorded:
-                # The token makes a concurrent second recording a no-op (the table has a
-                # non_replicated_deduplication_window, like the data tables).
-                client.insert(
-                    MIGRATIONS_TABLE,
-                    [[SCHEMA_VERSION, dt.datetime.now(_UTC), f"ringlog schema {SCHEMA_VERSION}"]],
-                    database=self.database,
-                    column_names=["version", "applied_at", "description"],
-                    column_type_names=["UInt32", "DateTime64(3, 'UTC')", "String"],
-                    settings={
-                        **INSERT_SETTINGS,
-                        "insert_deduplication_token": f"schema-{SCHEMA_VERSION}",
-                    },
-                )
-        return SCHEMA_VERSION
-
-    def _check_columns(self, client: Any) -> None:
-        names = [t.name for t in ALL_TABLES]
-        rows = client.query(
-            "SELECT table, name, type FROM system.columns "
-            "WHERE database = %(db)s AND table IN %(tables)s ORDER BY table, position",
-            parameters={"db": self.database, "tables": names},
-        ).result_rows
-        live: dict[str, list[tuple[str, str]]] = {}
-        for table, name, ch_type in rows:
-            live.setdefault(table, []).append((name, _normalize_type(ch_type)))
-        for table in ALL_TABLES:
-            expected = [(n, _normalize_type(t)) for n, t in table.columns]
-            if live.get(table.name) != expected:
-                raise StoreError(
-                    f"schema drift in {self.database}.{table.name}: the live columns differ "
-                    f"from schemas/tables.py (version {SCHEMA_VERSION}); "
-                    f"live={live.get(table.name)} expected={expected}"
-                )
+            return migrate_database(client, self.database)
 
     # ---- writes -------------------------------------------------------------------------
 
