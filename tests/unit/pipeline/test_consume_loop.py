@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import zlib
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from devtools.fault_harness import expected_rows
 from devtools.traffic import generate_calls
 from schemas.tables import ROW_TABLES
 from tests.support import builders as b
@@ -28,8 +28,6 @@ from tests.support.fakes import (
     eventually,
 )
 from worker.core.batch_plan import Plan
-from worker.core.correlation import build_call_rows
-from worker.core.decode import ValidEvent, decode
 from worker.pipeline import consume_loop
 from worker.pipeline.config import PipelineConfig
 from worker.pipeline.consume_loop import ConsumeLoop
@@ -59,20 +57,8 @@ def traffic(calls: int = 30, seed: int = 5) -> Messages:
 
 def expected(messages: Messages) -> tuple[dict[str, list[dict[str, object]]], int, int]:
     """(rows per table, distinct valid events, invalid messages) by the pure core alone."""
-    calls: dict[tuple[str, str], list[ValidEvent]] = defaultdict(list)
-    invalid = 0
-    for _, key, value in messages:
-        decoded = decode(key, value)
-        if isinstance(decoded, ValidEvent):
-            calls[(decoded.event.project_id, decoded.event.call_id)].append(decoded)
-        else:
-            invalid += 1
-    tables: dict[str, list[dict[str, object]]] = defaultdict(list)
-    for events in calls.values():
-        for table, rows in build_call_rows(events, b.test_rates()).tables().items():
-            tables[str(table)].extend(dict(row) for row in rows)
-    distinct = sum(len({ev.event.event_id for ev in events}) for events in calls.values())
-    return tables, distinct, invalid
+    tables, distinct, invalid = expected_rows(((k, v) for _, k, v in messages), b.test_rates())
+    return {str(name): rows for name, rows in tables.items()}, distinct, invalid
 
 
 def without_ingested_at(rows: list[dict[str, object]]) -> list[dict[str, object]]:
