@@ -501,8 +501,8 @@ async def run_worker_phase(spec: WorkerSpec) -> WorkerFigures:
             # Benchmark instrumentation on this instance only (the worker's code is untouched).
             consumer = w.loop.consumer
             setattr(consumer, "getmany", _timed(consumer.getmany, on_fetch))  # noqa: B010
-            setattr(w.ingestor, "prepare", _timed(w.ingestor.prepare, on_prepare))  # noqa: B010
-            setattr(w.ingestor, "write", _timed(w.ingestor.write, on_write))  # noqa: B010
+            setattr(w.preparer, "prepare", _timed(w.preparer.prepare, on_prepare))  # noqa: B010
+            setattr(w.writer, "write", _timed(w.writer.write, on_write))  # noqa: B010
             setattr(w.loop, "_commit", _timed(w.loop._commit, on_commit))  # noqa: B010
             deadline = time.monotonic() + PHASE_TIMEOUT_S
             while not _all_committed(w, spec):

@@ -109,7 +109,7 @@ def test_late_events_of_evicted_calls_give_the_rows_of_the_full_event_set(
 
     async def scenario() -> dict[str, Any]:
         async with running_worker(settings) as run:
-            cache = run.worker.ingestor.cache
+            cache = run.worker.preparer.cache
             await one_call_per_batch(run, settings, [initial for _, initial, _ in calls])
             assert len(cache) <= 3 and cache.evictions >= CALLS - 3
             assert not any(key in cache for key in keys[: CALLS - 3])
@@ -122,7 +122,7 @@ def test_late_events_of_evicted_calls_give_the_rows_of_the_full_event_set(
             )
             assert len(cache) <= 3
         async with running_worker(settings) as run:  # restart: empty cache
-            assert len(run.worker.ingestor.cache) == 0
+            assert len(run.worker.preparer.cache) == 0
             # late events of calls 0..3 and 8..11 after the restart, all in one batch
             rest = [e for _, _, late in calls[:4] + calls[8:] for e in late]
             await produce(settings, [b.encode(e) for e in rest])

@@ -10,7 +10,8 @@ Two steps, because loading uncached calls is I/O and the planner does none:
    event sets, rebuilds the rows of every call whose set changed (and of calls that the
    timeout closes), and turns invalid records into dead-letter envelopes and rejected rows.
 
-The pipeline (`worker.pipeline.ingestor`) does the I/O between and after the two steps.
+The pipeline does the I/O between the two steps (`worker.pipeline.batch_preparer`) and after
+them (`worker.pipeline.plan_writer`).
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ class Decoded:
 
 @dataclass
 class Plan:
-    """What `Ingestor.write` makes durable, in this order, before the commit: dead letters
+    """What `PlanWriter.write` makes durable, in this order, before the commit: dead letters
     (DLQ topic), `rejected_rows` (rejected_event), `event_rows` (call_event), then `tables`."""
 
     records: int

@@ -3,7 +3,7 @@
 Delivery semantics, visible here:
 
 * COMMIT AFTER WRITE: `_write_and_commit` is the only place offsets are committed, right after
-  `Ingestor.write` made the batch durable (dead letters, rejected_event, call_event, rows).
+  `PlanWriter.write` made the batch durable (dead letters, rejected_event, call_event, rows).
 * BACKPRESSURE: at most one batch is in flight. Batch N+1 is fetched and prepared while batch
   N is written, then `run` waits for N (`_drain`) before handing N+1 over. Fetching stops
   while it waits, so aiokafka's prefetch buffer (bounded per partition) is all that piles up.
@@ -23,9 +23,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from worker.core.batch_plan import Plan
+from worker.core.call_state import CallKey
+from worker.pipeline.batch_preparer import BatchPreparer
 from worker.pipeline.config import PipelineConfig
-from worker.pipeline.ingestor import Ingestor
 from worker.pipeline.lag_tracker import LagTracker
+from worker.pipeline.metrics import Metrics
+from worker.pipeline.plan_writer import PlanWriter
 from worker.pipeline.ports import (
     BrokerUnavailable,
     CommitRejected,
@@ -40,12 +43,21 @@ REVOKE_GRACE_S = 20.0
 
 
 class ConsumeLoop:
-    """Fetch a batch, hand it to the Ingestor, commit its offsets after it is durable."""
+    """Fetch a batch, prepare it, have it written, commit its offsets after it is durable."""
 
-    def __init__(self, config: PipelineConfig, ingestor: Ingestor, consumer: Consumer) -> None:
+    def __init__(
+        self,
+        config: PipelineConfig,
+        preparer: BatchPreparer,
+        writer: PlanWriter,
+        consumer: Consumer,
+        metrics: Metrics,
+    ) -> None:
         self.config = config
-        self.ingestor = ingestor
+        self.preparer = preparer
+        self.writer = writer
         self.consumer = consumer
+        self.metrics = metrics
         self._revoked: set[int] = set()
         self.committed: dict[TopicPartition, int] = {}
         self.last_commit = 0.0
@@ -54,11 +66,12 @@ class ConsumeLoop:
         self._gauges_at = 0.0
         self._inflight: asyncio.Task[None] | None = None
         self._inflight_batch: list[Any] = []
+        self._inflight_keys_: set[CallKey] = set()
         self._generation = 0
         # Joined the group (a member with an assignment, possibly empty).
         self.joined = False
         self.started_at = time.time()
-        self.lag = LagTracker(consumer, ingestor.metrics, config.topic)
+        self.lag = LagTracker(consumer, metrics, config.topic)
 
     async def on_revoked(self, partitions: set[int]) -> None:
         # Finish and commit the batch in flight before the partitions move, so the new owner
@@ -84,7 +97,7 @@ class ConsumeLoop:
                 )
                 await self._rewind(self._inflight_batch, revoked=partitions)
         self._revoked |= partitions
-        self.ingestor.forget_partitions(partitions)
+        self.preparer.forget_partitions(partitions)
 
     async def _rewind(self, records: Sequence[Message], revoked: set[int]) -> None:
         """THE REWIND, the one way records fetched but not committed are consumed again.
@@ -106,7 +119,7 @@ class ConsumeLoop:
             with contextlib.suppress(BrokerUnavailable):
                 offset = min(offset, await self.consumer.position(tp))
             self.consumer.seek(tp, offset)
-        self.ingestor.forget_partitions({tp.partition for tp in first})
+        self.preparer.forget_partitions({tp.partition for tp in first})
 
     async def start(self) -> None:
         await self.consumer.start()
@@ -149,7 +162,7 @@ class ConsumeLoop:
                     self._update_lag()
                     continue
                 generation = self._generation
-                plan = await self.ingestor.prepare(batch)
+                plan = await self.preparer.prepare(batch, keep=self._inflight_keys())
                 # BACKPRESSURE: at most one batch in flight. Batch N+1 waits here until batch
                 # N is durable and committed; nothing more is fetched meanwhile, so memory and
                 # uncommitted work stay bounded by two batches.
@@ -162,6 +175,7 @@ class ConsumeLoop:
                     continue
                 self._inflight = asyncio.create_task(self._write_and_commit(plan, batch))
                 self._inflight_batch = batch
+                self._inflight_keys_ = plan.keys
             await self._drain()
         finally:
             self.running = False
@@ -169,13 +183,17 @@ class ConsumeLoop:
             if self._inflight is not None and not self._inflight.done():
                 self._inflight.cancel()
 
+    def _inflight_keys(self) -> set[CallKey]:
+        """Calls of the batch being written: they stay cached until it is durable."""
+        return self._inflight_keys_ if self.batches_in_flight else set()
+
     @property
     def batches_in_flight(self) -> int:
         """0 or 1: a batch whose writes (and then commit) are running."""
         return 0 if self._inflight is None or self._inflight.done() else 1
 
     async def _write_and_commit(self, plan: Plan, batch: list[Any]) -> None:
-        await self.ingestor.write(plan)
+        await self.writer.write(plan)
         await self._commit(batch)  # the only commit: after the batch is durable
         self.batches += 1
         self._update_lag()
@@ -253,15 +271,15 @@ class ConsumeLoop:
         self.committed.update(offsets)
         self.lag.committed(offsets)
         self.last_commit = time.time()
-        self.ingestor.metrics.last_commit.set(self.last_commit)
+        self.metrics.last_commit.set(self.last_commit)
 
     def _update_lag(self) -> None:
-        metrics = self.ingestor.metrics
+        metrics = self.metrics
         self.lag.publish()
-        if self.ingestor.newest_written is not None:
-            lag_s = time.time() - self.ingestor.newest_written.timestamp()
+        if self.writer.newest_written is not None:
+            lag_s = time.time() - self.writer.newest_written.timestamp()
             metrics.event_lag.set(max(0.0, lag_s))
         now = time.monotonic()
         if now - self._gauges_at >= 1.0:  # open_count walks the cache: once a second is plenty
             self._gauges_at = now
-            metrics.open_calls.set(self.ingestor.cache.open_count())
+            metrics.open_calls.set(self.preparer.cache.open_count())

@@ -3,7 +3,7 @@ offset, refreshed from the broker by its own task and published as
 `ringlog_consumer_lag_messages{topic,partition}`.
 
 Its own task, not a step of the consume loop: while ClickHouse is down the loop sits in the
-ingestor's retries, and the lag must keep growing in /metrics then (the alert rules and
+pipeline's retries, and the lag must keep growing in /metrics then (the alert rules and
 `/health` read it). Fetched but uncommitted (not yet durable) work counts as lag.
 """
 

@@ -1,7 +1,8 @@
 """The pipeline's ports: what it needs of Kafka, of the store and of the dead-letter topic.
 
-The consume loop and the ingestor are written against these Protocols only; `worker.adapters`
-implements them with aiokafka and clickhouse-connect, and the unit tests with in-memory fakes.
+The consume loop, the batch preparer and the plan writer are written against these Protocols
+only; `worker.adapters` implements them with aiokafka and clickhouse-connect, and the unit tests
+with in-memory fakes.
 The exceptions say how the pipeline reacts: `*Unavailable` is transient (retry with backoff,
 never skip input), `StoreError` is permanent (stop the worker: the input is kept uncommitted),
 `CommitRejected` means a rebalance took the partitions (their new owner replays them).

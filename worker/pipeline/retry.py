@@ -8,11 +8,16 @@ not in `retry_on` propagate at once; cancellation is never retried.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_random_exponential
 
+from worker.pipeline.metrics import Metrics
+from worker.pipeline.ports import StoreUnavailable
+
+log = logging.getLogger("ringlog.retry")
 T = TypeVar("T")
 
 OnRetry = Callable[[int, BaseException, float], None]
@@ -48,3 +53,34 @@ async def retry_forever(
 
     result: T = await retrying(once)
     return result
+
+
+class OutageRetry:
+    """The pipeline's one retry policy for store and broker outages: forever, with backoff;
+    it counts consecutive failures (for /health) and logs and counts every failed attempt."""
+
+    # Failures that mean "not reachable right now": anything else is a bug or bad config.
+    TRANSIENT: tuple[type[BaseException], ...] = (StoreUnavailable, OSError, ConnectionError)
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+        self.consecutive_failures = 0
+
+    async def __call__(
+        self, doing: str, attempt: Callable[[], Awaitable[T]], table: str | None = None
+    ) -> T:
+        def on_retry(failures: int, exc: BaseException, delay: float) -> None:
+            self.consecutive_failures += 1
+            self.metrics.insert_failures.inc()
+            log.error(
+                "%s failed (attempt %d), retrying in %.1fs: %s",
+                doing,
+                failures,
+                delay,
+                exc,
+                extra={"error_code": "store_unavailable", "table": table, "attempt": failures},
+            )
+
+        value = await retry_forever(attempt, retry_on=self.TRANSIENT, on_retry=on_retry)
+        self.consecutive_failures = 0
+        return value

@@ -4,9 +4,9 @@ Who does what:
 
 * **aiokafka** does all the Kafka work of the hot path, through the pipeline's ports:
   `ConsumeLoop` fetches batches of `telephony.call-events` with `getmany`, hands them to the
-  `Ingestor` (decode, dead-letter, write ClickHouse) and commits their offsets only after
-  they are durable. Faust's per-event agent path measured 20-70x slower, so it is not used
-  for the input topic.
+  batch preparer and the plan writer (decode, dead-letter, write ClickHouse) and commits
+  their offsets only after they are durable. Faust's per-event agent path measured 20-70x
+  slower, so it is not used for the input topic.
 * **Faust** (mode) owns the process: the service graph and its start/stop order, SIGTERM /
   SIGINT handling, and the HTTP server. `IngestService` runs the batch consumer as a mode
   service attached to the app; the aiohttp routes of `worker.service.http` are served from
@@ -14,7 +14,7 @@ Who does what:
 * Faust's own Kafka consumer and producer are not started (`BootStrategy(enable_kafka=
   False)`): Faust's consumer crashes when no agent subscribes to a topic ("You should
   provide either `topics` or `pattern`"), and no agent has a genuine job here (the dead-letter
-  topic is already written to `rejected_event` by the Ingestor before each commit; a second
+  topic is already written to `rejected_event` by the plan writer before each commit; a second
   writer would only duplicate that, and would bring back Faust's consumer thread and its
   commit bug faust-streaming #606). Faust therefore never joins a consumer group; its app id
   is still derived from the group id, with a suffix, so that if an agent is ever added its
@@ -96,7 +96,7 @@ class IngestService(Service):
             if not task.cancelled():
                 raise  # the watcher itself is being stopped
         except BaseException as exc:
-            # A fatal error (the Ingestor retries transient ones forever): stop the whole
+            # A fatal error (outages are retried forever): stop the whole
             # worker with a failure instead of idling without consuming.
             log.critical("consume loop failed, stopping the worker: %r", exc)
             await self.crash(exc)

@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 
 from worker.pipeline.consume_loop import ConsumeLoop
-from worker.pipeline.ingestor import Ingestor
+from worker.pipeline.retry import OutageRetry
 
 
 @dataclass
@@ -18,7 +18,7 @@ class Health:
 @dataclass
 class HealthCheck:
     loop: ConsumeLoop
-    ingestor: Ingestor
+    retry: OutageRetry
     max_failures: int  # RINGLOG_HEALTH_MAX_FAILURES
     stall_seconds: float  # RINGLOG_HEALTH_STALL_SECONDS
     started: bool = False
@@ -30,7 +30,7 @@ class HealthCheck:
         reasons: list[str] = []
         if not self.loop.running:
             reasons.append("consume loop is not running")
-        failures = self.ingestor.consecutive_failures
+        failures = self.retry.consecutive_failures
         if failures >= self.max_failures:
             reasons.append(f"{failures} consecutive ClickHouse failures")
         lag = sum(self.loop.lag.per_partition().values())

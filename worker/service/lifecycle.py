@@ -20,11 +20,14 @@ from schemas.row_types import check_row_types
 from worker.adapters.clickhouse.store import ClickHouseStore
 from worker.adapters.kafka.consumer import KafkaConsumer
 from worker.adapters.kafka.dead_letters import DeadLetterProducer
+from worker.core.batch_plan import BatchPlanner
 from worker.core.rates import load_rate_plan
+from worker.pipeline.batch_preparer import BatchPreparer
 from worker.pipeline.consume_loop import ConsumeLoop
-from worker.pipeline.ingestor import Ingestor
 from worker.pipeline.metrics import Metrics
+from worker.pipeline.plan_writer import PlanWriter
 from worker.pipeline.ports import Store
+from worker.pipeline.retry import OutageRetry
 from worker.service.health import HealthCheck
 from worker.service.settings import Settings
 
@@ -46,7 +49,8 @@ class Worker:
     settings: Settings
     store: ClickHouseStore
     metrics: Metrics
-    ingestor: Ingestor
+    preparer: BatchPreparer
+    writer: PlanWriter
     loop: ConsumeLoop
     dead_letters: DeadLetterProducer
     checks: HealthCheck
@@ -75,15 +79,16 @@ async def build_worker(settings: Settings, wrap_store: StoreWrapper | None = Non
     dead_letters = DeadLetterProducer(connection, settings.dlq_topic)
     config = settings.pipeline_config()
     pipeline_store: Store = store if wrap_store is None else wrap_store(store)
-    ingestor = Ingestor(config, pipeline_store, rates, dead_letters, metrics)
+    retry = OutageRetry(metrics)
+    planner = BatchPlanner(rates, config.call_timeout, config.cache_max_calls)
+    preparer = BatchPreparer(planner, pipeline_store, retry, metrics)
+    writer = PlanWriter(pipeline_store, dead_letters, retry, metrics)
     consumer = KafkaConsumer(
         connection, group_id=settings.group_id, topic=settings.topic, dlq_topic=settings.dlq_topic
     )
-    loop = ConsumeLoop(config, ingestor, consumer)
-    checks = HealthCheck(
-        loop, ingestor, settings.health_max_failures, settings.health_stall_seconds
-    )
-    return Worker(settings, store, metrics, ingestor, loop, dead_letters, checks)
+    loop = ConsumeLoop(config, preparer, writer, consumer, metrics)
+    checks = HealthCheck(loop, retry, settings.health_max_failures, settings.health_stall_seconds)
+    return Worker(settings, store, metrics, preparer, writer, loop, dead_letters, checks)
 
 
 class Lifecycle:

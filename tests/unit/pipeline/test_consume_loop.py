@@ -27,13 +27,16 @@ from tests.support.fakes import (
     ScriptedConsumer,
     eventually,
 )
-from worker.core.batch_plan import Plan
+from worker.core.batch_plan import BatchPlanner, Plan
+from worker.core.call_state import CallKey
 from worker.pipeline import consume_loop
+from worker.pipeline.batch_preparer import BatchPreparer
 from worker.pipeline.config import PipelineConfig
 from worker.pipeline.consume_loop import ConsumeLoop
-from worker.pipeline.ingestor import Ingestor
 from worker.pipeline.metrics import Metrics
+from worker.pipeline.plan_writer import PlanWriter
 from worker.pipeline.ports import Message, StoreError, TopicPartition
+from worker.pipeline.retry import OutageRetry
 
 TOPIC = "calls"
 PARTITIONS = 3
@@ -80,10 +83,12 @@ class Pipeline:
         self.loop = self._new_loop()
 
     def _new_loop(self) -> ConsumeLoop:
-        ingestor = Ingestor(
-            CONFIG, self.store, b.test_rates(), self.dead_letters, Metrics(), clock=lambda: CLOCK
-        )
-        return ConsumeLoop(CONFIG, ingestor, self.consumer)
+        metrics = Metrics()
+        retry = OutageRetry(metrics)
+        planner = BatchPlanner(b.test_rates(), CONFIG.call_timeout, CONFIG.cache_max_calls)
+        preparer = BatchPreparer(planner, self.store, retry, metrics, clock=lambda: CLOCK)
+        writer = PlanWriter(self.store, self.dead_letters, retry, metrics)
+        return ConsumeLoop(CONFIG, preparer, writer, self.consumer, metrics)
 
     def restart(self) -> None:
         """A new worker process: no cache, the group's committed offsets, a fresh join."""
@@ -197,11 +202,11 @@ def test_a_batch_prepared_across_a_rebalance_is_rewound_not_written(
 ) -> None:
     p = Pipeline(traffic(seed=21))
     prepared: list[Plan] = []
-    original = p.loop.ingestor.prepare
+    original = p.loop.preparer.prepare
     tp0 = TopicPartition(TOPIC, 0)
 
-    async def prepare(batch: Sequence[Message]) -> Plan:
-        plan = await original(batch)
+    async def prepare(batch: Sequence[Message], keep: set[CallKey]) -> Plan:
+        plan = await original(batch, keep)
         prepared.append(plan)
         if len(prepared) == 2:
             # partition 0 is revoked and assigned straight back while batch 2 is prepared
@@ -209,7 +214,7 @@ def test_a_batch_prepared_across_a_rebalance_is_rewound_not_written(
             await p.consumer.assign({tp0})
         return plan
 
-    monkeypatch.setattr(p.loop.ingestor, "prepare", prepare)
+    monkeypatch.setattr(p.loop.preparer, "prepare", prepare)
     asyncio.run(p.run())
     p.assert_exact()
     commits = [e for e in p.journal if e[0] == "commit"]
@@ -265,14 +270,14 @@ def test_at_most_one_batch_is_in_flight() -> None:
     p = Pipeline(traffic(seed=51))
     p.store.open.clear()
     prepared = 0
-    original = p.loop.ingestor.prepare
+    original = p.loop.preparer.prepare
 
-    async def prepare(batch: Sequence[Message]) -> Plan:
+    async def prepare(batch: Sequence[Message], keep: set[CallKey]) -> Plan:
         nonlocal prepared
         prepared += 1
-        return await original(batch)
+        return await original(batch, keep)
 
-    setattr(p.loop.ingestor, "prepare", prepare)  # noqa: B010
+    setattr(p.loop.preparer, "prepare", prepare)  # noqa: B010
 
     async def scenario() -> None:
         stop = asyncio.Event()

@@ -41,5 +41,5 @@ class DeadLetterProducer:
             ]
             await asyncio.gather(*futures)
         except KafkaError as exc:
-            # Transient for the ingestor: it retries with backoff, like a ClickHouse outage.
+            # Transient for the pipeline: it retries with backoff, like a ClickHouse outage.
             raise DeadLetterUnavailable(f"producing to {self.topic}: {exc!r}") from exc
