@@ -66,7 +66,7 @@ class ConsumeLoop:
         self._gauges_at = 0.0
         self._inflight: asyncio.Task[None] | None = None
         self._inflight_batch: list[Any] = []
-        self._inflight_keys_: set[CallKey] = set()
+        self._inflight_calls: set[CallKey] = set()
         self._generation = 0
         # Joined the group (a member with an assignment, possibly empty).
         self.joined = False
@@ -162,7 +162,7 @@ class ConsumeLoop:
                     self._update_lag()
                     continue
                 generation = self._generation
-                plan = await self.preparer.prepare(batch, keep=self._inflight_keys())
+                plan = await self.preparer.prepare(batch, keep=self._calls_in_flight())
                 # BACKPRESSURE: at most one batch in flight. Batch N+1 waits here until batch
                 # N is durable and committed; nothing more is fetched meanwhile, so memory and
                 # uncommitted work stay bounded by two batches.
@@ -175,7 +175,7 @@ class ConsumeLoop:
                     continue
                 self._inflight = asyncio.create_task(self._write_and_commit(plan, batch))
                 self._inflight_batch = batch
-                self._inflight_keys_ = plan.keys
+                self._inflight_calls = plan.keys
             await self._drain()
         finally:
             self.running = False
@@ -183,9 +183,9 @@ class ConsumeLoop:
             if self._inflight is not None and not self._inflight.done():
                 self._inflight.cancel()
 
-    def _inflight_keys(self) -> set[CallKey]:
+    def _calls_in_flight(self) -> set[CallKey]:
         """Calls of the batch being written: they stay cached until it is durable."""
-        return self._inflight_keys_ if self.batches_in_flight else set()
+        return self._inflight_calls if self.batches_in_flight else set()
 
     @property
     def batches_in_flight(self) -> int:
