@@ -20,6 +20,7 @@ from devtools.kafka_local import (
 )
 from devtools.producer import ensure_topic, produce
 from devtools.traffic import generate_calls
+from worker.adapters.clickhouse.store import redact_url
 from worker.service.faust_host import start_in_background
 from worker.service.settings import Settings
 
@@ -138,7 +139,8 @@ def run_demo(settings: Settings, *, calls: int, keep_kafka: bool, console: Conso
         return 1
     settings = settings.with_overrides(kafka_brokers=bootstrap)
     console.print(
-        f"      Kafka at {bootstrap}; store {settings.clickhouse_url} database {settings.database}"
+        f"      Kafka at {bootstrap}; store {redact_url(settings.clickhouse_url)} "
+        f"database {settings.database}"
     )
     try:
         return asyncio.run(_demo(settings, calls, console))
