@@ -1,7 +1,9 @@
 """`ringlog sql`: run a read-only query against the configured store.
 
 A ClickHouse server is queried directly. The embedded store (chdb://) can be opened by one
-process only, so while a worker runs the query goes through the worker's /query endpoint.
+process only, so while a worker runs the query goes through the worker's /query endpoint
+(with the operator token, RINGLOG_QUERY_TOKEN, when one is set). Either way the statement
+runs read-only and capped (`worker.adapters.clickhouse.untrusted`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 import orjson
 
 from worker.adapters.clickhouse.store import ClickHouseStore, StoreError, StoreUnavailable
-from worker.service.http import READ_ONLY
+from worker.adapters.clickhouse.untrusted import StatementRefused, check_statement
 from worker.service.settings import Settings
 
 
@@ -22,10 +24,13 @@ class QueryFailed(Exception):
 
 
 def _via_worker(settings: Settings, sql: str) -> tuple[list[str], list[Any]] | None:
-    url = f"http://{settings.http_host}:{settings.http_port}/query"
-    request = urllib.request.Request(
-        url, data=sql.encode("utf-8"), headers={"Content-Type": "text/plain"}, method="POST"
-    )
+    host = "127.0.0.1" if settings.http_host in ("0.0.0.0", "::", "") else settings.http_host
+    url = f"http://{host}:{settings.http_port}/query"
+    headers = {"Content-Type": "text/plain"}
+    token = settings.operator_token()
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, data=sql.encode("utf-8"), headers=headers, method="POST")
     try:
         with urllib.request.urlopen(request, timeout=300) as response:
             body = orjson.loads(response.read())
@@ -38,15 +43,17 @@ def _via_worker(settings: Settings, sql: str) -> tuple[list[str], list[Any]] | N
 
 
 def run_query(settings: Settings, sql: str) -> tuple[list[str], list[Any]]:
-    if not READ_ONLY.match(sql):
-        raise QueryFailed("only read-only statements are accepted (SELECT, WITH, SHOW, ...)")
+    try:
+        check_statement(sql)  # early and friendly; the engine enforces read-only anyway
+    except StatementRefused as exc:
+        raise QueryFailed(str(exc)) from None
     if settings.clickhouse_url.startswith("chdb://"):
         via = _via_worker(settings, sql)
         if via is not None:
             return via
     try:
         with ClickHouseStore(settings.clickhouse_url, settings.database) as store:
-            columns, rows = store.query(sql)
+            columns, rows = store.query_untrusted(sql, settings.query_limits())
     except StoreUnavailable as exc:
         raise QueryFailed(
             f"{exc}. If a worker runs with this store, check RINGLOG_HTTP_PORT "

@@ -81,7 +81,12 @@ class IngestService(Service):
     async def on_start(self) -> None:
         worker = await self.lifecycle.start()
         self.http = build_app(
-            worker.store, worker.metrics, worker.checks.health, worker.checks.ready
+            worker.store,
+            worker.metrics,
+            worker.checks.health,
+            worker.checks.ready,
+            self.settings.query_limits(),
+            self.settings.operator_token(),
         )
         log.info("batch consumer running inside Faust app %s", app_id_for(self.settings))
         self.add_future(self._watch())

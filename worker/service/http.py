@@ -1,13 +1,18 @@
 """The worker's HTTP port: /metrics, /health, /ready and /query.
 
-In embedded mode the worker process owns the chDB store (one process per path), so analysts
-query through /query while ingestion runs (`ringlog sql` does this for them).
+/metrics, /health and /ready are safe to expose (Prometheus and probes reach them from other
+hosts). /query is an operator tool: in embedded mode the worker process owns the chDB store
+(one process per path), so analysts query through it while ingestion runs (`ringlog sql`
+does this for them). Its statements run read-only and capped (`untrusted`), and when an
+operator token is configured (required beyond loopback) every request must carry it as
+`Authorization: Bearer <token>`, compared in constant time. docs/security.md has the whole map.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
+import hmac
+import logging
 import time
 from collections.abc import Callable
 from datetime import date, datetime
@@ -20,10 +25,11 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from worker.adapters.clickhouse.store import ClickHouseStore, StoreError, StoreUnavailable
+from worker.adapters.clickhouse.untrusted import QueryLimits, StatementRefused
 from worker.pipeline.metrics import Metrics
 from worker.service.health import Health
 
-READ_ONLY = re.compile(r"^\s*(\(\s*)*(SELECT|WITH|SHOW|DESCRIBE|DESC|EXPLAIN|EXISTS)\b", re.I)
+log = logging.getLogger("ringlog.http")
 
 
 def json_default(value: Any) -> Any:
@@ -45,6 +51,8 @@ def build_app(
     metrics: Metrics,
     health: Callable[[], Health],
     ready: Callable[[], bool],
+    limits: QueryLimits,
+    operator_token: str | None,
 ) -> web.Application:
     async def get_metrics(_: web.Request) -> web.Response:
         body = generate_latest(metrics.registry)
@@ -64,18 +72,36 @@ def build_app(
             body=dumps({"ready": ok}), status=200 if ok else 503, content_type="application/json"
         )
 
+    def authorized(request: web.Request) -> bool:
+        if operator_token is None:
+            return True  # loopback only (settings refuse a wider bind without a token)
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(
+            given.strip().encode("utf-8"), operator_token.encode("utf-8")
+        )
+
     async def post_query(request: web.Request) -> web.Response:
+        if not authorized(request):
+            log.warning(
+                "refused POST /query without a valid operator token",
+                extra={"remote": request.remote, "error_code": "query_unauthorized"},
+            )
+            return _error(
+                401,
+                "POST /query needs the operator token: send `Authorization: Bearer <token>` "
+                "(RINGLOG_QUERY_TOKEN)",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         text = await request.text()
         if request.content_type == "application/json":
-            text = str(orjson.loads(text).get("sql", ""))
-        if not READ_ONLY.match(text):
-            return _error(
-                400,
-                "only read-only statements (SELECT, WITH, SHOW, DESCRIBE, "
-                "EXPLAIN, EXISTS) are accepted on /query",
-            )
+            try:
+                text = str(orjson.loads(text).get("sql", ""))
+            except (orjson.JSONDecodeError, AttributeError):
+                return _error(400, 'a JSON body must be an object {"sql": "SELECT ..."}')
         try:
-            columns, rows = await asyncio.to_thread(store.query, text)
+            columns, rows = await asyncio.to_thread(store.query_untrusted, text, limits)
+        except StatementRefused as exc:
+            return _error(400, str(exc))
         except StoreUnavailable as exc:
             return _error(503, str(exc))
         except StoreError as exc:
@@ -92,7 +118,10 @@ def build_app(
     return app
 
 
-def _error(status: int, message: str) -> web.Response:
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(
-        body=dumps({"error": message}), status=status, content_type="application/json"
+        body=dumps({"error": message}),
+        status=status,
+        content_type="application/json",
+        headers=headers,
     )

@@ -9,6 +9,7 @@ variable and says what a good value looks like, before anything connects anywher
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -32,6 +33,7 @@ from pydantic_settings import (
 )
 
 from worker.adapters.clickhouse.store import redact_url
+from worker.adapters.clickhouse.untrusted import QueryLimits
 from worker.adapters.kafka.connection import KafkaConnection
 from worker.pipeline.config import PipelineConfig
 
@@ -78,6 +80,19 @@ def secret_from_env(env: Mapping[str, str], name: str) -> str | None:
     return None
 
 
+MIN_TOKEN_LENGTH = 16
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding `host` keeps the port on this machine."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve anywhere
+
+
 def default_clickhouse_url() -> str:
     return "chdb://" + str((Path.cwd() / "var" / "clickhouse").resolve())
 
@@ -92,9 +107,15 @@ _NUMBERS = (
     "health_stall_seconds",
 )
 # An optional setting that is empty is not set.
-_OPTIONAL = ("rates_file", "kafka_sasl_mechanism", "kafka_sasl_username", "kafka_sasl_password")
+_OPTIONAL = (
+    "rates_file",
+    "kafka_sasl_mechanism",
+    "kafka_sasl_username",
+    "kafka_sasl_password",
+    "query_token",
+)
 # Never shown, neither in repr nor in an error message.
-_SECRETS = frozenset({"kafka_sasl_password"})
+_SECRETS = frozenset({"kafka_sasl_password", "query_token"})
 
 
 class Settings(BaseSettings):
@@ -134,6 +155,12 @@ class Settings(BaseSettings):
     health_max_failures: int = 5
     # ...or when there is lag and nothing was committed for this long.
     health_stall_seconds: float = 120.0
+    # POST /query and `ringlog sql`: the operator's token (required when the HTTP port binds
+    # anything but loopback) and the caps every such statement runs under (docs/security.md).
+    query_token: SecretStr | None = Field(default=None, repr=False)
+    query_max_seconds: float = 30.0
+    query_max_rows: int = 100_000
+    query_max_bytes: int = 100 * 1024 * 1024
 
     def __init__(self, **values: Any) -> None:
         """Only the given values and the defaults (no environment: see `load_settings`);
@@ -241,6 +268,24 @@ class Settings(BaseSettings):
             raise ConfigError(
                 f"RINGLOG_HEALTH_STALL_SECONDS={self.health_stall_seconds}: must be > 0 (seconds)"
             )
+        if not self.query_max_seconds > 0:
+            raise ConfigError(f"RINGLOG_QUERY_MAX_SECONDS={self.query_max_seconds}: must be > 0")
+        if self.query_max_rows < 1:
+            raise ConfigError(f"RINGLOG_QUERY_MAX_ROWS={self.query_max_rows}: must be >= 1")
+        if self.query_max_bytes < 1:
+            raise ConfigError(f"RINGLOG_QUERY_MAX_BYTES={self.query_max_bytes}: must be >= 1")
+        token = self.query_token.get_secret_value() if self.query_token is not None else ""
+        if token and len(token) < MIN_TOKEN_LENGTH:
+            raise ConfigError(
+                f"RINGLOG_QUERY_TOKEN is too short: use at least {MIN_TOKEN_LENGTH} characters "
+                "(e.g. `openssl rand -hex 32`)"
+            )
+        if not token and not is_loopback(self.http_host):
+            raise ConfigError(
+                f"RINGLOG_HTTP_HOST={self.http_host} exposes POST /query beyond this machine: "
+                "set RINGLOG_QUERY_TOKEN (or RINGLOG_QUERY_TOKEN_FILE) to the operator token "
+                "that /query must require, or bind RINGLOG_HTTP_HOST=127.0.0.1"
+            )
         return self
 
     def __repr_args__(self) -> Iterable[tuple[str | None, Any]]:
@@ -261,6 +306,12 @@ class Settings(BaseSettings):
             sasl_username=self.kafka_sasl_username,
             sasl_password=None if password is None else password.get_secret_value(),
         )
+
+    def query_limits(self) -> QueryLimits:
+        return QueryLimits(self.query_max_seconds, self.query_max_rows, self.query_max_bytes)
+
+    def operator_token(self) -> str | None:
+        return None if self.query_token is None else self.query_token.get_secret_value()
 
     def pipeline_config(self) -> PipelineConfig:
         return PipelineConfig(
@@ -328,10 +379,11 @@ class _EnvironmentSource(EnvSettingsSource):
 
     def __call__(self) -> dict[str, Any]:
         values = super().__call__()
-        values.pop("kafka_sasl_password", None)
-        sasl_password = secret_from_env(self.env, setting_name("kafka_sasl_password"))
-        if sasl_password is not None:
-            values["kafka_sasl_password"] = sasl_password
+        for secret in _SECRETS:
+            values.pop(secret, None)
+            value = secret_from_env(self.env, setting_name(secret))
+            if value is not None:
+                values[secret] = value
         url = values.get("clickhouse_url", "")
         password = secret_from_env(self.env, f"{ENV_PREFIX}CLICKHOUSE_PASSWORD")
         if password and isinstance(url, str) and url.startswith("http") and "@" not in url:

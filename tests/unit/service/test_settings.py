@@ -205,3 +205,39 @@ def test_no_password_in_an_error_message() -> None:
         Settings(kafka_sasl_password=123, http_port="x")  # not a string: a type error
     assert "123" not in str(caught.value)
     assert "RINGLOG_KAFKA_SASL_PASSWORD=***" in str(caught.value)
+
+
+TOKEN = "operator-token-0123456789abcdef"
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "10.1.2.3", "ringlog-0.ringlog.svc"])
+def test_query_beyond_loopback_needs_the_operator_token(host: str) -> None:
+    with pytest.raises(ConfigError, match="RINGLOG_QUERY_TOKEN") as failed:
+        load_settings({"RINGLOG_HTTP_HOST": host})
+    assert f"RINGLOG_HTTP_HOST={host}" in str(failed.value)
+    settings = load_settings({"RINGLOG_HTTP_HOST": host, "RINGLOG_QUERY_TOKEN": TOKEN})
+    assert settings.operator_token() == TOKEN
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "localhost"])
+def test_loopback_needs_no_token(host: str) -> None:
+    assert load_settings({"RINGLOG_HTTP_HOST": host}).operator_token() is None
+
+
+def test_operator_token_from_a_file_never_shown(tmp_path: Path) -> None:
+    secret = tmp_path / "token"
+    secret.write_text(TOKEN + "\n")
+    settings = load_settings(
+        {"RINGLOG_HTTP_HOST": "0.0.0.0", "RINGLOG_QUERY_TOKEN_FILE": str(secret)}
+    )
+    assert settings.operator_token() == TOKEN
+    assert TOKEN not in repr(settings) and TOKEN not in str(settings)
+
+
+def test_short_tokens_and_bad_caps_are_refused() -> None:
+    with pytest.raises(ConfigError, match="RINGLOG_QUERY_TOKEN is too short"):
+        load_settings({"RINGLOG_QUERY_TOKEN": "short"})
+    with pytest.raises(ConfigError, match="RINGLOG_QUERY_MAX_ROWS"):
+        load_settings({"RINGLOG_QUERY_MAX_ROWS": "0"})
+    limits = load_settings({"RINGLOG_QUERY_MAX_SECONDS": "5"}).query_limits()
+    assert (limits.max_seconds, limits.max_rows, limits.max_bytes) == (5.0, 100_000, 104857600)

@@ -40,6 +40,7 @@ from urllib.parse import unquote
 from schemas.ddl import check_database_name, qualified
 from schemas.tables import ALL_TABLES, CALL_EVENT
 from worker.adapters.clickhouse.migrations import migrate_database
+from worker.adapters.clickhouse.untrusted import QueryLimits, check_statement, refusal
 from worker.adapters.clickhouse.url import parse_url, path_locked_by_other_process, redact_url
 from worker.adapters.clickhouse.values import INSERT_SETTINGS, InsertPlan, insert_plan
 from worker.pipeline.ports import CallEventRow, StoreError, StoreUnavailable
@@ -130,6 +131,15 @@ class ClickHouseStore:
     def _connected_client(self) -> Any:
         if self._client is not None:
             return self._client
+        client = self._new_client()
+        with contextlib.suppress(Exception):
+            if self._database_exists(client):
+                client.database = self.database
+        self._client = client
+        log.info("connected to ClickHouse at %s", self._target.display)
+        return client
+
+    def _new_client(self) -> Any:
         import clickhouse_connect
 
         target = self._target
@@ -146,15 +156,9 @@ class ClickHouseStore:
             # query at a time ("Session is locked").
             kwargs["autogenerate_session_id"] = False
         try:
-            client = clickhouse_connect.get_client(**kwargs)
+            return clickhouse_connect.get_client(**kwargs)
         except Exception as exc:
             raise self._translate(exc, "connecting to") from exc
-        with contextlib.suppress(Exception):
-            if self._database_exists(client):
-                client.database = self.database
-        self._client = client
-        log.info("connected to ClickHouse at %s", target.display)
-        return client
 
     def _database_exists(self, client: Any) -> bool:
         result = client.query(
@@ -300,6 +304,31 @@ class ClickHouseStore:
         with self._call("querying") as client:
             result = client.query(sql, parameters=dict(parameters) if parameters else None)
             return list(result.column_names), [tuple(row) for row in result.result_rows]
+
+    def query_untrusted(
+        self, sql: str, limits: QueryLimits
+    ) -> tuple[list[str], list[tuple[object, ...]]]:
+        """Run a statement from outside ringlog (POST /query, `ringlog sql`) read-only and
+        capped, on a client of its own (see `untrusted`). Raises StatementRefused (with the
+        reason), StoreError or StoreUnavailable."""
+        check_statement(sql)
+        self._connected_client()  # the store must open (and the database exist) first
+        client = self._new_client()
+        try:
+            if self._database_exists(client):
+                client.database = self.database
+            result = client.query(sql, settings=limits.settings())
+            return list(result.column_names), [tuple(row) for row in result.result_rows]
+        except (StoreError, StoreUnavailable):
+            raise
+        except Exception as exc:
+            refused = refusal(self._redact(str(exc)), limits)
+            if refused is not None:
+                raise refused from exc
+            raise self._translate(exc, "querying") from exc
+        finally:
+            with contextlib.suppress(Exception):
+                client.close()
 
     def command(self, sql: str, parameters: Mapping[str, object] | None = None) -> object:
         """Run a statement that returns no rows (DDL, OPTIMIZE, ...)."""
