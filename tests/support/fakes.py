@@ -16,6 +16,7 @@ from typing import Any
 from schemas.rows import TableName
 from schemas.tables import TABLES_BY_NAME
 from worker.pipeline.ports import (
+    BrokerUnavailable,
     CallEventRow,
     CommitRejected,
     Rebalanced,
@@ -121,6 +122,8 @@ class ScriptedConsumer:
     committed_offsets: dict[TopicPartition, int] = field(default_factory=dict)
     positions: dict[TopicPartition, int] = field(default_factory=dict)
     fetches: int = 0
+    # The broker cannot tell positions (a timeout): `position` raises BrokerUnavailable.
+    position_fails: bool = False
     # Called before each fetch; a test can rebalance or stop from here.
     before_fetch: Callable[[int], Any] | None = None
     _assigned: set[TopicPartition] = field(default_factory=set)
@@ -200,6 +203,8 @@ class ScriptedConsumer:
         self.positions[tp] = offset
 
     async def position(self, tp: TopicPartition) -> int:
+        if self.position_fails:
+            raise BrokerUnavailable(f"position of {tp}: timed out (scripted)")
         return self.positions.get(tp, 0)
 
     def assignment(self) -> set[TopicPartition]:

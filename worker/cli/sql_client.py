@@ -25,6 +25,8 @@ class QueryFailed(Exception):
 
 def _via_worker(settings: Settings, sql: str) -> tuple[list[str], list[Any]] | None:
     host = "127.0.0.1" if settings.http_host in ("0.0.0.0", "::", "") else settings.http_host
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 address in a URL
     url = f"http://{host}:{settings.http_port}/query"
     headers = {"Content-Type": "text/plain"}
     token = settings.operator_token()

@@ -20,6 +20,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from worker.core.batch_plan import Plan
@@ -40,6 +41,16 @@ from worker.pipeline.ports import (
 log = logging.getLogger("ringlog.consumer")
 
 REVOKE_GRACE_S = 20.0
+
+
+@dataclass(frozen=True)
+class InFlight:
+    """The batch being written: its task, its records (to rewind) and its calls (kept
+    cached until it is durable)."""
+
+    task: asyncio.Task[None]
+    records: Sequence[Message]
+    calls: set[CallKey]
 
 
 class ConsumeLoop:
@@ -64,10 +75,14 @@ class ConsumeLoop:
         self.batches = 0
         self.running = False
         self._gauges_at = 0.0
-        self._inflight: asyncio.Task[None] | None = None
-        self._inflight_batch: list[Any] = []
-        self._inflight_calls: set[CallKey] = set()
+        # The batch being written (and then committed): at most one (the backpressure).
+        self._inflight: InFlight | None = None
         self._generation = 0
+        # Where each partition was last rewound to, until its next commit: a later rewind
+        # never seeks past it, even when the consumer cannot tell its position.
+        self._rewound_to: dict[TopicPartition, int] = {}
+        # A fatal error of the batch in flight, met while a rebalance waited for it.
+        self._fatal: BaseException | None = None
         # Joined the group (a member with an assignment, possibly empty).
         self.joined = False
         self.started_at = time.time()
@@ -79,23 +94,27 @@ class ConsumeLoop:
         # batch cannot finish: after REVOKE_GRACE_S it is abandoned uncommitted (the new owner
         # replays it; writes are idempotent) instead of holding the whole group's rebalance.
         self._generation += 1  # a batch prepared across this rebalance is rewound (see run)
-        task, self._inflight = self._inflight, None
-        if task is not None:
+        # The loop keeps waiting for the same batch (`_drain`): it is left in place, so no
+        # second batch can start while this one is finished or abandoned.
+        inflight = self._inflight
+        if inflight is not None and not inflight.task.done():
             try:
-                await asyncio.wait_for(asyncio.shield(task), REVOKE_GRACE_S)
+                await asyncio.wait_for(asyncio.shield(inflight.task), REVOKE_GRACE_S)
             except TimeoutError:
-                task.cancel()
+                inflight.task.cancel()
                 log.warning(
                     "abandoned the batch in flight on rebalance (ClickHouse not answering); "
                     "it will be consumed again",
                     extra={"partitions": sorted(partitions)},
                 )
-                await self._rewind(self._inflight_batch, revoked=partitions)
+                await self._rewind(inflight.records, revoked=partitions)
             except Exception as exc:
                 log.error(
                     "batch in flight failed during rebalance, it will be consumed again: %s", exc
                 )
-                await self._rewind(self._inflight_batch, revoked=partitions)
+                await self._rewind(inflight.records, revoked=partitions)
+                if not isinstance(exc, CommitRejected | BrokerUnavailable):
+                    self._fatal = exc  # stop the worker as `_drain` would have (see `run`)
         self._revoked |= partitions
         self.preparer.forget_partitions(partitions)
 
@@ -115,10 +134,17 @@ class ConsumeLoop:
         assigned = self.consumer.assignment()
         for tp, offset in first.items():
             if tp.partition in revoked or tp not in assigned:
+                self._rewound_to.pop(tp, None)
                 continue
             with contextlib.suppress(BrokerUnavailable):
                 offset = min(offset, await self.consumer.position(tp))
+            if tp not in self.consumer.assignment():
+                continue  # taken away while we asked: its new owner replays it
+            # Read after the await and seek at once (no await between): another rewind may
+            # have run meanwhile (the rebalance callback and the loop both rewind).
+            offset = min(offset, self._rewound_to.get(tp, offset))
             self.consumer.seek(tp, offset)
+            self._rewound_to[tp] = offset
         self.preparer.forget_partitions({tp.partition for tp in first})
 
     async def start(self) -> None:
@@ -156,6 +182,7 @@ class ConsumeLoop:
         lag_task = asyncio.create_task(self.lag.run(stop), name="ringlog-lag")
         try:
             while not stop.is_set():
+                self._raise_fatal()
                 batch = await self._fetch(stop)
                 if not batch:
                     await self._reap()
@@ -167,30 +194,37 @@ class ConsumeLoop:
                 # N is durable and committed; nothing more is fetched meanwhile, so memory and
                 # uncommitted work stay bounded by two batches.
                 await self._drain()
+                self._raise_fatal()
                 if generation != self._generation:
                     # A rebalance ran while this batch was prepared or waited (the callback
                     # runs in the consumer's coordinator task): the calls it merged into may
                     # be forgotten, so consume it again rather than write it.
                     await self._rewind(batch, revoked=set())
                     continue
-                self._inflight = asyncio.create_task(self._write_and_commit(plan, batch))
-                self._inflight_batch = batch
-                self._inflight_calls = plan.keys
+                task = asyncio.create_task(self._write_and_commit(plan, batch))
+                self._inflight = InFlight(task, batch, plan.keys)
             await self._drain()
         finally:
             self.running = False
             lag_task.cancel()
-            if self._inflight is not None and not self._inflight.done():
-                self._inflight.cancel()
+            if self._inflight is not None and not self._inflight.task.done():
+                self._inflight.task.cancel()
+
+    def _raise_fatal(self) -> None:
+        if self._fatal is not None:
+            fatal, self._fatal = self._fatal, None
+            raise fatal
 
     def _calls_in_flight(self) -> set[CallKey]:
         """Calls of the batch being written: they stay cached until it is durable."""
-        return self._inflight_calls if self.batches_in_flight else set()
+        return (
+            self._inflight.calls if self._inflight is not None and self.batches_in_flight else set()
+        )
 
     @property
     def batches_in_flight(self) -> int:
         """0 or 1: a batch whose writes (and then commit) are running."""
-        return 0 if self._inflight is None or self._inflight.done() else 1
+        return 0 if self._inflight is None or self._inflight.task.done() else 1
 
     async def _write_and_commit(self, plan: Plan, batch: list[Any]) -> None:
         await self.writer.write(plan)
@@ -201,17 +235,18 @@ class ConsumeLoop:
     async def _drain(self) -> None:
         """Wait for the batch in flight (re-raising a fatal error from its writes); a batch
         abandoned by a rebalance (cancelled in `on_revoked`, already rewound) just ends."""
-        task = self._inflight
-        if task is None:
+        inflight = self._inflight
+        if inflight is None:
             return
+        task = inflight.task
         await asyncio.wait({task})  # our own cancellation still propagates
-        if self._inflight is task:
+        if self._inflight is inflight:
             self._inflight = None
         if not task.cancelled():
             task.result()
 
     async def _reap(self) -> None:
-        if self._inflight is not None and self._inflight.done():
+        if self._inflight is not None and self._inflight.task.done():
             await self._drain()
 
     async def _fetch(self, stop: asyncio.Event) -> list[Any]:
@@ -269,6 +304,8 @@ class ConsumeLoop:
             )
             return
         self.committed.update(offsets)
+        for tp in offsets:
+            self._rewound_to.pop(tp, None)
         self.lag.committed(offsets)
         self.last_commit = time.time()
         self.metrics.last_commit.set(self.last_commit)

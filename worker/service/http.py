@@ -31,6 +31,9 @@ from worker.service.health import Health
 
 log = logging.getLogger("ringlog.http")
 
+QUERY_CONCURRENCY = 2
+LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
+
 
 def json_default(value: Any) -> Any:
     if isinstance(value, Decimal | UUID):
@@ -72,15 +75,33 @@ def build_app(
             body=dumps({"ready": ok}), status=200 if ok else 503, content_type="application/json"
         )
 
+    # At most this many statements at once: each holds a worker thread that inserts share.
+    running = asyncio.Semaphore(QUERY_CONCURRENCY)
+
     def authorized(request: web.Request) -> bool:
         if operator_token is None:
-            return True  # loopback only (settings refuse a wider bind without a token)
+            # Loopback only (settings refuse a wider bind without a token). A browser on this
+            # machine could still post here (no preflight for text/plain) or reach it by DNS
+            # rebinding: refuse anything a browser sends cross-origin or under another name.
+            host = request.host.rsplit(":", 1)[0].strip("[]").lower()
+            return "Origin" not in request.headers and host in LOOPBACK_NAMES
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
         return scheme.lower() == "bearer" and hmac.compare_digest(
             given.strip().encode("utf-8"), operator_token.encode("utf-8")
         )
 
     async def post_query(request: web.Request) -> web.Response:
+        if operator_token is None and not authorized(request):
+            log.warning(
+                "refused a browser-like POST /query (Origin header or a non-loopback Host)",
+                extra={"remote": request.remote, "error_code": "query_cross_origin"},
+            )
+            return _error(
+                403,
+                "POST /query refuses requests from a browser (an Origin header) or under a host "
+                "name other than loopback: use `ringlog sql` or curl on this machine, or set "
+                "RINGLOG_QUERY_TOKEN",
+            )
         if not authorized(request):
             log.warning(
                 "refused POST /query without a valid operator token",
@@ -99,7 +120,8 @@ def build_app(
             except (orjson.JSONDecodeError, AttributeError):
                 return _error(400, 'a JSON body must be an object {"sql": "SELECT ..."}')
         try:
-            columns, rows = await asyncio.to_thread(store.query_untrusted, text, limits)
+            async with running:
+                columns, rows = await asyncio.to_thread(store.query_untrusted, text, limits)
         except StatementRefused as exc:
             return _error(400, str(exc))
         except StoreUnavailable as exc:

@@ -161,6 +161,7 @@ class Settings(BaseSettings):
     query_max_seconds: float = 30.0
     query_max_rows: int = 100_000
     query_max_bytes: int = 100 * 1024 * 1024
+    query_max_memory: int = 1024 * 1024 * 1024
 
     def __init__(self, **values: Any) -> None:
         """Only the given values and the defaults (no environment: see `load_settings`);
@@ -274,6 +275,8 @@ class Settings(BaseSettings):
             raise ConfigError(f"RINGLOG_QUERY_MAX_ROWS={self.query_max_rows}: must be >= 1")
         if self.query_max_bytes < 1:
             raise ConfigError(f"RINGLOG_QUERY_MAX_BYTES={self.query_max_bytes}: must be >= 1")
+        if self.query_max_memory < 1:
+            raise ConfigError(f"RINGLOG_QUERY_MAX_MEMORY={self.query_max_memory}: must be >= 1")
         token = self.query_token.get_secret_value() if self.query_token is not None else ""
         if token and len(token) < MIN_TOKEN_LENGTH:
             raise ConfigError(
@@ -308,7 +311,9 @@ class Settings(BaseSettings):
         )
 
     def query_limits(self) -> QueryLimits:
-        return QueryLimits(self.query_max_seconds, self.query_max_rows, self.query_max_bytes)
+        return QueryLimits(
+            self.query_max_seconds, self.query_max_rows, self.query_max_bytes, self.query_max_memory
+        )
 
     def operator_token(self) -> str | None:
         return None if self.query_token is None else self.query_token.get_secret_value()

@@ -236,11 +236,16 @@ def test_records_of_a_partition_revoked_during_the_fetch_are_dropped_then_reread
     p.assert_exact()
 
 
+@pytest.mark.parametrize("position_known", [True, False])
 def test_a_stuck_batch_is_abandoned_on_revoke_and_replayed(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, position_known: bool
 ) -> None:
+    """Batch 1 hangs in its write, batch 2 waits behind it; a revoke abandons batch 1 and
+    rewinds, then batch 2 (prepared across the rebalance) is rewound too: never past batch
+    1's records, even when the broker cannot tell the consumer's position."""
     monkeypatch.setattr(consume_loop, "REVOKE_GRACE_S", 0.2)
     p = Pipeline(traffic(seed=41))
+    p.consumer.position_fails = not position_known
     p.store.open.clear()  # ClickHouse stops answering: the first batch's write hangs
 
     async def stuck_then_revoked() -> None:
@@ -249,13 +254,14 @@ def test_a_stuck_batch_is_abandoned_on_revoke_and_replayed(
         task = asyncio.create_task(p.loop.run(stop))
         # batch 1 is stuck in its write, batch 2 is prepared and waits for it
         await eventually(lambda: p.loop.batches_in_flight == 1 and p.consumer.fetches >= 2)
-        tp0 = TopicPartition(TOPIC, 0)
-        await p.consumer.revoke({tp0})  # waits REVOKE_GRACE_S, then abandons batch 1
+        # partition 2 moves away; partition 0, whose records batches 1 and 2 hold, stays
+        tp2 = TopicPartition(TOPIC, 2)
+        await p.consumer.revoke({tp2})  # waits REVOKE_GRACE_S, then abandons batch 1
         assert "abandoned the batch in flight" in caplog.text
         assert not any(e[0] == "commit" for e in p.journal)
         assert not task.done()  # the loop goes on without the abandoned batch
         p.store.open.set()  # ClickHouse is back (the abandoned write may still land)
-        await p.consumer.assign({tp0})
+        await p.consumer.assign({tp2})
         await eventually(lambda: p.consumer.drained() or task.done())
         stop.set()
         await task

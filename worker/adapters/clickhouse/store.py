@@ -317,7 +317,16 @@ class ClickHouseStore:
         try:
             if self._database_exists(client):
                 client.database = self.database
-            result = client.query(sql, settings=limits.settings())
+            settings = limits.settings()
+            # The engine's own parser normalises the statement (comments gone, heredocs and
+            # odd quoting rewritten as plain literals, several statements refused); the check
+            # runs again on that text, and that text is what runs.
+            formatted = client.query(
+                "SELECT formatQuerySingleLine(%(q)s)", parameters={"q": sql}, settings=settings
+            )
+            normalised = str(formatted.result_rows[0][0])
+            check_statement(normalised)
+            result = client.query(normalised, settings=settings)
             return list(result.column_names), [tuple(row) for row in result.result_rows]
         except (StoreError, StoreUnavailable):
             raise

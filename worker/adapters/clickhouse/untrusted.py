@@ -32,6 +32,8 @@ class QueryLimits:
     max_seconds: float = 30.0  # RINGLOG_QUERY_MAX_SECONDS
     max_rows: int = 100_000  # RINGLOG_QUERY_MAX_ROWS
     max_bytes: int = 100 * 1024 * 1024  # RINGLOG_QUERY_MAX_BYTES
+    # Embedded chDB runs inside the worker: a query must not be able to exhaust its memory.
+    max_memory: int = 1024 * 1024 * 1024  # RINGLOG_QUERY_MAX_MEMORY
 
     def settings(self) -> dict[str, object]:
         return {
@@ -39,6 +41,7 @@ class QueryLimits:
             "max_result_rows": self.max_rows,
             "max_result_bytes": self.max_bytes,
             "result_overflow_mode": "throw",
+            "max_memory_usage": self.max_memory,
             "readonly": 1,  # last: from here on the engine refuses every setting change
         }
 
@@ -56,6 +59,8 @@ INTO_OUTFILE = re.compile(r"\bINTO\s+OUTFILE\b", re.I)
 READONLY = 164
 TIMEOUT_EXCEEDED = 159
 TOO_MANY_ROWS_OR_BYTES = 396
+SYNTAX_ERROR = 62
+MEMORY_LIMIT_EXCEEDED = 241
 _CODE = re.compile(r"Code: (\d+)\.")
 
 
@@ -93,6 +98,13 @@ def refusal(message: str, limits: QueryLimits) -> StatementRefused | None:
         return StatementRefused(
             f"the statement ran longer than RINGLOG_QUERY_MAX_SECONDS={limits.max_seconds:g}s "
             f"and was stopped. Engine said: {message}"
+        )
+    if code == SYNTAX_ERROR:
+        return StatementRefused(f"the statement does not parse as one statement: {message}")
+    if code == MEMORY_LIMIT_EXCEEDED:
+        return StatementRefused(
+            f"the statement needs more memory than RINGLOG_QUERY_MAX_MEMORY={limits.max_memory}"
+            f" bytes: aggregate less at once, or add a LIMIT. Engine said: {message}"
         )
     if code == TOO_MANY_ROWS_OR_BYTES:
         return StatementRefused(

@@ -101,7 +101,9 @@ class KafkaConsumer:
             return int(
                 await asyncio.wait_for(self._consumer.position(_theirs(tp)), BROKER_TIMEOUT_SECONDS)
             )
-        except (KafkaError, TimeoutError) as exc:
+        except (KafkaError, TimeoutError, AssertionError) as exc:
+            # AssertionError: aiokafka asserts the partition is still assigned, and a
+            # rebalance may have taken it meanwhile
             raise BrokerUnavailable(f"position of {tp}: {exc!r}") from exc
 
     def assignment(self) -> set[TopicPartition]:
