@@ -47,8 +47,9 @@ from types import FrameType
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
+from devtools.kafka_local import topic_end_offsets
 from devtools.producer import ensure_topic, produce
 from devtools.traffic import Message, generate_events
 from schemas.tables import ALL_TABLES
@@ -241,25 +242,6 @@ def _free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-async def end_offsets(brokers: str, topic: str) -> dict[int, int]:
-    """partition -> log-end offset of `topic`."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=brokers)  # no group: reads nothing
-    await consumer.start()
-    try:
-        partitions: set[int] | None = None
-        for _ in range(100):
-            partitions = consumer.partitions_for_topic(topic)
-            if partitions:
-                break
-            await asyncio.sleep(0.1)
-        if not partitions:
-            raise RuntimeError(f"topic {topic!r} has no partitions in the broker's metadata")
-        offsets = await consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
-        return {tp.partition: int(off) for tp, off in offsets.items()}
-    finally:
-        await consumer.stop()
 
 
 def expected_of(messages: Sequence[Message]) -> Expected:
@@ -529,7 +511,7 @@ async def run_worker_phase(spec: WorkerSpec) -> WorkerFigures:
             stop.set()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(task, 60)
-    figures.dead_letters = sum((await end_offsets(spec.brokers, spec.dlq_topic)).values())
+    figures.dead_letters = sum((await topic_end_offsets(spec.brokers, spec.dlq_topic)).values())
     if profiler is not None and spec.profile:
         profiler.dump_stats(spec.profile)
         if thread_profiles.profiles:
@@ -634,7 +616,7 @@ async def _prepare(opts: Options, topic: str) -> tuple[float, float, Expected, d
     if stats.failed:
         raise RuntimeError(f"{stats.failed} messages not produced: {stats.errors[:3]}")
     del messages
-    ends = await end_offsets(opts.brokers, topic)
+    ends = await topic_end_offsets(opts.brokers, topic)
     if sum(ends.values()) != expected.messages:
         raise RuntimeError(f"topic holds {sum(ends.values())} messages, sent {expected.messages}")
     _say(

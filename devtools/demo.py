@@ -7,7 +7,7 @@ import asyncio
 import time
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from rich.console import Console
 from rich.table import Table
 
@@ -16,6 +16,7 @@ from devtools.kafka_local import (
     kafka_down,
     kafka_status,
     kafka_up,
+    topic_end_offsets,
     wait_for_group_coordinator,
 )
 from devtools.producer import ensure_topic, produce
@@ -57,24 +58,6 @@ SUMMARY_QUERIES: dict[str, str] = {
 }
 
 
-async def end_offsets(bootstrap: str, topic: str) -> dict[TopicPartition, int]:
-    """Log-end offset of every partition of `topic` (read without joining a group)."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap)  # no group: commits nothing
-    await consumer.start()
-    try:
-        partitions: set[int] = set()
-        for _ in range(50):  # the first metadata answer may not list the topic yet
-            partitions = consumer.partitions_for_topic(topic) or set()
-            if partitions:
-                break
-            await asyncio.sleep(0.1)
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        ends: dict[TopicPartition, int] = await consumer.end_offsets(tps)
-        return ends
-    finally:
-        await consumer.stop()
-
-
 async def _demo(settings: Settings, calls: int, console: Console) -> int:
     await ensure_topic(settings.kafka_brokers, settings.topic)
     await ensure_topic(settings.kafka_brokers, settings.dlq_topic, partitions=1)
@@ -94,7 +77,8 @@ async def _demo(settings: Settings, calls: int, console: Console) -> int:
         messages, brokers=settings.kafka_brokers, topic=settings.topic, total=len(messages)
     )
     console.print(f"      produced {stats.sent} events in {stats.elapsed_s:.1f}s")
-    targets = await end_offsets(settings.kafka_brokers, settings.topic)
+    ends = await topic_end_offsets(settings.kafka_brokers, settings.topic)
+    targets = {TopicPartition(settings.topic, p): end for p, end in ends.items()}
     started_at = time.monotonic()
     with console.status("waiting for every event to be durable in ClickHouse") as status:
         while True:

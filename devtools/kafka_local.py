@@ -155,3 +155,24 @@ async def wait_for_group_coordinator(bootstrap: str, group_id: str, limit_s: flo
                 await asyncio.sleep(0.5)
     finally:
         await admin.close()
+
+
+async def topic_end_offsets(brokers: str, topic: str) -> dict[int, int]:
+    """partition -> log-end offset of `topic` (read without joining a group)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=brokers)  # no group: reads nothing
+    await consumer.start()
+    try:
+        partitions: set[int] | None = None
+        for _ in range(100):
+            partitions = consumer.partitions_for_topic(topic)
+            if partitions:
+                break
+            await asyncio.sleep(0.1)
+        if not partitions:
+            raise RuntimeError(f"topic {topic!r} has no partitions in the broker's metadata")
+        offsets = await consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
+        return {tp.partition: int(off) for tp, off in offsets.items()}
+    finally:
+        await consumer.stop()

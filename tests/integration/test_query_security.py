@@ -88,20 +88,12 @@ def post(port: int, body: str, token: str | None = TOKEN, json_body: bool = Fals
     headers = {"Content-Type": "application/json" if json_body else "text/plain"}
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
-    data = json.dumps({"sql": body}) if json_body else body
+    return post_raw(port, json.dumps({"sql": body}) if json_body else body, headers)
+
+
+def post_raw(port: int, data: str, headers: dict[str, str]) -> tuple[int, str]:
     request = urllib.request.Request(
         f"http://127.0.0.1:{port}/query", data=data.encode(), headers=headers, method="POST"
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
-
-
-def post_raw(port: int, sql: str, headers: dict[str, str]) -> tuple[int, str]:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/query", data=sql.encode(), headers=headers, method="POST"
     )
     try:
         with urllib.request.urlopen(request, timeout=60) as response:

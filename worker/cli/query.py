@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import sys
-from datetime import date, datetime, time
-from decimal import Decimal
 from typing import Annotated, Any
-from uuid import UUID
 
-import orjson
 import typer
 from rich.table import Table
 
 from worker.cli.options import ClickhouseUrl, Database, HttpPort, console, out, settings_from
+from worker.service.json_values import dumps
 
 
 def sql(
@@ -48,27 +45,9 @@ def sql(
     print_rows(columns, rows, fmt)
 
 
-def _json_default(value: Any) -> Any:
-    """What orjson cannot serialise itself: exact numbers and ids as strings, times as ISO 8601."""
-    if isinstance(value, Decimal | UUID):
-        return str(value)
-    if isinstance(value, datetime | date | time):
-        return value.isoformat()
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    if isinstance(value, set | frozenset):
-        return list(value)
-    return str(value)  # IP addresses and other exotic ClickHouse types
-
-
 def json_line(columns: list[str], row: Any) -> str:
     """One row as one compact JSON object (a JSON Lines line, without the newline)."""
-    record = dict(zip(columns, row, strict=False))
-    return orjson.dumps(
-        record,
-        default=_json_default,
-        option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY,
-    ).decode()
+    return dumps(dict(zip(columns, row, strict=False))).decode()
 
 
 def print_rows(columns: list[str], rows: list[Any], fmt: str) -> None:

@@ -133,7 +133,8 @@ class BatchPlanner:
         plan = Plan(records=decoded.records, ingested_at=ingested_at)
         for record, rejection in decoded.rejected:
             self._dead_letter(record, rejection, plan)
-        plan.stored_events_skipped = self._load(decoded, reloaded)
+        missing = frozenset(decoded.missing)  # for lookups: a batch can miss thousands
+        plan.stored_events_skipped = self._load(decoded, missing, reloaded)
 
         changed: list[CallKey] = []
         for key, items in decoded.by_call.items():
@@ -158,7 +159,7 @@ class BatchPlanner:
             # is already stored: a worker that died (or abandoned a batch) between its
             # call_event insert and its row inserts left those events durable but their rows
             # unwritten, and the replay would otherwise find only duplicates and write nothing.
-            if touched or key in decoded.missing:
+            if touched or key in missing:
                 changed.append(key)
 
         for key in changed:
@@ -181,13 +182,14 @@ class BatchPlanner:
 
     # -- steps ------------------------------------------------------------------------------
 
-    def _load(self, decoded: Decoded, reloaded: Iterable[StoredEvent]) -> int:
+    def _load(
+        self, decoded: Decoded, missing: frozenset[CallKey], reloaded: Iterable[StoredEvent]
+    ) -> int:
         """Cache the uncached calls of the batch with their stored events."""
         for key in decoded.missing:
             partition = decoded.by_call[key][0][0].partition
             self.cache.put(key, CallState(partition=partition))
         skipped = 0
-        missing = set(decoded.missing)
         for project_id, call_id, payload in reloaded:
             key = (project_id, call_id)
             state = self.cache.get(key) if key in missing else None

@@ -12,7 +12,7 @@ the sink, since it is the only wall-clock column.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -106,12 +106,12 @@ class CallRows:
     # The latest event time seen for the call: the base of the timeout close.
     last_event_at: datetime | None = None
 
-    def tables(self) -> dict[TableName, list[Row]]:
+    def tables(self) -> dict[TableName, Sequence[Row]]:
         return {
-            TableName.INCOMING_CALL_LOG: list(self.incoming_call_log),
-            TableName.INCOMING_CALL_LOG_ITEM: list(self.incoming_call_log_item),
-            TableName.CALL_LOG: list(self.call_log),
-            TableName.CDR: list(self.cdr),
+            TableName.INCOMING_CALL_LOG: self.incoming_call_log,
+            TableName.INCOMING_CALL_LOG_ITEM: self.incoming_call_log_item,
+            TableName.CALL_LOG: self.call_log,
+            TableName.CDR: self.cdr,
         }
 
 

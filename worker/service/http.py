@@ -15,10 +15,6 @@ import hmac
 import logging
 import time
 from collections.abc import Callable
-from datetime import date, datetime
-from decimal import Decimal
-from typing import Any
-from uuid import UUID
 
 import orjson
 from aiohttp import web
@@ -28,25 +24,12 @@ from worker.adapters.clickhouse.store import ClickHouseStore, StoreError, StoreU
 from worker.adapters.clickhouse.untrusted import QueryLimits, StatementRefused
 from worker.pipeline.metrics import Metrics
 from worker.service.health import Health
+from worker.service.json_values import dumps
 
 log = logging.getLogger("ringlog.http")
 
 QUERY_CONCURRENCY = 2
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
-
-
-def json_default(value: Any) -> Any:
-    if isinstance(value, Decimal | UUID):
-        return str(value)
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    raise TypeError(f"cannot serialise {type(value).__name__}")
-
-
-def dumps(value: Any) -> bytes:
-    return orjson.dumps(value, default=json_default, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
 def build_app(
