@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
@@ -10,6 +11,12 @@ from rich.table import Table
 
 from worker.cli.options import ClickhouseUrl, Database, HttpPort, console, out, settings_from
 from worker.service.json_values import dumps
+
+
+class OutputFormat(StrEnum):
+    TABLE = "table"
+    JSON = "json"
+    CSV = "csv"
 
 
 def sql(
@@ -21,9 +28,9 @@ def sql(
         ),
     ],
     fmt: Annotated[
-        str,
+        OutputFormat,
         typer.Option("--format", "-f", help="table, json (JSON Lines: one object per row) or csv"),
-    ] = "table",
+    ] = OutputFormat.TABLE,
     clickhouse_url: ClickhouseUrl = None,
     database: Database = None,
     http_port: HttpPort = None,
@@ -42,7 +49,7 @@ def sql(
     except QueryFailed as exc:
         console.print(f"[bold red]query failed:[/] {exc}")
         raise typer.Exit(1) from None
-    print_rows(columns, rows, fmt)
+    print_rows(columns, rows, fmt.value)
 
 
 def json_line(columns: list[str], row: Any) -> str:
