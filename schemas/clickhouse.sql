@@ -173,6 +173,23 @@ ENGINE = ReplacingMergeTree(`version`)
 ORDER BY (`topic`, `partition`, `offset`)
 SETTINGS non_replicated_deduplication_window = 1000;
 
+CREATE TABLE IF NOT EXISTS `ringlog`.`api_key`
+(
+    `id` UUID,
+    `project_id` UUID,
+    `name` String,
+    `role` LowCardinality(Nullable(String)),
+    `permissions` Array(LowCardinality(String)),
+    `key_hash` String,
+    `created_at` DateTime64(3, 'UTC'),
+    `expires_at` Nullable(DateTime64(3, 'UTC')),
+    `revoked_at` Nullable(DateTime64(3, 'UTC')),
+    `version` UInt64
+)
+ENGINE = ReplacingMergeTree(`version`)
+ORDER BY (`id`)
+SETTINGS non_replicated_deduplication_window = 1000;
+
 CREATE VIEW IF NOT EXISTS `ringlog`.`incoming_call_log_latest` AS
 SELECT * FROM `ringlog`.`incoming_call_log` FINAL;
 
@@ -190,6 +207,9 @@ SELECT * FROM `ringlog`.`call_event` FINAL;
 
 CREATE VIEW IF NOT EXISTS `ringlog`.`rejected_event_latest` AS
 SELECT * FROM `ringlog`.`rejected_event` FINAL;
+
+CREATE VIEW IF NOT EXISTS `ringlog`.`api_key_latest` AS
+SELECT * FROM `ringlog`.`api_key` FINAL;
 
 CREATE TABLE IF NOT EXISTS `ringlog`.`schema_migrations`
 (

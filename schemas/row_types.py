@@ -36,6 +36,9 @@ def python_type(ch_type: str) -> str:
             break
         nullable = nullable or m.group(1) == "Nullable"
         inner = m.group(2)
+    array = re.fullmatch(r"Array\((.*)\)", inner)
+    if array is not None:
+        return f"list[{python_type(array.group(1))}]"
     if inner in _BASE_TYPES:
         base = _BASE_TYPES[inner]
     elif re.fullmatch(r"U?Int(8|16|32|64)", inner):

@@ -20,6 +20,7 @@ class TableName(StrEnum):
     CDR = "cdr"
     CALL_EVENT = "call_event"
     REJECTED_EVENT = "rejected_event"
+    API_KEY = "api_key"
 
 
 class IncomingCallLogRow(TypedDict, total=False):
@@ -167,6 +168,19 @@ class RejectedEventRow(TypedDict, total=False):
     version: int
 
 
+class ApiKeyRow(TypedDict, total=False):
+    id: str
+    project_id: str
+    name: str
+    role: str | None
+    permissions: list[str]
+    key_hash: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    version: int
+
+
 ROW_TYPES: dict[TableName, type] = {
     TableName.INCOMING_CALL_LOG: IncomingCallLogRow,
     TableName.INCOMING_CALL_LOG_ITEM: IncomingCallLogItemRow,
@@ -174,4 +188,5 @@ ROW_TYPES: dict[TableName, type] = {
     TableName.CDR: CdrRow,
     TableName.CALL_EVENT: CallEventRow,
     TableName.REJECTED_EVENT: RejectedEventRow,
+    TableName.API_KEY: ApiKeyRow,
 }

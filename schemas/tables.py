@@ -218,6 +218,25 @@ REJECTED_EVENT = Table(
     order_by=("topic", "partition", "offset"),
 )
 
+# The query APIs' keys (worker.api.keys): only a key's SHA-256 is kept. Revoking inserts
+# version 2 of the row.
+API_KEY = Table(
+    name="api_key",
+    columns=(
+        ("id", "UUID"),
+        ("project_id", "UUID"),
+        ("name", "String"),
+        ("role", "LowCardinality(Nullable(String))"),
+        ("permissions", "Array(LowCardinality(String))"),
+        ("key_hash", "String"),
+        ("created_at", TIME),
+        ("expires_at", NTIME),
+        ("revoked_at", NTIME),
+        ("version", "UInt64"),
+    ),
+    order_by=("id",),
+)
+
 ROW_TABLES: tuple[Table, ...] = (INCOMING_CALL_LOG, INCOMING_CALL_LOG_ITEM, CALL_LOG, CDR)
-ALL_TABLES: tuple[Table, ...] = (*ROW_TABLES, CALL_EVENT, REJECTED_EVENT)
+ALL_TABLES: tuple[Table, ...] = (*ROW_TABLES, CALL_EVENT, REJECTED_EVENT, API_KEY)
 TABLES_BY_NAME: dict[str, Table] = {t.name: t for t in ALL_TABLES}

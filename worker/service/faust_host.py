@@ -8,9 +8,11 @@ Who does what:
   their offsets only after they are durable. Faust's per-event agent path measured 20-70x
   slower, so it is not used for the input topic.
 * **Faust** (mode) owns the process: the service graph and its start/stop order, SIGTERM /
-  SIGINT handling, and the HTTP server. `IngestService` runs the batch consumer as a mode
-  service attached to the app; the aiohttp routes of `worker.service.http` are served from
-  Faust's own aiohttp application on `settings.http_port`.
+  SIGINT handling. `IngestService` runs the batch consumer as a mode service attached to the
+  app, and the HTTP server with it: uvicorn serving the FastAPI app of `worker.service.http`
+  (metrics, health, the query APIs) on `settings.http_port`, in this same event loop. Faust's
+  own aiohttp web server is off: one server style in the project (FastAPI), and the query
+  APIs need FastAPI's request models and OpenAPI document.
 * Faust's own Kafka consumer and producer are not started (`BootStrategy(enable_kafka=
   False)`): Faust's consumer crashes when no agent subscribes to a topic ("You should
   provide either `topics` or `pattern`"), and no agent has a genuine job here (the dead-letter
@@ -30,20 +32,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import tempfile
-import time
 from pathlib import Path
 from typing import Any, cast
 
 import faust
-import orjson
-from aiohttp import web
 from faust.app.base import BootStrategy
-from faust.web.drivers.aiohttp import Web as AiohttpWeb
 from mode import Service
 
-from worker.service.http import build_app
+from worker.api.context import ApiContext
+from worker.api.keys import KeyRegistry
+from worker.service.http import HttpState, Serving, build_app
+from worker.service.http_server import HttpServer
 from worker.service.lifecycle import Lifecycle, StoreWrapper, Worker
 from worker.service.logs import setup_logging
 from worker.service.settings import Settings
@@ -51,7 +51,6 @@ from worker.service.settings import Settings
 log = logging.getLogger("ringlog.faust")
 
 APP_ID_SUFFIX = "-faust"
-HTTP_PATHS = (("GET", "/metrics"), ("GET", "/health"), ("GET", "/ready"), ("POST", "/query"))
 
 
 def app_id_for(settings: Settings) -> str:
@@ -70,8 +69,12 @@ class IngestService(Service):
     ) -> None:
         self.settings = settings
         self.lifecycle = Lifecycle(settings, wrap_store)
-        # The worker's aiohttp app (worker.service.http.build_app); None while not serving.
-        self.http: web.Application | None = None
+        # The HTTP server runs from before the worker starts until after it stopped; its
+        # routes answer 503 while `http_state.serving` is None.
+        self.http_state = HttpState()
+        self.http_server = HttpServer(
+            build_app(self.http_state), settings.http_host, settings.http_port
+        )
         super().__init__(**kwargs)
 
     @property
@@ -79,14 +82,22 @@ class IngestService(Service):
         return self.lifecycle.worker
 
     async def on_start(self) -> None:
-        worker = await self.lifecycle.start()
-        self.http = build_app(
-            worker.store,
-            worker.metrics,
-            worker.checks.health,
-            worker.checks.ready,
-            self.settings.query_limits(),
-            self.settings.operator_token(),
+        await self.http_server.start()
+        try:
+            worker = await self.lifecycle.start()
+        except BaseException:
+            await self.http_server.stop()
+            raise
+        worker.http_port = self.http_server.port
+        limits = self.settings.query_limits()
+        self.http_state.serving = Serving(
+            store=worker.store,
+            metrics=worker.metrics,
+            health=worker.checks.health,
+            ready=worker.checks.ready,
+            limits=limits,
+            operator_token=self.settings.operator_token(),
+            api=ApiContext(worker.store, KeyRegistry(worker.store), limits, worker.publisher),
         )
         log.info("batch consumer running inside Faust app %s", app_id_for(self.settings))
         self.add_future(self._watch())
@@ -107,42 +118,11 @@ class IngestService(Service):
             await self.crash(exc)
 
     async def on_stop(self) -> None:
-        self.http = None  # /query must not reach a closed store
-        await self.lifecycle.stop()
-
-
-def _not_serving(path: str) -> web.Response:
-    body: dict[str, Any] = {"error": "the worker is starting or stopping"}
-    if path == "/ready":
-        body = {"ready": False}
-    elif path == "/health":
-        body = {"healthy": False, "reasons": ["worker is not running"], "time": time.time()}
-    return web.Response(body=orjson.dumps(body), status=503, content_type="application/json")
-
-
-def _mount_http(app: faust.App, service: IngestService) -> None:
-    """Serve worker.service.http's handlers from Faust's aiohttp application.
-
-    The routes must exist before Faust's web server starts (the router freezes then), but the
-    handlers need the store, which exists only once the service has started: each route
-    resolves the request against the worker's own aiohttp app (`build_app`) at request time.
-    """
-
-    async def delegate(request: web.Request) -> web.StreamResponse:
-        inner = service.http
-        if inner is None:
-            return _not_serving(request.path)
-        match = await inner.router.resolve(request)
-        if match.http_exception is not None:
-            raise match.http_exception
-        return await match.handler(request)
-
-    web_server = app.web
-    if not isinstance(web_server, AiohttpWeb):
-        raise TypeError(f"the HTTP routes need Faust's aiohttp web driver, not {web_server!r}")
-    router = web_server.web_app.router
-    for method, path in HTTP_PATHS:
-        router.add_route(method, path, delegate)
+        self.http_state.serving = None  # no request may reach a closed store
+        try:
+            await self.lifecycle.stop()
+        finally:
+            await self.http_server.stop()
 
 
 def create_app(settings: Settings, wrap_store: StoreWrapper | None = None) -> faust.App:
@@ -155,13 +135,7 @@ def create_app(settings: Settings, wrap_store: StoreWrapper | None = None) -> fa
         # Faust creates (empty) data directories at start even with a memory store and no
         # tables: one shared place outside the working directory.
         datadir=str(Path(tempfile.gettempdir()) / "ringlog-faust"),
-        web_enabled=True,
-        web_port=settings.http_port or _free_port(settings.http_host),
-        web_host=settings.http_host,
-        web_bind=settings.http_host,  # default 0.0.0.0 would expose /query everywhere
-        web_application_options={"client_max_size": 1024 * 1024},
-        web_router_enabled=False,
-        web_tables_enabled=False,
+        web_enabled=False,  # the HTTP server is IngestService's (uvicorn + FastAPI)
         topic_disable_leader=True,
         # Never wait for unacked events on stop or rebalance (a known hang); the batch
         # consumer commits by itself and Faust's consumer is not used anyway.
@@ -178,7 +152,6 @@ def create_app(settings: Settings, wrap_store: StoreWrapper | None = None) -> fa
     # decorator is only typed for classes.
     app.service(cast(Any, service))
     app.ringlog_service = service  # type: ignore[attr-defined]
-    _mount_http(app, service)
     return app
 
 
@@ -198,7 +171,6 @@ async def start_in_background(
     if worker is None or service.lifecycle.consuming is None:
         await app.stop()
         raise RuntimeError("the worker stopped before it started")
-    worker.http_port = _bound_port(app, settings.http_port)
     stop = asyncio.Event()
     consuming = service.lifecycle.consuming
 
@@ -218,21 +190,6 @@ def app_service(app: faust.App) -> IngestService:
     if not isinstance(service, IngestService):
         raise TypeError("not a ringlog worker app (see create_app)")
     return service
-
-
-def _free_port(host: str) -> int:
-    """RINGLOG_HTTP_PORT=0 means any free port, but Faust refuses port 0: ask the OS for one
-    (another process could take it before Faust binds it; fine for tests and demos)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
-
-
-def _bound_port(app: faust.App, configured: int) -> int:
-    """The port Faust's web server listens on (the real one when RINGLOG_HTTP_PORT=0)."""
-    runner = getattr(app.web, "_runner", None)  # aiohttp AppRunner of Faust's web driver
-    addresses = runner.addresses if runner is not None else []
-    return int(addresses[0][1]) if addresses else configured
 
 
 def run_faust_worker(settings: Settings, wrap_store: StoreWrapper | None = None) -> None:

@@ -1,132 +1,192 @@
-"""The worker's HTTP port: /metrics, /health, /ready and /query.
+"""The HTTP app of a ringlog process (FastAPI; served by `http_server`).
 
-/metrics, /health and /ready are safe to expose (Prometheus and probes reach them from other
-hosts). /query is an operator tool: in embedded mode the worker process owns the chDB store
-(one process per path), so analysts query through it while ingestion runs (`ringlog sql`
-does this for them). Its statements run read-only and capped (`untrusted`), and when an
-operator token is configured (required beyond loopback) every request must carry it as
-`Authorization: Bearer <token>`, compared in constant time. docs/security.md has the whole map.
+- `/metrics`, `/health`, `/ready`: safe to expose (Prometheus and probes reach them from other
+  hosts);
+- the query APIs of `worker.api` (OneUptime- and PortSIP-compatible), behind API keys;
+- operator routes (`ops_routes`): `POST /query` (raw read-only SQL) and `/admin/api-keys` (what
+  `ringlog sql` and `ringlog apikey` use when a worker owns the embedded store).
+
+The app exists before the parts it serves (the store, the worker) are started, and outlives
+them at stop: every route reads `HttpState.serving` at request time and answers 503 while it
+is None. Request bodies are capped at 1 MiB; every error is a JSON body in the route's
+dialect, never a stack trace.
 """
 
 from __future__ import annotations
 
-import asyncio
-import hmac
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Final
 
-import orjson
-from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from worker.adapters.clickhouse.store import ClickHouseStore, StoreError, StoreUnavailable
-from worker.adapters.clickhouse.untrusted import QueryLimits, StatementRefused
+from worker.adapters.clickhouse.store import ClickHouseStore
+from worker.adapters.clickhouse.untrusted import QueryLimits
+from worker.api.context import ApiContext
+from worker.api.errors import ApiError, Failure, error_response, is_portsip
+from worker.api.oneuptime_routes import oneuptime_router
+from worker.api.portsip_routes import portsip_router
 from worker.pipeline.metrics import Metrics
 from worker.service.health import Health
-from worker.service.json_values import dumps
+from worker.service.ops_routes import ops_router
 
 log = logging.getLogger("ringlog.http")
 
-QUERY_CONCURRENCY = 2
-LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
+MAX_BODY_BYTES: Final = 1024 * 1024
 
 
-def build_app(
-    store: ClickHouseStore,
-    metrics: Metrics,
-    health: Callable[[], Health],
-    ready: Callable[[], bool],
-    limits: QueryLimits,
-    operator_token: str | None,
-) -> web.Application:
-    async def get_metrics(_: web.Request) -> web.Response:
-        body = generate_latest(metrics.registry)
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+@dataclass
+class Serving:
+    """What the routes serve while the process runs."""
 
-    async def get_health(_: web.Request) -> web.Response:
-        state = health()
-        return web.Response(
-            body=dumps({"healthy": state.healthy, "reasons": state.reasons, "time": time.time()}),
-            status=200 if state.healthy else 503,
-            content_type="application/json",
-        )
-
-    async def get_ready(_: web.Request) -> web.Response:
-        ok = ready()
-        return web.Response(
-            body=dumps({"ready": ok}), status=200 if ok else 503, content_type="application/json"
-        )
-
-    # At most this many statements at once: each holds a worker thread that inserts share.
-    running = asyncio.Semaphore(QUERY_CONCURRENCY)
-
-    def authorized(request: web.Request) -> bool:
-        if operator_token is None:
-            # Loopback only (settings refuse a wider bind without a token). A browser on this
-            # machine could still post here (no preflight for text/plain) or reach it by DNS
-            # rebinding: refuse anything a browser sends cross-origin or under another name.
-            host = request.host.rsplit(":", 1)[0].strip("[]").lower()
-            return "Origin" not in request.headers and host in LOOPBACK_NAMES
-        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(
-            given.strip().encode("utf-8"), operator_token.encode("utf-8")
-        )
-
-    async def post_query(request: web.Request) -> web.Response:
-        if operator_token is None and not authorized(request):
-            log.warning(
-                "refused a browser-like POST /query (Origin header or a non-loopback Host)",
-                extra={"remote": request.remote, "error_code": "query_cross_origin"},
-            )
-            return _error(
-                403,
-                "POST /query refuses requests from a browser (an Origin header) or under a host "
-                "name other than loopback: use `ringlog sql` or curl on this machine, or set "
-                "RINGLOG_QUERY_TOKEN",
-            )
-        if not authorized(request):
-            log.warning(
-                "refused POST /query without a valid operator token",
-                extra={"remote": request.remote, "error_code": "query_unauthorized"},
-            )
-            return _error(
-                401,
-                "POST /query needs the operator token: send `Authorization: Bearer <token>` "
-                "(RINGLOG_QUERY_TOKEN)",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        text = await request.text()
-        if request.content_type == "application/json":
-            try:
-                text = str(orjson.loads(text).get("sql", ""))
-            except (orjson.JSONDecodeError, AttributeError):
-                return _error(400, 'a JSON body must be an object {"sql": "SELECT ..."}')
-        try:
-            async with running:
-                columns, rows = await asyncio.to_thread(store.query_untrusted, text, limits)
-        except StatementRefused as exc:
-            return _error(400, str(exc))
-        except StoreUnavailable as exc:
-            return _error(503, str(exc))
-        except StoreError as exc:
-            return _error(400, str(exc))
-        return web.Response(
-            body=dumps({"columns": columns, "rows": rows}), content_type="application/json"
-        )
-
-    app = web.Application(client_max_size=1024 * 1024)
-    app.router.add_get("/metrics", get_metrics)
-    app.router.add_get("/health", get_health)
-    app.router.add_get("/ready", get_ready)
-    app.router.add_post("/query", post_query)
-    return app
+    store: ClickHouseStore
+    metrics: Metrics
+    health: Callable[[], Health]
+    ready: Callable[[], bool]
+    limits: QueryLimits
+    operator_token: str | None
+    api: ApiContext
 
 
-def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(
-        body=dumps({"error": message}),
-        status=status,
-        content_type="application/json",
-        headers=headers,
+class HttpState:
+    """Set once the process's parts are started, cleared before they stop."""
+
+    def __init__(self) -> None:
+        self.serving: Serving | None = None
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class BodyLimit:
+    """Refuses request bodies above `max_bytes`, declared or streamed (413)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            response = _too_large(scope["path"], self.max_bytes)
+            await response(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                raise BodyTooLarge
+            return message
+
+        await self.app(scope, counted, send)
+
+
+def _too_large(path: str, max_bytes: int) -> Response:
+    return error_response(
+        path, Failure.TOO_LARGE, f"request body larger than {max_bytes} bytes: send less"
     )
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts: list[str] = []
+    for error in exc.errors()[:5]:
+        where = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "body"
+        if error.get("type") == "json_invalid":
+            parts.append(f"malformed JSON body: {error.get('ctx', {}).get('error', 'invalid')}")
+        elif error.get("type") == "extra_forbidden":
+            parts.append(f"unknown field {where!r}")
+        else:
+            parts.append(f"{where}: {error.get('msg', 'invalid')}")
+    return "; ".join(parts) or "invalid request"
+
+
+def build_app(state: HttpState) -> FastAPI:
+    app = FastAPI(
+        title="ringlog",
+        summary="Call logs, incoming call logs and CDRs from telephony events",
+        description=(
+            "OneUptime-compatible (`/api/incoming-call-log`, `/api/incoming-call-log-item`, "
+            "`/api/call-log`; `ApiKey` header) and PortSIP-compatible (`/api/calllogs`; "
+            "`Authorization: Bearer`) interfaces over ringlog's ClickHouse rows. Keys come "
+            "from `ringlog apikey create`."
+        ),
+        version="1",
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+
+    def api_context() -> ApiContext | None:
+        serving = state.serving
+        return serving.api if serving is not None else None
+
+    app.include_router(ops_router(state))
+    app.include_router(oneuptime_router(api_context))
+    app.include_router(portsip_router(api_context))
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> Response:
+        return error_response(request.url.path, exc.failure, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        return error_response(request.url.path, Failure.BAD_REQUEST, _validation_message(exc))
+
+    @app.exception_handler(BodyTooLarge)
+    async def too_large(request: Request, _: BodyTooLarge) -> Response:
+        return _too_large(request.url.path, MAX_BODY_BYTES)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        if exc.status_code == 404:
+            return error_response(
+                request.url.path, Failure.NOT_FOUND, f"Page not found - {request.url.path}"
+            )
+        response = error_response(request.url.path, Failure.BAD_REQUEST, str(exc.detail))
+        response.status_code = exc.status_code
+        return response
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+        return error_response(request.url.path, Failure.SERVER, "Server Error")
+
+    @app.middleware("http")
+    async def request_log(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        if request.url.path.startswith("/api"):
+            key = getattr(request.state, "api_key", None)
+            route = request.scope.get("route")
+            extra: dict[str, Any] = {
+                "method": request.method,
+                "route": getattr(route, "path", request.url.path),
+                "status": response.status_code,
+                "ms": round((time.perf_counter() - started) * 1000, 1),
+                "api": "portsip" if is_portsip(request.url.path) else "oneuptime",
+            }
+            if key is not None:
+                extra.update(project_id=key.project_id, key_name=key.name, key_id=key.id)
+            log.info(
+                "%s %s -> %d", request.method, extra["route"], response.status_code, extra=extra
+            )
+        return response
+
+    app.add_middleware(BodyLimit)
+    return app

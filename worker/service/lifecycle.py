@@ -20,6 +20,7 @@ from schemas.row_types import check_row_types
 from worker.adapters.clickhouse.store import ClickHouseStore
 from worker.adapters.kafka.consumer import KafkaConsumer
 from worker.adapters.kafka.dead_letters import DeadLetterProducer
+from worker.adapters.kafka.event_publisher import KafkaEventPublisher
 from worker.core.batch_plan import BatchPlanner
 from worker.core.rates import load_rate_plan
 from worker.pipeline.batch_preparer import BatchPreparer
@@ -54,6 +55,8 @@ class Worker:
     loop: ConsumeLoop
     dead_letters: DeadLetterProducer
     checks: HealthCheck
+    # The query API's writes: item amendments to the input topic (acks=all).
+    publisher: KafkaEventPublisher
     http_port: int = 0
 
 
@@ -88,7 +91,8 @@ async def build_worker(settings: Settings, wrap_store: StoreWrapper | None = Non
     )
     loop = ConsumeLoop(config, preparer, writer, consumer, metrics)
     checks = HealthCheck(loop, retry, settings.health_max_failures, settings.health_stall_seconds)
-    return Worker(settings, store, metrics, preparer, writer, loop, dead_letters, checks)
+    publisher = KafkaEventPublisher(connection, settings.topic)
+    return Worker(settings, store, metrics, preparer, writer, loop, dead_letters, checks, publisher)
 
 
 class Lifecycle:
@@ -106,6 +110,7 @@ class Lifecycle:
         worker = await build_worker(self.settings, self._wrap_store)
         try:
             await worker.dead_letters.start()
+            await worker.publisher.start()
             await worker.loop.start()  # joins the group
         except BaseException:
             await self._close(worker)
@@ -149,5 +154,6 @@ class Lifecycle:
         finally:
             try:
                 await worker.dead_letters.stop()
+                await worker.publisher.stop()
             finally:
                 worker.store.close()

@@ -110,6 +110,10 @@ class ClickHouseStore:
         self._target = parse_url(url)
         self._client: Any = None
         self._lock = threading.RLock()
+        # The query APIs' client: read-only and capped (chDB keeps settings on the client's
+        # session, so the inserting client must never run these).
+        self._reader: Any = None
+        self._reader_lock = threading.Lock()
         self._plans: dict[str, InsertPlan] = {t.name: insert_plan(t) for t in ALL_TABLES}
 
     # ---- connection ---------------------------------------------------------------------
@@ -168,6 +172,8 @@ class ClickHouseStore:
         return bool(result.result_rows[0][0])
 
     def close(self) -> None:
+        with self._reader_lock:
+            self._close_reader()
         with self._lock:
             client, self._client = self._client, None
         if client is not None:
@@ -338,6 +344,42 @@ class ClickHouseStore:
         finally:
             with contextlib.suppress(Exception):
                 client.close()
+
+    def query_capped(
+        self, sql: str, parameters: Mapping[str, object], limits: QueryLimits
+    ) -> tuple[list[str], list[tuple[object, ...]]]:
+        """Run a query that ringlog built (the query APIs: allow-listed columns, values bound
+        as `{name:Type}` parameters) read-only and capped, on the reader client. Raises
+        StatementRefused (a cap was hit), StoreError or StoreUnavailable."""
+        with self._reader_lock:
+            try:
+                if self._reader is None:
+                    with self._lock:
+                        self._connected_client()  # opens the store, so the database exists
+                    reader = self._new_client()
+                    if self._database_exists(reader):
+                        reader.database = self.database
+                    self._reader = reader
+                result = self._reader.query(
+                    sql, parameters=dict(parameters), settings=limits.settings()
+                )
+                return list(result.column_names), [tuple(row) for row in result.result_rows]
+            except (StoreError, StoreUnavailable):
+                raise
+            except Exception as exc:
+                refused = refusal(self._redact(str(exc)), limits)
+                if refused is not None:
+                    raise refused from exc
+                translated = self._translate(exc, "querying")
+                if isinstance(translated, StoreUnavailable):
+                    self._close_reader()
+                raise translated from exc
+
+    def _close_reader(self) -> None:
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            with contextlib.suppress(Exception):
+                reader.close()
 
     def command(self, sql: str, parameters: Mapping[str, object] | None = None) -> object:
         """Run a statement that returns no rows (DDL, OPTIMIZE, ...)."""
