@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from worker.cli import ops, query, run, schema, store
+from worker.cli import apikey, ops, query, run, schema, store
 
 app = typer.Typer(
     name="ringlog",
@@ -23,6 +23,8 @@ schema_app = typer.Typer(help="Event JSON Schema for producers.", no_args_is_hel
 app.add_typer(schema_app, name="schema")
 
 app.command()(run.worker)
+app.command()(run.api)
+app.add_typer(apikey.apikey_app, name="apikey")
 app.command()(store.migrate)
 app.command()(store.rebuild)
 app.command()(query.sql)

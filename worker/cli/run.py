@@ -61,3 +61,33 @@ def worker(
         run_faust_worker(settings)
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
+
+
+def api(
+    brokers: Brokers = None,
+    topic: Topic = None,
+    clickhouse_url: ClickhouseUrl = None,
+    database: Database = None,
+    http_port: HttpPort = None,
+) -> None:
+    """Serve the query APIs without consuming: OneUptime- and PortSIP-compatible routes,
+    /openapi.json and /docs, /metrics, /health.
+
+    For replicas in front of a ClickHouse server (run `ringlog migrate` first). Item writes
+    are published to the input topic (--topic) for the workers to apply. In embedded mode the
+    worker serves the same routes on its own port: `ringlog api` cannot open a chDB store that
+    a worker owns.
+    """
+    from worker.service.api_host import run_api
+
+    settings = settings_from(
+        kafka_brokers=brokers,
+        topic=topic,
+        clickhouse_url=clickhouse_url,
+        database=database,
+        http_port=http_port,
+    )
+    try:
+        run_api(settings)
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None

@@ -8,14 +8,11 @@ runs read-only and capped (`worker.adapters.clickhouse.untrusted`).
 
 from __future__ import annotations
 
-import urllib.error
-import urllib.request
 from typing import Any
-
-import orjson
 
 from worker.adapters.clickhouse.store import ClickHouseStore, StoreError, StoreUnavailable
 from worker.adapters.clickhouse.untrusted import StatementRefused, check_statement
+from worker.cli.worker_http import WorkerRefused, call_worker
 from worker.service.settings import Settings
 
 
@@ -24,22 +21,11 @@ class QueryFailed(Exception):
 
 
 def _via_worker(settings: Settings, sql: str) -> tuple[list[str], list[Any]] | None:
-    host = "127.0.0.1" if settings.http_host in ("0.0.0.0", "::", "") else settings.http_host
-    if ":" in host:
-        host = f"[{host}]"  # an IPv6 address in a URL
-    url = f"http://{host}:{settings.http_port}/query"
-    headers = {"Content-Type": "text/plain"}
-    token = settings.operator_token()
-    if token is not None:
-        headers["Authorization"] = f"Bearer {token}"
-    request = urllib.request.Request(url, data=sql.encode("utf-8"), headers=headers, method="POST")
     try:
-        with urllib.request.urlopen(request, timeout=300) as response:
-            body = orjson.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        detail = orjson.loads(exc.read() or b"{}").get("error", exc.reason)
-        raise QueryFailed(f"{detail} (via the worker at {url})") from None
-    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        body = call_worker(settings, "POST", "/query", sql.encode("utf-8"), "text/plain")
+    except WorkerRefused as exc:
+        raise QueryFailed(str(exc)) from None
+    if body is None:
         return None  # no worker listening: open the store ourselves
     return list(body["columns"]), list(body["rows"])
 

@@ -34,6 +34,7 @@ from worker.api.errors import ApiError, Failure, error_response, is_portsip
 from worker.api.oneuptime_routes import oneuptime_router
 from worker.api.portsip_routes import portsip_router
 from worker.pipeline.metrics import Metrics
+from worker.service.api_metrics import ApiMetrics
 from worker.service.health import Health
 from worker.service.ops_routes import ops_router
 
@@ -60,6 +61,7 @@ class HttpState:
 
     def __init__(self) -> None:
         self.serving: Serving | None = None
+        self.api_metrics = ApiMetrics()
 
 
 class BodyTooLarge(Exception):
@@ -183,6 +185,10 @@ def build_app(state: HttpState) -> FastAPI:
             }
             if key is not None:
                 extra.update(project_id=key.project_id, key_name=key.name, key_id=key.id)
+            metrics = state.api_metrics
+            template = getattr(route, "path", "unmatched")  # never the raw path: bounded labels
+            metrics.requests.labels(extra["api"], template, str(response.status_code)).inc()
+            metrics.seconds.labels(extra["api"]).observe(time.perf_counter() - started)
             log.info(
                 "%s %s -> %d", request.method, extra["route"], response.status_code, extra=extra
             )

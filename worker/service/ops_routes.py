@@ -78,7 +78,9 @@ def ops_router(state: HttpState) -> APIRouter:
         serving = serving_or_503(request.url.path)
         if isinstance(serving, Response):
             return serving
-        body = generate_latest(serving.metrics.registry)
+        body = generate_latest(serving.metrics.registry) + generate_latest(
+            state.api_metrics.registry
+        )
         return Response(body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     @router.get("/health")

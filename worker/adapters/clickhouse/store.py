@@ -39,7 +39,7 @@ from urllib.parse import unquote
 
 from schemas.ddl import check_database_name, qualified
 from schemas.tables import ALL_TABLES, CALL_EVENT
-from worker.adapters.clickhouse.migrations import migrate_database
+from worker.adapters.clickhouse.migrations import check_columns, migrate_database
 from worker.adapters.clickhouse.untrusted import QueryLimits, check_statement, refusal
 from worker.adapters.clickhouse.url import parse_url, path_locked_by_other_process, redact_url
 from worker.adapters.clickhouse.values import INSERT_SETTINGS, InsertPlan, insert_plan
@@ -249,6 +249,16 @@ class ClickHouseStore:
         """
         with self._call("migrating") as client:
             return migrate_database(client, self.database)
+
+    def check_schema(self) -> None:
+        """StoreError unless the store has the tables and columns of schemas/tables.py (for
+        processes that read it but must not migrate it, such as `ringlog api`)."""
+        with self._call("checking the schema of") as client:
+            if not self._database_exists(client):
+                raise StoreError(
+                    f"database {self.database!r} does not exist: run `ringlog migrate` first"
+                )
+            check_columns(client, self.database)
 
     # ---- writes -------------------------------------------------------------------------
 
