@@ -90,6 +90,9 @@ def checked_id(item_id: str) -> str:
 async def authenticate(
     request: Request, ctx: ApiContext, secret: str | None, action: str, title: str
 ) -> ApiKey:
+    # The raw header: FastAPI's APIKeyHeader (kept for the OpenAPI document) reads an empty
+    # header as none, but OneUptime answers an empty key as an invalid one.
+    secret = request.headers.get(API_KEY_HEADER.model.name)
     if secret is None:
         raise ApiError(
             Failure.NO_CREDENTIALS,

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from schemas.ddl import qualified, quote_identifier
 from schemas.tables import Table
-from worker.api.fields import Field
+from worker.api.fields import Field, Kind
 
 
 @dataclass
@@ -37,8 +37,12 @@ class Order:
     descending: bool
 
     def sql(self) -> str:
-        # NULLs last in both directions (DESIGN.md section 6); strings compare as bytes.
-        return f"{column(self.field)} {'DESC' if self.descending else 'ASC'} NULLS LAST"
+        # NULLs last in both directions (DESIGN.md section 6); strings compare as bytes, and
+        # so do UUIDs, by their text (ClickHouse orders the UUID type by its halves).
+        key = column(self.field)
+        if self.field.kind is Kind.UUID:
+            key = f"toString({key})"
+        return f"{key} {'DESC' if self.descending else 'ASC'} NULLS LAST"
 
 
 @dataclass(frozen=True)
