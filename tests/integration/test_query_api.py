@@ -640,3 +640,168 @@ def test_calllogs_list_filter_orderby_search(api: LiveApi) -> None:
         error = got.json()["errors"][0]
         assert (error["code"], error["message"]) == ("VALIDATE_FAILED", "field validation failed")
         assert detail_text in error["detail"], (query, error)
+
+
+# ---- bad input --------------------------------------------------------------------------------
+
+ONEUPTIME_CORPUS: list[tuple[str, str, bytes | None, int, str]] = [
+    # (method, path, raw body, status, words the error must contain)
+    ("POST", "/api/call-log/get-list", b'{"query": {', 400, "malformed JSON body"),
+    ("POST", "/api/call-log/get-list", b"[1, 2]", 400, "valid dictionary"),
+    ("POST", "/api/call-log/get-list", b'{"bogus": 1}', 400, "unknown field 'bogus'"),
+    (
+        "POST",
+        "/api/call-log/get-list",
+        b'{"query": {"bogus": 1}}',
+        400,
+        "Invalid column on Call Log - bogus",
+    ),
+    (
+        "POST",
+        "/api/call-log/get-list",
+        b'{"query": {"status": {"_type": "Like", "value": "%"}}}',
+        400,
+        "Unknown operator 'Like' on status",
+    ),
+    (
+        "POST",
+        "/api/call-log/get-list",
+        b'{"query": {"callDurationInSeconds": "long"}}',
+        400,
+        "Invalid value for callDurationInSeconds: 'long' is not a whole number",
+    ),
+    (
+        "POST",
+        "/api/call-log/get-list",
+        b'{"query": {"userId": 42}}',
+        400,
+        "Invalid value for userId: 42 is not a UUID",
+    ),
+    (
+        "POST",
+        "/api/call-log/get-list",
+        b'{"query": "status = 1"}',
+        400,
+        "query: Input should be a valid dictionary",
+    ),
+    (
+        "POST",
+        "/api/call-log/get-list",
+        b'{"select": {"status; DROP TABLE call_log": true}}',
+        400,
+        'Cannot select on "status; DROP TABLE call_log"',
+    ),
+    (
+        "POST",
+        "/api/call-log/get-list",
+        b'{"sort": {"1=1) --": "ASC"}}',
+        400,
+        'Cannot sort on "1=1) --"',
+    ),
+    (
+        "POST",
+        "/api/call-log/get-list",
+        b'{"sort": {"status": "ASC; DROP"}}',
+        400,
+        'sort.status must be "ASC", "DESC", 1 or -1',
+    ),
+    (
+        "POST",
+        "/api/call-log/get-list",
+        b'{"limit": 100000000}',
+        400,
+        "Limit should be less than 10000",
+    ),
+    ("POST", "/api/call-log/get-list", b'{"limit": -1}', 400, "limit cannot be less than 0"),
+    (
+        "POST",
+        "/api/call-log/get-list",
+        b'{"limit": "10"}',
+        400,
+        "limit: Input should be a valid integer",
+    ),
+    (
+        "POST",
+        "/api/call-log/get-list?limit=99999999999999999999999",
+        b"",
+        400,
+        "Limit should be less than 10000",
+    ),
+    ("POST", "/api/call-log/get-list?skip=-7", b"", 400, "skip cannot be less than 0"),
+    (
+        "POST",
+        "/api/call-log/count",
+        b'{"query": {"createdAt": {"_type": "GreaterThan", "value": "soon"}}}',
+        400,
+        "is not an RFC 3339 date-time",
+    ),
+    ("GET", "/api/call-log/1%27%20OR%201=1/get-item", None, 400, 'Invalid ID format: "1\' OR 1=1"'),
+    (
+        "POST",
+        "/api/incoming-call-log-item",
+        b'{"data": {"incomingCallLogId": "nope", "status": "Busy"}}',
+        400,
+        "incomingCallLogId must be a UUID",
+    ),
+    ("POST", "/api/incoming-call-log-item", b'{"date": {}}', 400, "unknown field 'date'"),
+    (
+        "PUT",
+        f"/api/incoming-call-log-item/{uuid.UUID(int=1)}",
+        b'{"data": {"dialDurationInSeconds": 5}}',
+        400,
+        "dialDurationInSeconds cannot be set: it is computed",
+    ),
+    (
+        "GET",
+        "/api/no-such-resource/get-list",
+        None,
+        404,
+        "Page not found - /api/no-such-resource/get-list",
+    ),
+    (
+        "POST",
+        "/api/call-log/get-list",
+        b'{"query": {"toNumber": "' + b"x" * (1024 * 1024) + b'"}}',
+        413,
+        "request body larger than 1048576 bytes",
+    ),
+]
+
+
+def test_bad_input_gets_a_clear_4xx_and_ingestion_goes_on(api: LiveApi) -> None:
+    from tests.support import builders as b
+    from tests.support.call_rows import by_call, expected_tables, read_tables
+    from tests.support.in_process_worker import produce
+
+    for method, path, body, status, words in ONEUPTIME_CORPUS:
+        headers = {"Content-Type": "application/json"}
+        got = api.call(method, path, key=owner(api), content=body, headers=headers)
+        assert got.status_code == status, (path, body and body[:80], got.text[:300])
+        message = got.json()["error"]
+        assert words in message, (path, message)
+        assert "Traceback" not in got.text and owner(api) not in got.text
+    # a SQL-looking value is only ever a value: no match, no error
+    sneaky = {
+        "query": {"status": "x' OR '1'='1", "toNumber": {"_type": "Search", "value": "%' --"}}
+    }
+    got = api.call("POST", "/api/call-log/get-list", key=owner(api), json=sneaky)
+    assert (got.status_code, got.json()["count"]) == (200, 0)
+    bearer = api.keys[api.projects[0]]["ReadCdr"]
+    for query, words in [
+        ({"filter": "caller eq '1' or"}, "filter: Failed to parse"),
+        ({"filter": "caller eq '1'; DROP TABLE cdr"}, "filter"),
+        ({"filter": "(caller eq '1'"}, "filter"),
+        ({"orderby": "caller; DROP TABLE cdr"}, "orderby"),
+        ({"top": "1e9"}, "top must be a whole number"),
+        ({"search": "x" * 201}, "search is longer than 200 characters"),
+    ]:
+        got = api.call("GET", "/api/calllogs", bearer=bearer, params=query)
+        assert got.status_code == 400, (query, got.text)
+        assert words in got.json()["errors"][0]["detail"], (query, got.json())
+    # the worker went on ingesting meanwhile, with exact rows
+    events = [*b.answered_on_second_attempt("api-bad-input"), *b.nobody_answers("api-bad-2")]
+    api.submit(produce(api.settings, [b.encode(e) for e in events]))
+    api.submit(api.run.drained())
+    rows = read_tables(api.run.worker.store)
+    mine = {t: [r for r in rs if r["project_id"] == b.PROJECT] for t, rs in rows.items()}
+    assert mine == expected_tables(by_call(events))

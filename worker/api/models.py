@@ -7,7 +7,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, create_model
 
 from worker.api.fields import Field as ApiField
 from worker.api.fields import Kind, Resource
@@ -22,8 +22,12 @@ class ListBody(BaseModel):
         default=None, description='{"field": true}, default _id only'
     )
     sort: dict[str, Any] | None = Field(default=None, description='{"field": "ASC"|"DESC"|1|-1}')
-    skip: int | str | None = Field(default=None, description="Used when the query string has none")
-    limit: int | str | None = Field(default=None, description="Used when the query string has none")
+    skip: StrictInt | None = Field(
+        default=None, ge=0, le=2**63 - 1, description="Used when the query string has none"
+    )
+    limit: StrictInt | None = Field(
+        default=None, ge=0, le=10_000, description="Used when the query string has none"
+    )
 
 
 class CountBody(BaseModel):

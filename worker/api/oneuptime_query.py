@@ -62,16 +62,16 @@ def paging(
     is refused.
     """
     body = body or {}
-    skip = _count("skip", query_skip if query_skip is not None else body.get("skip"), 0)
-    limit = _count("limit", query_limit if query_limit is not None else body.get("limit"), 0)
-    if limit > MAX_LIMIT:
-        raise BadRequest(f"Limit should be less than {MAX_LIMIT}")
+    skip = _count("skip", query_skip if query_skip is not None else body.get("skip"), 2**63 - 1)
+    limit = _count(
+        "limit", query_limit if query_limit is not None else body.get("limit"), MAX_LIMIT
+    )
     return skip, limit or DEFAULT_LIMIT
 
 
-def _count(name: str, value: object, default: int) -> int:
+def _count(name: str, value: object, maximum: int) -> int:
     if value is None or value == "":
-        return default
+        return 0
     if isinstance(value, bool):
         raise BadRequest(f"{name} must be a whole number, not {value!r}")
     if isinstance(value, str):
@@ -83,8 +83,10 @@ def _count(name: str, value: object, default: int) -> int:
         raise BadRequest(f"{name} must be a whole number, not {value!r}")
     if value < 0:
         raise BadRequest(f"{name} cannot be less than 0")
-    if value >= 2**63:
-        raise BadRequest(f"{name} is too large")
+    if value > maximum:
+        raise BadRequest(
+            f"Limit should be less than {MAX_LIMIT}" if name == "limit" else f"{name} is too large"
+        )
     return value
 
 

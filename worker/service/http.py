@@ -22,6 +22,7 @@ from typing import Any, Final
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -107,13 +108,25 @@ def _validation_message(exc: RequestValidationError) -> str:
     parts: list[str] = []
     for error in exc.errors()[:5]:
         where = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "body"
-        if error.get("type") == "json_invalid":
+        if where == "limit" and error.get("type") == "less_than_equal":
+            parts.append("Limit should be less than 10000")  # OneUptime's words
+        elif where in ("skip", "limit") and error.get("type") == "greater_than_equal":
+            parts.append(f"{where} cannot be less than 0")
+        elif error.get("type") == "json_invalid":
             parts.append(f"malformed JSON body: {error.get('ctx', {}).get('error', 'invalid')}")
         elif error.get("type") == "extra_forbidden":
             parts.append(f"unknown field {where!r}")
         else:
             parts.append(f"{where}: {error.get('msg', 'invalid')}")
     return "; ".join(parts) or "invalid request"
+
+
+def _methods_of(app: FastAPI, path: str) -> list[str]:
+    methods: set[str] = set()
+    for route in app.routes:
+        if isinstance(route, APIRoute) and route.path_regex.match(path):
+            methods |= route.methods
+    return sorted(methods - {"HEAD"})
 
 
 def build_app(state: HttpState) -> FastAPI:
@@ -160,6 +173,11 @@ def build_app(state: HttpState) -> FastAPI:
             )
         response = error_response(request.url.path, Failure.BAD_REQUEST, str(exc.detail))
         response.status_code = exc.status_code
+        response.headers.update(exc.headers or {})
+        if exc.status_code == 405:
+            # Every method of the path (Starlette names only those of the first route that
+            # matched it, and GET and POST of one path are separate routes here).
+            response.headers["Allow"] = ", ".join(_methods_of(app, request.url.path))
         return response
 
     @app.exception_handler(Exception)
