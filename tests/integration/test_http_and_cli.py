@@ -72,9 +72,9 @@ def test_help_explains_every_verb() -> None:
     runner = CliRunner()
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for verb in ("worker", "migrate", "rebuild", "sql", "lag", "schema"):
+    for verb in ("worker", "api", "apikey", "migrate", "rebuild", "sql", "lag", "schema"):
         assert verb in result.output
-    for verb in ("worker", "migrate", "rebuild", "sql", "lag"):
+    for verb in ("worker", "api", "apikey", "migrate", "rebuild", "sql", "lag"):
         sub = runner.invoke(app, [verb, "--help"])
         assert sub.exit_code == 0, sub.output
 
