@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import threading
 import time
 from dataclasses import dataclass
 
@@ -93,12 +94,14 @@ class ApiProcess:
 
 
 async def serve_api(settings: Settings, stop: asyncio.Event | None = None) -> None:
-    """Run until `stop` is set, or SIGTERM / SIGINT."""
+    """Run until `stop` is set, or SIGTERM / SIGINT (when run on the main thread: signals
+    reach no other)."""
     process = ApiProcess(settings)
     stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    if threading.current_thread() is threading.main_thread():
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
     await process.start()
     try:
         await stop.wait()
