@@ -71,12 +71,12 @@ def create_table_sql(database: str, table: Table, name: str | None = None) -> st
     )
 
 
-def create_latest_view_sql(database: str, table: Table) -> str:
+def create_latest_view_sql(database: str, table: Table, *, replace: bool = False) -> str:
+    """The `_latest` view (FINAL: the newest version of each row, deleted rows hidden);
+    `replace` rewrites an existing one (a view fixes its column list when created)."""
     view = qualified(database, table.name + LATEST_VIEW_SUFFIX)
-    return (
-        f"CREATE VIEW IF NOT EXISTS {view} AS\n"
-        f"SELECT * FROM {qualified(database, table.name)} FINAL"
-    )
+    create = "CREATE OR REPLACE VIEW" if replace else "CREATE VIEW IF NOT EXISTS"
+    return f"{create} {view} AS\nSELECT * FROM {qualified(database, table.name)} FINAL"
 
 
 def create_migrations_sql(database: str) -> str:
