@@ -53,7 +53,7 @@ def synthesize(store: ClickHouseStore, calls: int) -> dict[str, int]:
     """Rows of `calls` incoming calls (1-4 items each) and calls/5 CDRs, made by the engine."""
     db = store.database
     uuid_of = "toUUID(concat('{prefix}', leftPad(toString({n}), 12, '0')))"
-    project = f"toUUID(concat('00000000-0000-4000-8000-', leftPad(toString(number % {PROJECTS}), 12, '0')))"
+    project = uuid_of.format(prefix="00000000-0000-4000-8000-", n=f"number % {PROJECTS}")
     parent = uuid_of.format(prefix="10000000-0000-4000-8000-", n="number")
     started = "toDateTime64('2026-01-01 00:00:00', 3, 'UTC') + toIntervalMillisecond(number * 2500)"
     statuses = "['Completed', 'NoAnswer', 'Busy', 'Failed', 'CallerHungUp']"
@@ -63,11 +63,13 @@ def synthesize(store: ClickHouseStore, calls: int) -> dict[str, int]:
         "call_duration_in_seconds, call_cost_in_usd_cents, incoming_call_cost_in_usd_cents, "
         "outgoing_call_cost_in_usd_cents, started_at, ended_at, dial_attempts, created_at, "
         "updated_at, ingested_at, version) "
-        f"SELECT {parent}, {project}, {project}, concat('+1555', leftPad(toString(number % 9973), 7, '0')), "
+        f"SELECT {parent}, {project}, {project}, "
+        "concat('+1555', leftPad(toString(number % 9973), 7, '0')), "
         "'+15550100', concat('CA', hex(number)), "
         f"{statuses}[1 + number % 5], toUInt32(number % 600), "
         "toDecimal64(number % 1000 / 100, 4), toDecimal64(number % 300 / 100, 4), "
-        f"toDecimal64(number % 700 / 100, 4), {started}, {started} + toIntervalSecond(number % 600), "
+        f"toDecimal64(number % 700 / 100, 4), {started}, "
+        f"{started} + toIntervalSecond(number % 600), "
         f"toUInt32(1 + number % 4), {started}, {started}, now64(3), 10 FROM numbers({calls})"
     )
     items = 0
@@ -231,7 +233,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "/api/incoming-call-log/count", json={"query": {"status": "Completed"}}
             ),
             [
-                f"SELECT count() FROM {parent} FINAL WHERE project_id = %(p)s AND status = 'Completed'"
+                f"SELECT count() FROM {parent} FINAL "
+                "WHERE project_id = %(p)s AND status = 'Completed'"
             ],
         ),
         (
@@ -250,8 +253,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             [
                 f"SELECT count() FROM {cdr} FINAL WHERE project_id = %(p)s "
                 "AND direction = 'INBOUND_CALL'",
-                f"SELECT * FROM {cdr} FINAL WHERE project_id = %(p)s AND direction = 'INBOUND_CALL' "
-                "ORDER BY started_at DESC, cdr_id LIMIT 100",
+                f"SELECT * FROM {cdr} FINAL WHERE project_id = %(p)s "
+                "AND direction = 'INBOUND_CALL' ORDER BY started_at DESC, cdr_id LIMIT 100",
             ],
         ),
     ]
@@ -308,7 +311,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def print_report(result: dict[str, Any]) -> None:
     print(f"rows: {result['rows']}; {result['requests_per_query']} requests per query")
-    header = f"{'query':38} {'API p50':>8} {'API p99':>8} {'API r/s':>8} {'SQL p50':>8} {'SQL p99':>8} {'API/SQL':>8}"
+    columns = ("API p50", "API p99", "API r/s", "SQL p50", "SQL p99", "API/SQL")
+    header = f"{'query':38} " + " ".join(f"{c:>8}" for c in columns)
     print(header)
     print("-" * len(header))
     for f in result["figures"]:

@@ -46,26 +46,37 @@ def qualified(database: str, table: str) -> str:
     return f"{quote_identifier(database)}.{quote_identifier(table)}"
 
 
-def create_table_sql(database: str, table: Table) -> str:
+def engine_sql(table: Table) -> str:
+    """`ReplacingMergeTree(version)`, or `(version, is_deleted)` for a table whose rows can
+    be deleted."""
+    params = [table.version_column]
+    if table.is_deleted_column is not None:
+        params.append(table.is_deleted_column)
+    return f"ReplacingMergeTree({', '.join(quote_identifier(p) for p in params)})"
+
+
+def create_table_sql(database: str, table: Table, name: str | None = None) -> str:
+    """The CREATE TABLE of `table`, under `name` when given (the upgrade builds a table
+    under a temporary name before it swaps it in)."""
     columns = ",\n".join(
         f"    {quote_identifier(name)} {ch_type}" for name, ch_type in table.columns
     )
     order_by = ", ".join(quote_identifier(name) for name in table.order_by)
     return (
-        f"CREATE TABLE IF NOT EXISTS {qualified(database, table.name)}\n"
+        f"CREATE TABLE IF NOT EXISTS {qualified(database, name or table.name)}\n"
         f"(\n{columns}\n)\n"
-        f"ENGINE = ReplacingMergeTree({quote_identifier(table.version_column)})\n"
+        f"ENGINE = {engine_sql(table)}\n"
         f"ORDER BY ({order_by})\n"
         f"SETTINGS non_replicated_deduplication_window = {DEDUPLICATION_WINDOW}"
     )
 
 
-def create_latest_view_sql(database: str, table: Table) -> str:
+def create_latest_view_sql(database: str, table: Table, *, replace: bool = False) -> str:
+    """The `_latest` view (FINAL: the newest version of each row, deleted rows hidden);
+    `replace` rewrites an existing one (a view fixes its column list when created)."""
     view = qualified(database, table.name + LATEST_VIEW_SUFFIX)
-    return (
-        f"CREATE VIEW IF NOT EXISTS {view} AS\n"
-        f"SELECT * FROM {qualified(database, table.name)} FINAL"
-    )
+    create = "CREATE OR REPLACE VIEW" if replace else "CREATE VIEW IF NOT EXISTS"
+    return f"{create} {view} AS\nSELECT * FROM {qualified(database, table.name)} FINAL"
 
 
 def create_migrations_sql(database: str) -> str:
@@ -89,7 +100,10 @@ def _validate(tables: tuple[Table, ...]) -> None:
         names = table.column_names
         if len(set(names)) != len(names):
             raise ValueError(f"{table.name}: duplicate column names")
-        missing = [c for c in (*table.order_by, table.version_column) if c not in names]
+        keys = (*table.order_by, table.version_column)
+        if table.is_deleted_column is not None:
+            keys += (table.is_deleted_column,)
+        missing = [c for c in keys if c not in names]
         if missing:
             raise ValueError(f"{table.name}: key columns not in the table: {missing}")
         for name in table.order_by:

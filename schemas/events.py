@@ -13,7 +13,16 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, WithJsonSchema
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    WithJsonSchema,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 _RFC3339 = re.compile(
@@ -142,6 +151,10 @@ DialOutcome = Literal["completed", "no_answer", "busy", "failed", "canceled"]
 CallOutcome = Literal["completed", "no_answer", "busy", "failed", "caller_hung_up"]
 OutboundStatus = Literal["Success", "Error", "Low Balance", "Missed Call", "Busy"]
 CdrDirection = Literal["INBOUND_CALL", "OUTBOUND_CALL", "EXTENSION_CALL", "INBOUND_OUTBOUND_CALL"]
+# The statuses an item row can hold (DESIGN.md section 3, "Status"): what an amendment may set.
+ItemStatus = Literal[
+    "Ringing", "Connected", "Completed", "NoAnswer", "Busy", "Failed", "CallerHungUp"
+]
 
 
 class Envelope(BaseModel):
@@ -236,6 +249,61 @@ class CostReported(Envelope):
     billable_seconds: NonNegativeInt | None = None
 
 
+AMENDABLE_FIELDS: tuple[str, ...] = (
+    "status",
+    "status_message",
+    "is_answered",
+    "call_cost_usd_cents",
+    "user_id",
+    "user_phone_number",
+    "escalation_rule_id",
+)
+"""The item fields an `incoming_call.item_amended` may carry; it must carry at least one."""
+
+
+NO_AMENDED_FIELD = "no_amended_field"
+"""The pydantic error type of an amendment that carries none of AMENDABLE_FIELDS: a missing
+field rather than a bad value, so the decoder reports it as `missing_field`."""
+
+
+class ItemAmended(Envelope):
+    """A manual correction of one item (the query API's create and update publish it)."""
+
+    # Producers read "at least one of the amendable fields" from the exported JSON Schema too.
+    model_config = ConfigDict(
+        extra="ignore",
+        frozen=True,
+        json_schema_extra={"anyOf": [{"required": [name]} for name in AMENDABLE_FIELDS]},
+    )
+
+    type: Literal["incoming_call.item_amended"]
+    dial_id: Id128
+    status: ItemStatus | None = None
+    status_message: Text | None = None
+    is_answered: StrictBool | None = None
+    call_cost_usd_cents: Money | None = None
+    user_id: UUIDStr | None = None
+    user_phone_number: E164 | None = None
+    escalation_rule_id: UUIDStr | None = None
+
+    @model_validator(mode="after")
+    def _carries_a_field(self) -> ItemAmended:
+        if all(getattr(self, name) is None for name in AMENDABLE_FIELDS):
+            raise PydanticCustomError(
+                NO_AMENDED_FIELD,
+                "{event_type} needs at least one of: {fields}",
+                {"event_type": self.type, "fields": ", ".join(AMENDABLE_FIELDS)},
+            )
+        return self
+
+
+class ItemDeleted(Envelope):
+    """A manual deletion of one item (the query API's delete publishes it); final."""
+
+    type: Literal["incoming_call.item_deleted"]
+    dial_id: Id128
+
+
 class CdrRecorded(Envelope):
     """A complete PBX call detail record (PortSIP field names)."""
 
@@ -279,6 +347,8 @@ Event = (
     | OutboundCallAnswered
     | OutboundCallEnded
     | CostReported
+    | ItemAmended
+    | ItemDeleted
     | CdrRecorded
 )
 
@@ -293,6 +363,8 @@ EVENT_MODELS: dict[str, type[Envelope]] = {
     "outbound_call.answered": OutboundCallAnswered,
     "outbound_call.ended": OutboundCallEnded,
     "call.cost_reported": CostReported,
+    "incoming_call.item_amended": ItemAmended,
+    "incoming_call.item_deleted": ItemDeleted,
     "cdr.recorded": CdrRecorded,
 }
 

@@ -57,7 +57,7 @@ class IncomingCallLogItemRow(TypedDict, total=False):
     incoming_call_policy_escalation_rule_id: str | None
     user_id: str | None
     user_phone_number: str | None
-    status: str
+    status: str | None
     status_message: str | None
     dial_duration_in_seconds: int | None
     talk_duration_in_seconds: int | None
@@ -67,6 +67,7 @@ class IncomingCallLogItemRow(TypedDict, total=False):
     answered_at: datetime | None
     ended_at: datetime | None
     is_answered: bool
+    is_deleted: int
     created_at: datetime
     updated_at: datetime
     ingested_at: datetime

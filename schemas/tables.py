@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""1: the first layout. 2: `incoming_call_log_item` gains `is_deleted` (its engine becomes
+ReplacingMergeTree(version, is_deleted)) and a Nullable `status` (an item created by an
+amendment alone has none yet); `worker.adapters.clickhouse.upgrade` moves a store from 1."""
 
 TIME = "DateTime64(3, 'UTC')"
 NTIME = "Nullable(DateTime64(3, 'UTC'))"
@@ -28,6 +31,9 @@ class Table:
     columns: tuple[tuple[str, str], ...]
     order_by: tuple[str, ...]
     version_column: str = "version"
+    # ReplacingMergeTree's second parameter: FINAL (and the `_latest` view) hide a row whose
+    # newest version has it set to 1. Only item rows can be deleted (DESIGN.md, "Amendments").
+    is_deleted_column: str | None = None
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -126,7 +132,7 @@ INCOMING_CALL_LOG_ITEM = Table(
         ("incoming_call_policy_escalation_rule_id", NUUID),
         ("user_id", NUUID),
         ("user_phone_number", NSTR),
-        ("status", STATUS),
+        ("status", "LowCardinality(Nullable(String))"),
         ("status_message", NSTR),
         ("dial_duration_in_seconds", NUINT),
         ("talk_duration_in_seconds", NUINT),
@@ -136,9 +142,11 @@ INCOMING_CALL_LOG_ITEM = Table(
         ("answered_at", NTIME),
         ("ended_at", NTIME),
         ("is_answered", "Bool"),
+        ("is_deleted", "UInt8"),
         *_AUDIT,
     ),
     order_by=("project_id", "incoming_call_log_id", "dial_id"),
+    is_deleted_column="is_deleted",
 )
 
 CALL_LOG = Table(

@@ -21,7 +21,14 @@ from typing import Any
 import pytest
 
 from devtools.chdb_http import ServerProcess, build_request, spawn_server
-from schemas.tables import CALL_EVENT, CALL_LOG, CDR, INCOMING_CALL_LOG, INCOMING_CALL_LOG_ITEM
+from schemas.tables import (
+    CALL_EVENT,
+    CALL_LOG,
+    CDR,
+    INCOMING_CALL_LOG,
+    INCOMING_CALL_LOG_ITEM,
+    SCHEMA_VERSION,
+)
 from worker.adapters.clickhouse.store import ClickHouseStore, StoreError, StoreUnavailable
 
 UTC = dt.UTC
@@ -98,6 +105,7 @@ def _item(call_id: str, dial_id: str) -> dict[str, Any]:
         "answered_at": None,
         "ended_at": T0 + dt.timedelta(seconds=10),
         "is_answered": False,
+        "is_deleted": 0,
         "created_at": T0,
         "updated_at": T0,
         "ingested_at": T0,
@@ -342,7 +350,7 @@ def test_stopped_server_is_store_unavailable(tmp_path: Path) -> None:
     again = spawn_server(tmp_path / "store")
     try:
         with ClickHouseStore(again.url, "ringlog") as reopened:
-            assert reopened.migrate() == 1
+            assert reopened.migrate() == SCHEMA_VERSION
             assert reopened.query("SELECT count() FROM ringlog.schema_migrations")[1] == [(1,)]
     finally:
         again.stop()

@@ -92,7 +92,13 @@ def test_ddl_statements_shape() -> None:
         create = next(
             s for s in statements if f"TABLE IF NOT EXISTS `ringlog`.`{table.name}`\n" in s
         )
-        assert "ENGINE = ReplacingMergeTree(`version`)" in create
+        # Only item rows can be deleted (DESIGN.md section 3, "Amendments").
+        engine = (
+            "ReplacingMergeTree(`version`, `is_deleted`)"
+            if table.name == "incoming_call_log_item"
+            else "ReplacingMergeTree(`version`)"
+        )
+        assert f"ENGINE = {engine}\n" in create
         assert "PARTITION BY" not in create
         assert "SETTINGS non_replicated_deduplication_window = 1000" in create
         assert f"ORDER BY ({', '.join(f'`{c}`' for c in table.order_by)})" in create

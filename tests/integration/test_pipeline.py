@@ -13,7 +13,13 @@ import pytest
 from tests.support import builders as b
 from tests.support.expected_rows import EXPECTED, comparable
 from tests.support.in_process_worker import fresh_settings, produce, read_dlq, running_worker
-from tests.support.sample_vector import SAMPLE_DIR, diff_tables, load_expected, sample_messages
+from tests.support.sample_vector import (
+    AMENDMENTS_DIR,
+    SAMPLE_DIR,
+    diff_tables,
+    load_expected,
+    sample_messages,
+)
 from tests.unit.core.test_correlation import SCENARIOS
 
 pytestmark = pytest.mark.kafka
@@ -178,6 +184,101 @@ def test_shared_sample_vector_end_to_end(kafka_bootstrap: str, chdb_store_url: s
     assert diff_tables(tables, expected) == []
     want = sorted((r["key"], r["code"], r["field"]) for r in expected["rejected"])
     assert sorted((r["key"], r["error_code"], r["error_field"]) for r in rejected) == want
+
+
+def _with_call_ids(tables: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+    """Items carry their parent's call_id (`_call_id`), the vector's natural key."""
+    call_of = {str(r["id"]): r["call_provider_call_id"] for r in tables["incoming_call_log"]}
+    for item in tables["incoming_call_log_item"]:
+        item["_call_id"] = call_of[str(item["incoming_call_log_id"])]
+    return tables
+
+
+def _only_items(expected: dict[str, Any], deleted: int) -> dict[str, Any]:
+    """`expected` with the item rows whose is_deleted is `deleted` (and no other table)."""
+    items = [
+        e for e in expected["tables"]["incoming_call_log_item"] if e["row"]["is_deleted"] == deleted
+    ]
+    return {"meta": expected["meta"], "tables": {"incoming_call_log_item": items}}
+
+
+@pytest.mark.skipif(not AMENDMENTS_DIR.exists(), reason="shared example vector not present")
+def test_amendments_vector_end_to_end_then_rebuilt(
+    kafka_bootstrap: str, chdb_store_url: str
+) -> None:
+    """../shared/examples/sample-60-calls-amendments: amendments before, between and after
+    dial events, items created by amendments, manual costs, one deletion. FINAL returns
+    exactly the expected rows that are not deleted; the deleted item's newest row is the
+    expected one with is_deleted = 1; `ringlog rebuild` from call_event rewrites the same rows."""
+    from worker.adapters.clickhouse.rebuild import rebuild
+    from worker.adapters.clickhouse.store import ClickHouseStore
+    from worker.core.rates import load_rate_plan
+
+    rates_file = AMENDMENTS_DIR / "rates.yaml"
+    settings = fresh_settings(kafka_bootstrap, chdb_store_url, rates_file=rates_file)
+    expected = load_expected(AMENDMENTS_DIR)
+    deleted = [e for e in expected["tables"]["incoming_call_log_item"] if e["row"]["is_deleted"]]
+    assert len(deleted) == 1
+    deleted_dial = deleted[0]["key"]["dial_id"]
+
+    def read(run_query: Any) -> dict[str, Any]:
+        return {
+            "final": _with_call_ids({t: run_query(f"SELECT * FROM {t} FINAL") for t in ROW_TABLES}),
+            "rejected": run_query("SELECT key, error_code, error_field FROM rejected_event FINAL"),
+            "amendments": run_query(
+                "SELECT event_id, type, source FROM call_event FINAL "
+                "WHERE type LIKE 'incoming_call.item_%' ORDER BY event_id"
+            ),
+            "deleted_newest": run_query(
+                "SELECT * FROM incoming_call_log_item "
+                f"WHERE dial_id = '{deleted_dial}' ORDER BY version DESC LIMIT 1"
+            ),
+        }
+
+    async def scenario() -> dict[str, Any]:
+        async with running_worker(settings) as run:
+            await produce(settings, sample_messages(AMENDMENTS_DIR))
+            await run.drained()
+            return read(run.query)
+
+    got = asyncio.run(scenario())
+    visible = {
+        "meta": expected["meta"],
+        "tables": {**expected["tables"], **_only_items(expected, 0)["tables"]},
+    }
+    assert diff_tables(got["final"], visible) == []
+    newest = got["deleted_newest"]
+    newest[0]["_call_id"] = deleted[0]["key"]["call_id"]
+    assert diff_tables({"incoming_call_log_item": newest}, _only_items(expected, 1)) == []
+    want = sorted((r["key"], r["code"], r["field"]) for r in expected["rejected"])
+    assert sorted((r["key"], r["error_code"], r["error_field"]) for r in got["rejected"]) == want
+    # The audit trail: every distinct amendment and deletion, with the source that sent it.
+    stats = expected["meta"]["amendments"]
+    assert len(got["amendments"]) == stats["item_amended_events"] + stats["item_deleted_events"]
+    assert {r["source"] for r in got["amendments"]} == {"api"}
+
+    with ClickHouseStore(settings.clickhouse_url, settings.database) as store:
+        rebuild(store, load_rate_plan(rates_file), timeout=settings.call_timeout)
+
+        def query(sql: str) -> list[dict[str, Any]]:
+            columns, rows = store.query(sql)
+            return [dict(zip(columns, row, strict=True)) for row in rows]
+
+        rebuilt = read(query)
+
+    def comparable_rows(tables: dict[str, list[dict[str, Any]]]) -> dict[str, list[Any]]:
+        return {
+            t: sorted(
+                ({k: v for k, v in r.items() if k != "ingested_at"} for r in rows),
+                key=lambda r: str(r["id"]),
+            )
+            for t, rows in tables.items()
+        }
+
+    assert comparable_rows(rebuilt["final"]) == comparable_rows(got["final"])
+    assert comparable_rows({"d": rebuilt["deleted_newest"]}) == comparable_rows(
+        {"d": [{k: v for k, v in newest[0].items() if k != "_call_id"}]}
+    )
 
 
 def test_worker_closes_a_silent_call_after_the_timeout(

@@ -214,3 +214,13 @@ def late_cost_report(call: str = "call-late") -> list[dict[str, Any]]:
         ended(call, 64.5, "completed"),
         cost(call, f"{call}-1", 664.5, "3.14159", billable_seconds=60),
     ]
+
+
+def amended(call: str, dial_id: str, t: float, **fields: Any) -> dict[str, Any]:
+    """A manual correction of one item, as the query API publishes it (source = api)."""
+    return event("incoming_call.item_amended", call, t, dial_id=dial_id, source="api", **fields)
+
+
+def deleted(call: str, dial_id: str, t: float, **kw: Any) -> dict[str, Any]:
+    """A manual deletion of one item, as the query API publishes it (source = api)."""
+    return event("incoming_call.item_deleted", call, t, dial_id=dial_id, source="api", **kw)

@@ -40,13 +40,15 @@ def sort_tables(tables: Tables) -> Tables:
 
 
 def expected_tables(calls: Iterable[list[dict[str, Any]]], rates: RatePlan | None = None) -> Tables:
-    """The rows the pure core gives for each call's full event set (list of event dicts)."""
+    """The rows the pure core gives for each call's full event set (list of event dicts), as
+    FINAL reads them back (deleted items hidden)."""
     plan = rates or b.test_rates()
     out: Tables = defaultdict(list)
     for events in calls:
         rows = build_call_rows([b.valid(e) for e in events], plan)
         for table, table_rows in rows.tables().items():
-            out[table].extend(dict(row) for row in table_rows)
+            # What FINAL returns: a deleted item is hidden.
+            out[table].extend(dict(row) for row in table_rows if not row.get("is_deleted"))
     return sort_tables(out)
 
 

@@ -55,6 +55,7 @@ def item(call: str, dial_id: str, **overrides: Any) -> dict[str, Any]:
         "status_message": None,
         "answered_at": None,
         "is_answered": False,
+        "is_deleted": 0,
         "talk_duration_in_seconds": 0,
         "call_cost_in_usd_cents": D("0.0000"),
         "cost_source": "rated",

@@ -105,6 +105,8 @@ def api_json(f: Field, value: Any) -> Any:
         return float(value)
     if f.kind is Kind.JSON:
         return orjson.loads(value)
+    if f.kind is Kind.BOOL:
+        return bool(value)
     return value
 
 

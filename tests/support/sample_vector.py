@@ -8,7 +8,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-SAMPLE_DIR = Path(__file__).resolve().parents[3] / "shared" / "examples" / "sample-40-calls"
+EXAMPLES_DIR = Path(__file__).resolve().parents[3] / "shared" / "examples"
+SAMPLE_DIR = EXAMPLES_DIR / "sample-40-calls"
+AMENDMENTS_DIR = EXAMPLES_DIR / "sample-60-calls-amendments"
 
 NATURAL_KEYS = {
     "incoming_call_log": ("project_id", "call_provider_call_id"),
@@ -37,14 +39,14 @@ def normalise(column: str, value: Any) -> Any:
     return value
 
 
-def load_expected() -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((SAMPLE_DIR / "expected.json").read_text())
+def load_expected(directory: Path = SAMPLE_DIR) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((directory / "expected.json").read_text())
     return data
 
 
-def sample_messages() -> list[tuple[bytes, bytes]]:
-    lines = (SAMPLE_DIR / "events.jsonl").read_bytes().split(b"\n")
-    keys = (SAMPLE_DIR / "keys.txt").read_bytes().split(b"\n")
+def sample_messages(directory: Path = SAMPLE_DIR) -> list[tuple[bytes, bytes]]:
+    lines = (directory / "events.jsonl").read_bytes().split(b"\n")
+    keys = (directory / "keys.txt").read_bytes().split(b"\n")
     if lines and lines[-1] == b"":
         lines = lines[:-1]
     return list(zip(keys[: len(lines)], lines, strict=True))

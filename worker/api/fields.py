@@ -79,6 +79,8 @@ def _bare_type(ch_type: str) -> tuple[str, bool]:
 def _kind(column: str, bare: str) -> Kind:
     if column == "call_data":
         return Kind.JSON
+    if column == "is_deleted":  # UInt8 because ReplacingMergeTree needs it; a flag to clients
+        return Kind.BOOL
     if bare == "UUID":
         return Kind.UUID
     if bare.startswith("DateTime64"):

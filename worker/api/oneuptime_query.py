@@ -251,6 +251,8 @@ def _bind_type(f: Field) -> str:
         return "Decimal(38, 10)"
     if f.kind is Kind.JSON:
         return "String"
+    if f.kind is Kind.BOOL:
+        return "Bool"
     return f.ch_type
 
 

@@ -33,6 +33,8 @@ def json_value(kind: Kind, value: Any) -> Any:
         return str(value)
     if isinstance(value, Decimal):
         return orjson.Fragment(format(value, "f"))
+    if kind is Kind.BOOL:
+        return bool(value)
     if kind is Kind.JSON and isinstance(value, str):
         try:
             return orjson.loads(value)

@@ -6,18 +6,70 @@ from typing import Annotated
 
 import typer
 
-from worker.cli.options import ClickhouseUrl, Database, RatesFile, console, out, settings_from
+from worker.cli.options import (
+    Brokers,
+    ClickhouseUrl,
+    Database,
+    GroupId,
+    RatesFile,
+    console,
+    out,
+    run_async,
+    settings_from,
+)
 from worker.service.settings import ConfigError, parse_duration
 
 
-def migrate(clickhouse_url: ClickhouseUrl = None, database: Database = None) -> None:
-    """Create the database, tables and *_latest views (idempotent); record the schema version."""
-    from worker.adapters.clickhouse.store import ClickHouseStore, StoreError, StoreUnavailable
+def migrate(
+    clickhouse_url: ClickhouseUrl = None,
+    database: Database = None,
+    brokers: Brokers = None,
+    group_id: GroupId = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Upgrade without asking Kafka whether workers run (when Kafka cannot be "
+            "reached and you know every worker is stopped)",
+        ),
+    ] = False,
+) -> None:
+    """Create the database, tables and *_latest views (idempotent); record the schema version.
 
-    settings = settings_from(clickhouse_url=clickhouse_url, database=database)
+    A store at an older schema is upgraded in place (the item table is rebuilt and swapped
+    in atomically; resumable after a crash). The upgrade refuses to start while a worker may
+    write: with a ClickHouse server, while the consumer group has members or the store was
+    written in the last minute; an embedded chDB store cannot be opened while a worker runs.
+    """
+    from datetime import UTC, datetime
+
+    from worker.adapters.clickhouse.store import ClickHouseStore, StoreError, StoreUnavailable
+    from worker.service.upgrade_guard import writer_activity
+
+    settings = settings_from(
+        clickhouse_url=clickhouse_url, database=database, kafka_brokers=brokers, group_id=group_id
+    )
     try:
         with ClickHouseStore(settings.clickhouse_url, settings.database) as store:
-            version = store.migrate()
+            pending = store.pending_upgrade()
+            if pending is not None and not store.embedded and not force:
+                refusal = run_async(
+                    writer_activity(
+                        store,
+                        settings.kafka_connection(),
+                        settings.group_id,
+                        now=datetime.now(UTC),
+                    )
+                )
+                if refusal is not None:
+                    console.print(
+                        f"[bold red]migrate refused:[/] the upgrade ({pending.describe()}) "
+                        f"must not run while a worker writes: {refusal}"
+                    )
+                    raise typer.Exit(1)
+            if pending is not None:
+                console.print(f"upgrading {settings.database}: {pending.describe()}")
+            version = store.migrate(upgrade=True)
     except (StoreError, StoreUnavailable) as exc:
         console.print(f"[bold red]migrate failed:[/] {exc}")
         raise typer.Exit(1) from None

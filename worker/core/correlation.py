@@ -29,6 +29,8 @@ from schemas.events import (
     Envelope,
     IncomingCallEnded,
     IncomingCallReceived,
+    ItemAmended,
+    ItemDeleted,
     OutboundCallAnswered,
     OutboundCallEnded,
     OutboundCallPlaced,
@@ -136,6 +138,9 @@ class _Latest:
     dials: dict[str, _Dial] = field(default_factory=dict)
     costs: dict[str, CostReported] = field(default_factory=dict)
     cdrs: dict[str, CdrRecorded] = field(default_factory=dict)
+    # Manual corrections by dial_id: every amendment in application order, and the deletions.
+    amendments: dict[str, list[ItemAmended]] = field(default_factory=dict)
+    deleted: set[str] = field(default_factory=set)
 
     def dial(self, dial_id: str) -> _Dial:
         found = self.dials.get(dial_id)
@@ -171,6 +176,10 @@ def _index(events: list[ValidEvent]) -> _Latest:
             latest.costs[ev.leg_id] = ev
         elif isinstance(ev, CdrRecorded):
             latest.cdrs[ev.cdr_id] = ev
+        elif isinstance(ev, ItemAmended):
+            latest.amendments.setdefault(ev.dial_id, []).append(ev)
+        elif isinstance(ev, ItemDeleted):
+            latest.deleted.add(ev.dial_id)
     return latest
 
 
@@ -199,7 +208,13 @@ def build_call_rows(
     timed_out = now is not None and timeout is not None and now - updated_at >= timeout
     base_version = 2 * len(distinct)
 
-    has_incoming = latest.received is not None or latest.call_ended is not None or latest.dials
+    # An amendment creates its item (and so the parent); a deletion alone creates nothing.
+    has_incoming = (
+        latest.received is not None
+        or latest.call_ended is not None
+        or latest.dials
+        or latest.amendments
+    )
     if has_incoming:
         close = latest.call_ended is None and timed_out
         parent, items = _incoming(project_id, call_id, latest, rates, close, updated_at)
@@ -312,12 +327,16 @@ def _incoming(
     last_event_at: datetime,
 ) -> tuple[IncomingCallLogRow, list[IncomingCallLogItemRow]]:
     parent_id = row_id("incoming_call_log", project_id, call_id)
-    items = [
-        _item(project_id, call_id, parent_id, dial, latest.costs.get(dial_id), rates)
-        for dial_id, dial in sorted(latest.dials.items())
-    ]
+    # The items as the dial events alone define them: the parent's status, answer and
+    # escalation columns come from these, deleted legs included (DESIGN.md, "Amendments").
+    computed = {
+        dial_id: _item(project_id, call_id, parent_id, dial, latest.costs.get(dial_id), rates)
+        for dial_id, dial in latest.dials.items()
+    }
+    items = _final_items(project_id, call_id, parent_id, computed, latest)
+    live = [item for item in items if not item["is_deleted"]]
     received, ended = latest.received, latest.call_ended
-    answered_items = [item for item in items if item["is_answered"]]
+    answered_items = [item for item in computed.values() if item["is_answered"]]
     any_answered = bool(answered_items)
 
     status_message: str | None = None
@@ -332,9 +351,9 @@ def _incoming(
         ended_at = last_event_at
     elif any_answered:
         status = "Connected"
-    elif any(item["ended_at"] is not None for item in items):
+    elif any(item["ended_at"] is not None for item in computed.values()):
         status = "Escalated"
-    elif items:
+    elif computed:
         status = "Ringing"
     else:
         status = "Initiated"
@@ -363,8 +382,9 @@ def _incoming(
     duration = seconds_between(started_at, ended_at)
     routing = received.routing_phone_number if received else None
     incoming_cost, _ = _leg_cost(latest.costs.get(call_id), rates, "inbound", routing, duration)
+    # The final (amended) costs of the items that are not deleted.
     outgoing = sum(
-        (item["call_cost_in_usd_cents"] for item in items if item["call_cost_in_usd_cents"]),
+        (item["call_cost_in_usd_cents"] for item in live if item["call_cost_in_usd_cents"]),
         ZERO,
     )
     parent: IncomingCallLogRow = {
@@ -390,9 +410,78 @@ def _incoming(
             latest_attempt.escalation_rule_order if latest_attempt else None
         ),
         "repeat_count": latest_attempt.repeat_count if latest_attempt else None,
-        "dial_attempts": len(latest.dials),
+        "dial_attempts": len(live),
     }
     return parent, items
+
+
+def _final_items(
+    project_id: str,
+    call_id: str,
+    parent_id: str,
+    computed: dict[str, IncomingCallLogItemRow],
+    latest: _Latest,
+) -> list[IncomingCallLogItemRow]:
+    """Every item row as written: the computed item (or, for a dial_id that only amendments
+    know, a blank one) with its amendments applied and its deletion flag."""
+    items: list[IncomingCallLogItemRow] = []
+    for dial_id in sorted(computed.keys() | latest.amendments.keys()):
+        base = computed.get(dial_id) or _blank_item(project_id, call_id, parent_id, dial_id)
+        item = _amended(base, latest.amendments.get(dial_id, ()))
+        item["is_deleted"] = 1 if dial_id in latest.deleted else 0
+        items.append(item)
+    return items
+
+
+def _blank_item(
+    project_id: str, call_id: str, parent_id: str, dial_id: str
+) -> IncomingCallLogItemRow:
+    """An item created by an amendment alone (the query API's create): NULL columns until
+    dial events fill them, not answered."""
+    return {
+        "id": row_id("incoming_call_log_item", project_id, call_id, dial_id),
+        "project_id": project_id,
+        "incoming_call_log_id": parent_id,
+        "dial_id": dial_id,
+        "incoming_call_policy_escalation_rule_id": None,
+        "user_id": None,
+        "user_phone_number": None,
+        "status": None,
+        "status_message": None,
+        "dial_duration_in_seconds": None,
+        "talk_duration_in_seconds": None,
+        "call_cost_in_usd_cents": None,
+        "cost_source": None,
+        "started_at": None,
+        "answered_at": None,
+        "ended_at": None,
+        "is_answered": False,
+    }
+
+
+def _amended(
+    item: IncomingCallLogItemRow, amendments: Sequence[ItemAmended]
+) -> IncomingCallLogItemRow:
+    """`item` with each field the amendments carry overriding its column, in order (the
+    later amendment wins per field); the columns no amendment names keep their values."""
+    out = item.copy()
+    for amendment in amendments:
+        if amendment.status is not None:
+            out["status"] = amendment.status
+        if amendment.status_message is not None:
+            out["status_message"] = amendment.status_message
+        if amendment.is_answered is not None:
+            out["is_answered"] = amendment.is_answered
+        if amendment.call_cost_usd_cents is not None:
+            out["call_cost_in_usd_cents"] = round_cents(amendment.call_cost_usd_cents)
+            out["cost_source"] = "manual"
+        if amendment.user_id is not None:
+            out["user_id"] = amendment.user_id
+        if amendment.user_phone_number is not None:
+            out["user_phone_number"] = amendment.user_phone_number
+        if amendment.escalation_rule_id is not None:
+            out["incoming_call_policy_escalation_rule_id"] = amendment.escalation_rule_id
+    return out
 
 
 def _outbound(project_id: str, call_id: str, latest: _Latest, rates: RatePlan) -> CallLogRow:

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from schemas.events import EVENT_MODELS, Envelope
+from schemas.events import EVENT_MODELS, NO_AMENDED_FIELD, Envelope
 
 # Error codes (stable: metrics label them, alert rules and analysts filter on them).
 NOT_UTF8 = "not_utf8"
@@ -189,6 +189,9 @@ def _rejection_from(exc: ValidationError) -> Rejection:
     ctx: dict[str, Any] = err.get("ctx") or {}
     if kind == "missing":
         return Rejection(MISSING_FIELD, f"{name} is required", field)
+    if kind == NO_AMENDED_FIELD:
+        # No single field is at fault: the amendment lacks every one of its optional fields.
+        return Rejection(MISSING_FIELD, err["msg"], None)
     if kind in ("string_too_short", "string_too_long"):
         lo = 1 if field != "source" else 0
         hi = ctx.get("max_length", 128) if kind == "string_too_long" else 128
@@ -206,6 +209,8 @@ def _rejection_from(exc: ValidationError) -> Rejection:
         return Rejection(INVALID_FIELD, f"{name} must be an integer", field)
     if kind == "string_type":
         return Rejection(INVALID_FIELD, f"{name} must be a string", field)
+    if kind == "bool_type":
+        return Rejection(INVALID_FIELD, f"{name} must be a JSON boolean", field)
     if kind in ("dict_type", "model_type"):
         return Rejection(INVALID_FIELD, f"{name} must be a JSON object", field)
     return Rejection(INVALID_FIELD, f"{name} {err['msg']}", field)

@@ -15,6 +15,7 @@ from typing import Any, Final
 
 from schemas.ddl import MIGRATIONS_TABLE, ddl_statements, qualified
 from schemas.tables import ALL_TABLES, SCHEMA_VERSION
+from worker.adapters.clickhouse.upgrade import upgrade_state, upgrade_to_2
 from worker.adapters.clickhouse.values import INSERT_SETTINGS
 from worker.pipeline.ports import StoreError
 
@@ -24,11 +25,21 @@ __all__ = ["check_columns", "create_schema", "migrate_database", "record_version
 _ALREADY_EXISTS_CODES: Final = frozenset({57, 82})  # TABLE_ALREADY_EXISTS, DATABASE_ALREADY_EXISTS
 
 
-def migrate_database(client: Any, database: str) -> int:
-    """Create what is missing, make `database` the client's default, check the columns and
-    record the version. Returns SCHEMA_VERSION."""
+def migrate_database(client: Any, database: str, *, upgrade: bool = False) -> int:
+    """Create what is missing, make `database` the client's default, bring a schema-1 store
+    to schema 2 when `upgrade` (else refuse it: the worker never upgrades under other
+    workers), check the columns and record the version. Returns SCHEMA_VERSION."""
     create_schema(client, database)
     client.database = database
+    if upgrade:
+        upgrade_to_2(client, database)
+    else:
+        state = upgrade_state(client, database)
+        if state.pending:
+            raise StoreError(
+                f"the store {database} needs an upgrade to schema {SCHEMA_VERSION} "
+                f"({state.describe()}): stop every worker and run `ringlog migrate`"
+            )
     check_columns(client, database)
     record_version(client, database)
     return SCHEMA_VERSION

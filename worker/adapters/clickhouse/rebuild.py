@@ -159,6 +159,12 @@ def rebuild(
                 "`python -m devtools store serve`)"
             ) from exc
         raise RebuildError(f"ClickHouse is unavailable: {exc}") from exc
+    pending = store.pending_upgrade()
+    if pending is not None:
+        raise RebuildError(
+            f"the store needs a schema upgrade first ({pending.describe()}): "
+            "run `ringlog migrate` with the workers stopped"
+        )
     table = qualified(store.database, CALL_EVENT.name)
     stats = RebuildStats()
     total = _count(store, table, project, since)

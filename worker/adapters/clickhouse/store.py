@@ -34,13 +34,15 @@ import re
 import threading
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any, Final
 from urllib.parse import unquote
 
 from schemas.ddl import check_database_name, qualified
-from schemas.tables import ALL_TABLES, CALL_EVENT
+from schemas.tables import ALL_TABLES, CALL_EVENT, INCOMING_CALL_LOG_ITEM, REJECTED_EVENT
 from worker.adapters.clickhouse.migrations import check_columns, migrate_database
 from worker.adapters.clickhouse.untrusted import QueryLimits, check_statement, refusal
+from worker.adapters.clickhouse.upgrade import UpgradeState, upgrade_state
 from worker.adapters.clickhouse.url import parse_url, path_locked_by_other_process, redact_url
 from worker.adapters.clickhouse.values import INSERT_SETTINGS, InsertPlan, insert_plan
 from worker.pipeline.ports import CallEventRow, StoreError, StoreUnavailable
@@ -241,14 +243,48 @@ class ClickHouseStore:
 
     # ---- schema -------------------------------------------------------------------------
 
-    def migrate(self) -> int:
+    def migrate(self, *, upgrade: bool = False) -> int:
         """Create database, tables, `_latest` views and schema_migrations if missing; record
         SCHEMA_VERSION once; check that the live columns match schemas/tables.py.
 
-        Safe to run twice or from two processes at once. Returns the schema version.
+        A schema-1 store is upgraded in place only with `upgrade` (`ringlog migrate`, with the
+        workers stopped); otherwise it is a StoreError that says so. Safe to run twice;
+        without `upgrade`, also from two processes at once. Returns the schema version.
         """
         with self._call("migrating") as client:
-            return migrate_database(client, self.database)
+            return migrate_database(client, self.database, upgrade=upgrade)
+
+    def pending_upgrade(self) -> UpgradeState | None:
+        """What an upgrade would do here; None when there is nothing (yet) to upgrade: no
+        database, or no item table (a fresh store is created at the current schema)."""
+        with self._call("inspecting") as client:
+            if not self._database_exists(client):
+                return None
+            exists = client.query(
+                "SELECT count() FROM system.tables WHERE database = %(db)s AND name = %(t)s",
+                parameters={"db": self.database, "t": INCOMING_CALL_LOG_ITEM.name},
+            ).result_rows[0][0]
+            if not exists:
+                return None
+            state = upgrade_state(client, self.database)
+            return state if state.pending else None
+
+    def newest_write(self) -> datetime | None:
+        """The newest `ingested_at` (or `rejected_at`) in the store: when anything last wrote
+        to it (the worker, `ringlog rebuild`). None when empty or not created."""
+        parts = [
+            f"SELECT max({'rejected_at' if t is REJECTED_EVENT else 'ingested_at'}) AS at, "
+            f"count() AS n FROM {qualified(self.database, t.name)}"
+            for t in ALL_TABLES
+        ]
+        sql = f"SELECT max(at) FROM ({' UNION ALL '.join(parts)}) WHERE n > 0"
+        with self._call("inspecting") as client:
+            if not self._database_exists(client):
+                return None
+            newest = client.query(sql).result_rows[0][0]
+        if not isinstance(newest, datetime) or newest.timestamp() <= 0:
+            return None
+        return newest if newest.tzinfo is not None else newest.replace(tzinfo=UTC)
 
     def check_schema(self) -> None:
         """StoreError unless the store has the tables and columns of schemas/tables.py (for
