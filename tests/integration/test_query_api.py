@@ -136,6 +136,8 @@ def matches(f: Field, op: str, spec: Any, value: Any) -> bool:
 
 def wire(f: Field, value: Any) -> Any:
     """A Python value as a request sends it."""
+    if f.kind is Kind.BOOL:
+        return bool(value)  # is_deleted is a UInt8 in the table
     if isinstance(value, dt.datetime):
         return value.isoformat()
     if isinstance(value, uuid.UUID):

@@ -133,13 +133,20 @@ def _make_keys(registry: KeyRegistry, project: str) -> dict[str, str]:
 
 @contextmanager
 def live_api(
-    bootstrap: str, chdb_url: str, calls: int = 150, **overrides: Any
+    bootstrap: str,
+    chdb_url: str,
+    calls: int = 150,
+    extra: list[tuple[bytes, bytes]] | None = None,
+    **overrides: Any,
 ) -> Iterator[LiveApi]:
+    """A worker that has ingested `calls` generated calls of two projects (plus `extra`
+    messages), with keys of every role and permission for each project."""
     settings = fresh_settings(bootstrap, chdb_url, **overrides)
-    messages = [
+    messages: list[tuple[bytes | None, bytes]] = [
         (m.key, m.value)
         for m in generate_calls(calls, seed=11, projects=2, invalid_share=0, oversized=0)
     ]
+    messages += extra or []
     loop = asyncio.new_event_loop()
     ready: Future[LiveApi] = Future()
     stop = asyncio.Event()

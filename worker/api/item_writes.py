@@ -14,15 +14,16 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from decimal import Decimal
 from typing import Any, Final
 
 from worker.api.access import may_write, write_refusal
 from worker.api.context import ApiContext
 from worker.api.errors import ApiError, Failure
-from worker.api.fields import INCOMING_CALL_LOG_RESOURCE, Resource
+from worker.api.fields import INCOMING_CALL_LOG_RESOURCE, Kind, Resource
 from worker.api.keys import ApiKey
 from worker.api.sql import Params, scoped_where, select_rows
-from worker.api.values import iso_millis
+from worker.api.values import iso_millis, json_value
 from worker.core.correlation import row_id
 from worker.core.decode import Rejection, validate_object
 
@@ -81,7 +82,13 @@ class ItemWrites:
             "incomingCallLogId": parent_id,
             "dialId": dial_id,
         }
-        answer.update({EVENT_TO_API[name]: value for name, value in fields.items()})
+        for name, value in fields.items():
+            api_name = EVENT_TO_API[name]
+            kind = self.resource.fields[api_name].kind
+            # As the row will hold it (money a JSON number, as the response schema says).
+            answer[api_name] = json_value(
+                kind, Decimal(str(value)) if kind is Kind.DECIMAL else value
+            )
         return answer
 
     async def update(
