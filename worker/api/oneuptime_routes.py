@@ -61,6 +61,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     for status, text in (
         (400, "Bad request: the message names the field, operator or value"),
         (401, "No API key"),
+        (404, "Update or delete of an item the key's project does not have"),
         (413, "Body larger than 1 MiB"),
         (422, "The key may not do this"),
         (503, "ClickHouse or Kafka unavailable"),
@@ -113,8 +114,6 @@ def oneuptime_router(provider: ContextProvider) -> APIRouter:
 
 
 def _add_resource(router: APIRouter, resource: Resource, provider: ContextProvider) -> None:
-    tag = resource.title
-    base = f"/{resource.path}"
     permission = READ_PERMISSIONS[resource.path]
     record_type = record_model(resource.title.replace(" ", ""), resource.fields)
     list_type = list_model(resource, record_type)
@@ -213,15 +212,7 @@ def _add_resource(router: APIRouter, resource: Resource, provider: ContextProvid
         return await get_item(request, item_id, secret, None)
 
     def add(path: str, endpoint: Any, method: str, op: str, summary: str, model: Any) -> None:
-        router.add_api_route(
-            f"{base}{path}",
-            endpoint,
-            methods=[method],
-            operation_id=f"{op}_{resource.path}".replace("-", "_"),
-            summary=summary,
-            response_model=model,
-            tags=[tag],
-        )
+        _route(router, resource, path, endpoint, method, op, summary, model)
 
     rows_doc = f"List {resource.title} rows: query, select, sort, skip and limit as OneUptime"
     add("/get-list", get_list, "POST", "list", rows_doc, list_type)
@@ -233,11 +224,30 @@ def _add_resource(router: APIRouter, resource: Resource, provider: ContextProvid
     _add_writes(router, resource, provider, record_type)
 
 
+def _route(
+    router: APIRouter,
+    resource: Resource,
+    path: str,
+    endpoint: Any,
+    method: str,
+    op: str,
+    summary: str,
+    model: Any,
+) -> None:
+    router.add_api_route(
+        f"/{resource.path}{path}",
+        endpoint,
+        methods=[method],
+        operation_id=f"{op}_{resource.path}".replace("-", "_"),
+        summary=summary,
+        response_model=model,
+        tags=[resource.title],
+    )
+
+
 def _add_writes(
     router: APIRouter, resource: Resource, provider: ContextProvider, record_type: type[Any]
 ) -> None:
-    tag = resource.title
-    base = f"/{resource.path}"
     writes = ItemWrites(resource) if resource.writable else None
 
     async def writer(
@@ -280,15 +290,7 @@ def _add_writes(
         return json_response({})
 
     def add(path: str, endpoint: Any, method: str, op: str, summary: str, model: Any) -> None:
-        router.add_api_route(
-            f"{base}{path}",
-            endpoint,
-            methods=[method],
-            operation_id=f"{op}_{resource.path}".replace("-", "_"),
-            summary=summary,
-            response_model=model,
-            tags=[tag],
-        )
+        _route(router, resource, path, endpoint, method, op, summary, model)
 
     title = resource.title
     add("", create, "POST", "create", f"Create a {title}", record_type)

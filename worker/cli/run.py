@@ -38,10 +38,10 @@ def worker(
 ) -> None:
     """Run the ingestion worker until SIGTERM/Ctrl-C.
 
-    A faust-streaming app: Faust runs the services and the HTTP port (/metrics, /health,
-    /ready, /query); the input topic is consumed by an aiokafka batch loop inside it, which
-    dead-letters invalid events, writes call_event and the correlated rows to ClickHouse, and
-    commits offsets only after they are durable.
+    A faust-streaming app: Faust runs the services; the input topic is consumed by an aiokafka
+    batch loop inside it, which dead-letters invalid events, writes call_event and the
+    correlated rows to ClickHouse, and commits offsets only after they are durable. The HTTP
+    port serves /metrics, /health, /ready, the query APIs (/api/..., /docs) and /query.
     """
     from worker.service.faust_host import run_faust_worker
 

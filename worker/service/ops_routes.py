@@ -139,14 +139,18 @@ def ops_router(state: HttpState) -> APIRouter:
             headers={"WWW-Authenticate": "Bearer"},
         )
 
-    @router.post("/query")
-    async def query(request: Request) -> Response:
+    def operator_gate(request: Request, what: str) -> Serving | Response:
+        """The serving parts, or the answer that refuses the request (503, 401, 403)."""
         serving = serving_or_503(request.url.path)
         if isinstance(serving, Response):
             return serving
-        refused = operator_refusal(request, serving, "POST /query")
-        if refused is not None:
-            return refused
+        return operator_refusal(request, serving, what) or serving
+
+    @router.post("/query")
+    async def query(request: Request) -> Response:
+        serving = operator_gate(request, "POST /query")
+        if isinstance(serving, Response):
+            return serving
         text = (await request.body()).decode("utf-8", errors="replace")
         if request.headers.get("content-type", "").startswith("application/json"):
             try:
@@ -168,12 +172,9 @@ def ops_router(state: HttpState) -> APIRouter:
 
     @router.get("/admin/api-keys")
     async def list_keys(request: Request, project_id: str | None = None) -> Response:
-        serving = serving_or_503(request.url.path)
+        serving = operator_gate(request, "GET /admin/api-keys")
         if isinstance(serving, Response):
             return serving
-        refused = operator_refusal(request, serving, "GET /admin/api-keys")
-        if refused is not None:
-            return refused
         try:
             keys = await asyncio.to_thread(serving.api.keys.list, project_id)
         except ValueError as exc:
@@ -182,12 +183,9 @@ def ops_router(state: HttpState) -> APIRouter:
 
     @router.post("/admin/api-keys")
     async def create_key(request: Request, new: Annotated[NewKey, Body()]) -> Response:
-        serving = serving_or_503(request.url.path)
+        serving = operator_gate(request, "POST /admin/api-keys")
         if isinstance(serving, Response):
             return serving
-        refused = operator_refusal(request, serving, "POST /admin/api-keys")
-        if refused is not None:
-            return refused
         try:
             key, secret = await asyncio.to_thread(
                 serving.api.keys.create,
@@ -204,12 +202,9 @@ def ops_router(state: HttpState) -> APIRouter:
 
     @router.post("/admin/api-keys/{key_id}/revoke")
     async def revoke_key(request: Request, key_id: str) -> Response:
-        serving = serving_or_503(request.url.path)
+        serving = operator_gate(request, "POST /admin/api-keys/…/revoke")
         if isinstance(serving, Response):
             return serving
-        refused = operator_refusal(request, serving, "POST /admin/api-keys/…/revoke")
-        if refused is not None:
-            return refused
         key = await asyncio.to_thread(serving.api.keys.revoke, key_id)
         if key is None:
             return _error(404, f"no API key with id {key_id}")
