@@ -112,9 +112,10 @@ class ClickHouseStore:
         self._target = parse_url(url)
         self._client: Any = None
         self._lock = threading.RLock()
-        # The query APIs' client: read-only and capped (chDB keeps settings on the client's
-        # session, so the inserting client must never run these).
-        self._reader: Any = None
+        # The query APIs' clients, one per query running at once: read-only and capped (chDB
+        # keeps settings on the client's session, so the inserting client must never run
+        # these). Idle ones wait here.
+        self._idle_readers: list[Any] = []
         self._reader_lock = threading.Lock()
         self._plans: dict[str, InsertPlan] = {t.name: insert_plan(t) for t in ALL_TABLES}
 
@@ -175,7 +176,10 @@ class ClickHouseStore:
 
     def close(self) -> None:
         with self._reader_lock:
-            self._close_reader()
+            idle, self._idle_readers = self._idle_readers, []
+        for reader in idle:
+            with contextlib.suppress(Exception):
+                reader.close()
         with self._lock:
             client, self._client = self._client, None
         if client is not None:
@@ -399,35 +403,41 @@ class ClickHouseStore:
         """Run a query that ringlog built (the query APIs: allow-listed columns, values bound
         as `{name:Type}` parameters) read-only and capped, on the reader client. Raises
         StatementRefused (a cap was hit), StoreError or StoreUnavailable."""
-        with self._reader_lock:
-            try:
-                if self._reader is None:
-                    with self._lock:
-                        self._connected_client()  # opens the store, so the database exists
-                    reader = self._new_client()
-                    if self._database_exists(reader):
-                        reader.database = self.database
-                    self._reader = reader
-                result = self._reader.query(
-                    sql, parameters=dict(parameters), settings=limits.settings()
-                )
-                return list(result.column_names), [tuple(row) for row in result.result_rows]
-            except (StoreError, StoreUnavailable):
-                raise
-            except Exception as exc:
-                refused = refusal(self._redact(str(exc)), limits)
-                if refused is not None:
-                    raise refused from exc
-                translated = self._translate(exc, "querying")
-                if isinstance(translated, StoreUnavailable):
-                    self._close_reader()
-                raise translated from exc
+        reader = self._take_reader()
+        try:
+            result = reader.query(sql, parameters=dict(parameters), settings=limits.settings())
+            rows = list(result.column_names), [tuple(row) for row in result.result_rows]
+        except Exception as exc:
+            refused = refusal(self._redact(str(exc)), limits)
+            translated = refused or self._translate(exc, "querying")
+            if isinstance(translated, StoreUnavailable):
+                with contextlib.suppress(Exception):
+                    reader.close()  # a broken connection is not put back
+            else:
+                self._give_back(reader)
+            raise translated from exc
+        self._give_back(reader)
+        return rows
 
-    def _close_reader(self) -> None:
-        reader, self._reader = self._reader, None
-        if reader is not None:
-            with contextlib.suppress(Exception):
-                reader.close()
+    def _take_reader(self) -> Any:
+        with self._reader_lock:
+            if self._idle_readers:
+                return self._idle_readers.pop()
+        with self._lock:
+            self._connected_client()  # opens the store, so the database exists
+        try:
+            reader = self._new_client()
+            if self._database_exists(reader):
+                reader.database = self.database
+        except (StoreError, StoreUnavailable):
+            raise
+        except Exception as exc:
+            raise self._translate(exc, "connecting a reader to") from exc
+        return reader
+
+    def _give_back(self, reader: Any) -> None:
+        with self._reader_lock:
+            self._idle_readers.append(reader)
 
     def command(self, sql: str, parameters: Mapping[str, object] | None = None) -> object:
         """Run a statement that returns no rows (DDL, OPTIMIZE, ...)."""
