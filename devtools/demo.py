@@ -7,6 +7,8 @@ import asyncio
 import time
 from typing import Any
 
+import httpx
+import orjson
 from aiokafka import TopicPartition
 from rich.console import Console
 from rich.table import Table
@@ -22,7 +24,9 @@ from devtools.kafka_local import (
 from devtools.producer import ensure_topic, produce
 from devtools.traffic import generate_calls
 from worker.adapters.clickhouse.store import redact_url
+from worker.api.keys import KeyRegistry, Role
 from worker.service.faust_host import start_in_background
+from worker.service.lifecycle import Worker
 from worker.service.settings import Settings
 
 SUMMARY_QUERIES: dict[str, str] = {
@@ -101,9 +105,33 @@ async def _demo(settings: Settings, calls: int, console: Console) -> int:
     for title, sql in SUMMARY_QUERIES.items():
         columns, rows = await asyncio.to_thread(worker.store.query, sql)
         _print_table(console, title, list(columns), list(rows))
+    await _show_api(worker, settings, console)
     stop.set()
     await task
     return 0
+
+
+async def _show_api(worker: Worker, settings: Settings, console: Console) -> None:
+    """The same rows through the OneUptime-compatible API, with a key made for the demo."""
+    _, rows = await asyncio.to_thread(
+        worker.store.query, "SELECT project_id FROM incoming_call_log FINAL LIMIT 1"
+    )
+    if not rows:
+        return
+    project = str(rows[0][0])
+    registry = KeyRegistry(worker.store)
+    _, key = await asyncio.to_thread(registry.create, project, Role.VIEWER, [], None, "demo")
+    body = {"select": {"status": True, "callCostInUSDCents": True}, "limit": 3}
+    url = f"http://127.0.0.1:{worker.http_port}/api/incoming-call-log/get-list"
+    async with httpx.AsyncClient() as client:
+        answer = await client.post(url, headers={"ApiKey": key}, json=body)
+    console.print(
+        f"\n[bold]The same rows through the query API[/] (OneUptime-compatible; a Viewer key "
+        f"of project {project}, made with `ringlog apikey create`):"
+    )
+    console.print(f"  curl -s {url} -H 'ApiKey: ...' -d '{orjson.dumps(body).decode()}'")
+    console.print(f"  -> {answer.status_code} {answer.text}")
+    console.print(f"  (every route: http://127.0.0.1:{worker.http_port}/docs while it runs)")
 
 
 def _print_table(console: Console, title: str, columns: list[str], rows: list[Any]) -> None:
