@@ -1,0 +1,83 @@
+"""What every provider normalizer takes and returns.
+
+A normalizer is a pure function `(payload, context) -> Normalized`:
+
+* `events` are canonical events (DESIGN.md section 2) as JSON-ready dicts: times as RFC 3339
+  strings with an offset, money as decimal strings, `source` the provider's name, `call_id`
+  the provider's parent-call id (so every leg of a call lands on one partition). Their
+  `event_id`s are derived from the provider's own ids and sequence numbers (`event_id`), never
+  random, so a provider's retry or a re-import yields the same ids and changes nothing.
+* `unmapped` says what could not be mapped and why: the gateway dead-letters the original
+  payload with that reason (DLQ topic), it never guesses. A payload can yield both: the
+  events it could map, and the parts it could not.
+
+Where a provider's model does not map one-to-one (an Asterisk CONGESTION, a PortSIP `fail`,
+Twilio's negative price strings, FreeSWITCH µs epochs and "0" for never), the choice is
+written in the provider's table in docs/providers.md.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+# Deterministic ids for what ringlog must name but the provider does not (event ids, the user
+# behind an extension nobody mapped): uuid5 under this namespace.
+PROVIDER_NAMESPACE: Final = uuid.UUID("0f3b7a52-9c1e-5d44-8a6b-2e71c9d0a4f3")
+
+# Codes of `Unmapped` (the `error.code` of the dead letter).
+NOT_PROVIDER_FORMAT: Final = "not_provider_format"  # not this provider's payload at all
+MISSING_FIELD: Final = "missing_field"  # a field the mapping needs is absent
+INVALID_FIELD: Final = "invalid_field"  # present but unusable (bad time, bad number)
+UNMAPPED_VALUE: Final = "unmapped_value"  # a status/cause the mapping table does not cover
+UNKNOWN_EVENT: Final = "unknown_event"  # an event name ringlog does not use
+
+
+@dataclass(frozen=True)
+class ProviderContext:
+    """What the gateway or importer knows that the payload does not.
+
+    `project_id`: the ringlog project of this traffic. `policy_for_number` maps the called
+    (routing) number, E.164, to an incoming call policy id; `default_policy_id` is used when
+    the number is not listed (None: such a call cannot be mapped, it is dead-lettered).
+    `user_for_endpoint` maps a dialled number or extension to a ringlog user id; an endpoint not
+    listed gets `derived_user_id(project_id, endpoint)`, stable for that endpoint.
+    """
+
+    project_id: str
+    policy_for_number: Mapping[str, str] = field(default_factory=dict)
+    default_policy_id: str | None = None
+    user_for_endpoint: Mapping[str, str] = field(default_factory=dict)
+
+    def policy(self, number: str) -> str | None:
+        return self.policy_for_number.get(number, self.default_policy_id)
+
+    def user(self, endpoint: str) -> str:
+        return self.user_for_endpoint.get(endpoint) or derived_user_id(self.project_id, endpoint)
+
+
+@dataclass(frozen=True)
+class Unmapped:
+    code: str
+    message: str
+    field: str | None = None
+
+
+@dataclass(frozen=True)
+class Normalized:
+    events: tuple[dict[str, Any], ...] = ()
+    unmapped: tuple[Unmapped, ...] = ()
+
+    def __add__(self, other: Normalized) -> Normalized:
+        return Normalized(self.events + other.events, self.unmapped + other.unmapped)
+
+
+def event_id(provider: str, *parts: object) -> str:
+    """A stable event id from the provider's own ids and sequence numbers."""
+    return f"{provider}-{uuid.uuid5(PROVIDER_NAMESPACE, '|'.join(str(p) for p in parts))}"
+
+
+def derived_user_id(project_id: str, endpoint: str) -> str:
+    return str(uuid.uuid5(PROVIDER_NAMESPACE, f"user|{project_id}|{endpoint}"))
