@@ -105,6 +105,8 @@ _NUMBERS = (
     "cache_max_calls",
     "health_max_failures",
     "health_stall_seconds",
+    "gateway_rate_limit",
+    "gateway_port",
 )
 # An optional setting that is empty is not set.
 _OPTIONAL = (
@@ -113,9 +115,22 @@ _OPTIONAL = (
     "kafka_sasl_username",
     "kafka_sasl_password",
     "query_token",
+    "gateway_config",
+    "gateway_public_url",
+    "twilio_auth_token",
+    "portsip_webhook_secret",
+    "freeswitch_password",
 )
 # Never shown, neither in repr nor in an error message.
-_SECRETS = frozenset({"kafka_sasl_password", "query_token"})
+_SECRETS = frozenset(
+    {
+        "kafka_sasl_password",
+        "query_token",
+        "twilio_auth_token",
+        "portsip_webhook_secret",
+        "freeswitch_password",
+    }
+)
 
 
 class Settings(BaseSettings):
@@ -162,6 +177,18 @@ class Settings(BaseSettings):
     query_max_rows: int = 100_000
     query_max_bytes: int = 100 * 1024 * 1024
     query_max_memory: int = 1024 * 1024 * 1024
+    # `ringlog gateway`: which project and policy each provider's traffic belongs to (YAML,
+    # see docs/providers.md), the URL providers call (Twilio signs it; behind a proxy it is
+    # not the one the gateway sees), the providers' secrets, and a request rate cap.
+    gateway_config: Path | None = None
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = 8322
+    gateway_public_url: str | None = None
+    twilio_auth_token: SecretStr | None = Field(default=None, repr=False)
+    portsip_webhook_secret: SecretStr | None = Field(default=None, repr=False)
+    freeswitch_user: str = "freeswitch"
+    freeswitch_password: SecretStr | None = Field(default=None, repr=False)
+    gateway_rate_limit: int = 200  # requests per second per provider
 
     def __init__(self, **values: Any) -> None:
         """Only the given values and the defaults (no environment: see `load_settings`);
@@ -277,6 +304,21 @@ class Settings(BaseSettings):
             raise ConfigError(f"RINGLOG_QUERY_MAX_BYTES={self.query_max_bytes}: must be >= 1")
         if self.query_max_memory < 1:
             raise ConfigError(f"RINGLOG_QUERY_MAX_MEMORY={self.query_max_memory}: must be >= 1")
+        if self.gateway_config is not None and not self.gateway_config.is_file():
+            raise ConfigError(f"RINGLOG_GATEWAY_CONFIG={self.gateway_config}: no such file")
+        if self.gateway_public_url is not None and not re.match(
+            r"^https?://[^/]+", self.gateway_public_url
+        ):
+            raise ConfigError(
+                f"RINGLOG_GATEWAY_PUBLIC_URL={self.gateway_public_url!r}: give the scheme and "
+                "host providers call, e.g. https://ringlog.example.com"
+            )
+        if not 0 <= self.gateway_port < 65536:
+            raise ConfigError(
+                f"RINGLOG_GATEWAY_PORT={self.gateway_port}: must be 1-65535 (0 = any free port)"
+            )
+        if self.gateway_rate_limit < 1:
+            raise ConfigError(f"RINGLOG_GATEWAY_RATE_LIMIT={self.gateway_rate_limit}: must be >= 1")
         token = self.query_token.get_secret_value() if self.query_token is not None else ""
         if token and len(token) < MIN_TOKEN_LENGTH:
             raise ConfigError(
@@ -317,6 +359,12 @@ class Settings(BaseSettings):
 
     def operator_token(self) -> str | None:
         return None if self.query_token is None else self.query_token.get_secret_value()
+
+    def secret(self, name: str) -> str | None:
+        """A provider secret's value (twilio_auth_token, portsip_webhook_secret,
+        freeswitch_password), None when unset."""
+        value = getattr(self, name)
+        return None if value is None else str(value.get_secret_value())
 
     def pipeline_config(self) -> PipelineConfig:
         return PipelineConfig(

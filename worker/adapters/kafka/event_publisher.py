@@ -8,7 +8,7 @@ producer), so an API answer means the event is durable and the worker will apply
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 import orjson
@@ -41,6 +41,19 @@ class KafkaEventPublisher:
         if self._started:
             self._started = False
             await self._producer.stop()
+
+    async def publish_all(self, records: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+        """Several events (key, event) at once; returns when Kafka has every one."""
+        try:
+            futures = [
+                await self._producer.send(
+                    self.topic, value=orjson.dumps(event), key=key.encode("utf-8")
+                )
+                for key, event in records
+            ]
+            await asyncio.wait_for(asyncio.gather(*futures), PUBLISH_TIMEOUT_SECONDS)
+        except (KafkaError, TimeoutError) as exc:
+            raise BrokerUnavailable(f"producing to {self.topic}: {exc!r}") from exc
 
     async def publish(self, key: str, event: Mapping[str, Any]) -> None:
         try:
