@@ -1,0 +1,1 @@
+"""PortSIP PBX's REST API, as the importer reads it."""
