@@ -15,10 +15,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.support import builders as b
 from tests.unit.core.providers import provider_fixtures as pf
 from worker.core.decode import Rejection, validate_object
 from worker.core.providers import asterisk_cel as ast
-from worker.core.providers.asterisk_cel_records import parse_line
+from worker.core.providers.asterisk_cel_records import CelRecord, parse_line
 from worker.core.providers.base import (
     INVALID_FIELD,
     MISSING_FIELD,
@@ -26,6 +27,7 @@ from worker.core.providers.base import (
     UNKNOWN_EVENT,
     UNMAPPED_VALUE,
     Normalized,
+    Unmapped,
 )
 
 FIXTURES = pf.FIXTURES / "asterisk"
@@ -144,7 +146,7 @@ def test_a_record_maps_the_same_every_time() -> None:
 def _record(**changes: str) -> str:
     """The hunt's first record (the trunk's CHAN_START) with some columns changed."""
     parsed = parse_line(lines(f"{HUNT}.csv")[0])
-    assert not isinstance(parsed, ast.Unmapped)
+    assert not isinstance(parsed, Unmapped)
     values = dataclasses.asdict(dataclasses.replace(parsed, **changes))
     return ",".join('"' + str(v).replace('"', '""') + '"' for v in values.values())
 
@@ -220,7 +222,7 @@ def test_clock_skew_between_legs_never_gives_negative_durations() -> None:
     records = []
     for line in lines(f"{HUNT}.csv"):
         parsed = parse_line(line)
-        assert not isinstance(parsed, ast.Unmapped)
+        assert not isinstance(parsed, Unmapped)
         if parsed.channame.startswith("PJSIP/bob"):
             skewed = f"{float(parsed.eventtime) - 120:.6f}"
             line = _with_time(parsed, skewed)
@@ -236,7 +238,7 @@ def test_clock_skew_between_legs_never_gives_negative_durations() -> None:
     assert parent["ended_at"] == datetime(2024, 5, 1, 8, 1, 32, 600000, tzinfo=UTC)
 
 
-def _with_time(record: ast.CelRecord, eventtime: str) -> str:
+def _with_time(record: CelRecord, eventtime: str) -> str:
     values = dataclasses.asdict(dataclasses.replace(record, eventtime=eventtime))
     return ",".join('"' + str(v).replace('"', '""') + '"' for v in values.values())
 
@@ -246,7 +248,7 @@ def _with_time(record: ast.CelRecord, eventtime: str) -> str:
 SAMPLES = pf.SHARED_SAMPLES / "asterisk"
 SAMPLE_CONTEXT = dataclasses.replace(
     pf.CONTEXT,
-    default_policy_id=pf.b.POLICY,
+    default_policy_id=b.POLICY,
     # Wazo's PBX wrote local time at UTC-04:00 (SOURCES.md): the importer must be told.
     time_zone=ZoneInfo("America/New_York"),
     phone_for_endpoint={
