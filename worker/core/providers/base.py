@@ -13,14 +13,16 @@ A normalizer is a pure function `(payload, context) -> Normalized`:
 
 Where a provider's model does not map one-to-one (an Asterisk CONGESTION, a PortSIP `fail`,
 Twilio's negative price strings, FreeSWITCH µs epochs and "0" for never), the choice is
-written in the provider's table in docs/providers.md.
+written in the provider's table in docs/providers/<provider>.md.
 """
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, tzinfo
 from typing import Any, Final
 
 # Deterministic ids for what ringlog must name but the provider does not (event ids, the user
@@ -34,6 +36,9 @@ INVALID_FIELD: Final = "invalid_field"  # present but unusable (bad time, bad nu
 UNMAPPED_VALUE: Final = "unmapped_value"  # a status/cause the mapping table does not cover
 UNKNOWN_EVENT: Final = "unknown_event"  # an event name ringlog does not use
 
+# The contract's E.164 (DESIGN.md section 2): "+" and 2-15 digits.
+E164_PATTERN: Final = re.compile(r"^\+[1-9]\d{1,14}$")
+
 
 @dataclass(frozen=True)
 class ProviderContext:
@@ -44,18 +49,32 @@ class ProviderContext:
     the number is not listed (None: such a call cannot be mapped, it is dead-lettered).
     `user_for_endpoint` maps a dialled number or extension to a ringlog user id; an endpoint not
     listed gets `derived_user_id(project_id, endpoint)`, stable for that endpoint.
+    `phone_for_endpoint` maps what a PBX writes where the contract needs E.164 (an extension,
+    a national-format DID, a device endpoint such as `PJSIP/alice`) to its E.164 number: PBXs
+    rarely write E.164 and a prefix rule would be a guess. `time_zone` is the zone of provider
+    timestamps written without an offset (Asterisk's `dateformat` times are the PBX's local
+    time); the caller builds it (e.g. `zoneinfo.ZoneInfo`), so the core reads no tz database.
     """
 
     project_id: str
     policy_for_number: Mapping[str, str] = field(default_factory=dict)
     default_policy_id: str | None = None
     user_for_endpoint: Mapping[str, str] = field(default_factory=dict)
+    phone_for_endpoint: Mapping[str, str] = field(default_factory=dict)
+    time_zone: tzinfo = UTC
 
     def policy(self, number: str) -> str | None:
         return self.policy_for_number.get(number, self.default_policy_id)
 
     def user(self, endpoint: str) -> str:
         return self.user_for_endpoint.get(endpoint) or derived_user_id(self.project_id, endpoint)
+
+    def phone_number(self, endpoint: str) -> str | None:
+        """`endpoint` as E.164: itself when it already is, else its listed number, else None."""
+        if E164_PATTERN.match(endpoint):
+            return endpoint
+        listed = self.phone_for_endpoint.get(endpoint)
+        return listed if listed is not None and E164_PATTERN.match(listed) else None
 
 
 @dataclass(frozen=True)
