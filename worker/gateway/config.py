@@ -9,6 +9,7 @@ belongs to, from a YAML file (RINGLOG_GATEWAY_CONFIG).
     portsip: {hq: {project_id: ...}}
     freeswitch: {lab: {project_id: ...}}
     users: {"+15550222": 9c1e..., "101": 4d2a...}   # dialled number or extension -> user id
+    phones: {"101": "+15550111", "PJSIP/bob": "+4915550222"}   # extension -> E.164 number
 
 A tenant is part of the URL the provider is given, so one gateway serves many projects and
 stays stateless: a child leg's callback names its tenant as the parent's did.
@@ -19,11 +20,12 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from worker.core.providers.base import ProviderContext
+from worker.core.providers.base import E164_PATTERN, ProviderContext
 
 Provider = Literal["twilio", "portsip", "freeswitch", "asterisk"]
 PROVIDERS: tuple[Provider, ...] = ("twilio", "portsip", "freeswitch", "asterisk")
@@ -38,6 +40,17 @@ class Tenant(BaseModel):
     project_id: uuid.UUID
     default_policy_id: uuid.UUID | None = None
     numbers: dict[str, uuid.UUID] = Field(default_factory=dict)
+    # The zone of provider times written without an offset (Asterisk's local time).
+    time_zone: str = "UTC"
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name)") from None
+        return value
 
 
 class GatewayConfig(BaseModel):
@@ -47,6 +60,15 @@ class GatewayConfig(BaseModel):
     freeswitch: dict[str, Tenant] = Field(default_factory=dict)
     asterisk: dict[str, Tenant] = Field(default_factory=dict)
     users: dict[str, uuid.UUID] = Field(default_factory=dict)
+    phones: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("phones")
+    @classmethod
+    def _e164(cls, value: dict[str, str]) -> dict[str, str]:
+        for endpoint, number in value.items():
+            if not E164_PATTERN.match(number):
+                raise ValueError(f"{endpoint}: {number!r} is not an E.164 number (+ and digits)")
+        return value
 
     def context(self, provider: Provider, tenant: str) -> ProviderContext | None:
         section: dict[str, Tenant] = getattr(self, provider)
@@ -58,6 +80,8 @@ class GatewayConfig(BaseModel):
             policy_for_number={n: str(p) for n, p in found.numbers.items()},
             default_policy_id=str(found.default_policy_id) if found.default_policy_id else None,
             user_for_endpoint={e: str(u) for e, u in self.users.items()},
+            phone_for_endpoint=dict(self.phones),
+            time_zone=ZoneInfo(found.time_zone),
         )
 
     def tenants(self, provider: Provider) -> list[str]:
