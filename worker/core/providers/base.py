@@ -13,15 +13,22 @@ A normalizer is a pure function `(payload, context) -> Normalized`:
 
 Where a provider's model does not map one-to-one (an Asterisk CONGESTION, a PortSIP `fail`,
 Twilio's negative price strings, FreeSWITCH µs epochs and "0" for never), the choice is
-written in the provider's table in docs/providers.md.
+written in the provider's table in docs/providers/<provider>.md.
+
+`checked` is the last step of every normalizer: each event it built is validated with the
+worker's own decoder, and one the worker would dead-letter becomes an `Unmapped` here, so a
+gateway never produces an event that the worker rejects.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Final
+
+from worker.core.decode import Rejection, validate_object
 
 # Deterministic ids for what ringlog must name but the provider does not (event ids, the user
 # behind an extension nobody mapped): uuid5 under this namespace.
@@ -44,18 +51,31 @@ class ProviderContext:
     the number is not listed (None: such a call cannot be mapped, it is dead-lettered).
     `user_for_endpoint` maps a dialled number or extension to a ringlog user id; an endpoint not
     listed gets `derived_user_id(project_id, endpoint)`, stable for that endpoint.
+    `phone_for_endpoint` maps a PBX extension to the user's E.164 number (the contract's
+    `user_phone_number`); an endpoint that already is E.164 is its own number.
+    `received_at`: when the gateway received the request (UTC), the time of the payloads
+    that carry none (Twilio's voice webhook and `<Dial action>` callback); None when
+    unknown (an importer), and then such a payload is unmapped, never stamped with a clock.
     """
 
     project_id: str
     policy_for_number: Mapping[str, str] = field(default_factory=dict)
     default_policy_id: str | None = None
     user_for_endpoint: Mapping[str, str] = field(default_factory=dict)
+    phone_for_endpoint: Mapping[str, str] = field(default_factory=dict)
+    received_at: datetime | None = None
 
     def policy(self, number: str) -> str | None:
         return self.policy_for_number.get(number, self.default_policy_id)
 
     def user(self, endpoint: str) -> str:
         return self.user_for_endpoint.get(endpoint) or derived_user_id(self.project_id, endpoint)
+
+    def phone(self, endpoint: str) -> str | None:
+        """The E.164 number of a dialled endpoint, or None when it has none."""
+        if is_e164(endpoint):
+            return endpoint
+        return self.phone_for_endpoint.get(endpoint)
 
 
 @dataclass(frozen=True)
@@ -81,3 +101,42 @@ def event_id(provider: str, *parts: object) -> str:
 
 def derived_user_id(project_id: str, endpoint: str) -> str:
     return str(uuid.uuid5(PROVIDER_NAMESPACE, f"user|{project_id}|{endpoint}"))
+
+
+_E164_DIGITS = frozenset("0123456789")
+
+
+def is_e164(number: str) -> bool:
+    """+ then 2..15 digits, the first not 0 (the contract's E.164)."""
+    digits = number[1:]
+    return (
+        number.startswith("+")
+        and 2 <= len(digits) <= 15
+        and digits[0] != "0"
+        and set(digits) <= _E164_DIGITS
+    )
+
+
+def rfc3339(moment: datetime) -> str:
+    """A time as the contract writes it: UTC, milliseconds, Z."""
+    utc = moment.astimezone(UTC)
+    return utc.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def checked(events: Iterable[dict[str, Any]], unmapped: Iterable[Unmapped] = ()) -> Normalized:
+    """The events the worker accepts; each one it would reject becomes an `Unmapped`."""
+    kept: list[dict[str, Any]] = []
+    problems = list(unmapped)
+    for event in events:
+        verdict = validate_object(dict(event))
+        if isinstance(verdict, Rejection):
+            problems.append(
+                Unmapped(
+                    verdict.code,
+                    f"{event.get('type')}: {verdict.message}",
+                    verdict.field,
+                )
+            )
+        else:
+            kept.append(event)
+    return Normalized(tuple(kept), tuple(problems))
