@@ -220,7 +220,8 @@ def dial_action(
     if caller_left:
         outcome = "canceled"
     fields: dict[str, Any] = {"dial_id": dial_sid, "outcome": outcome}
-    fields["status_message"] = _message(dial_status, None, None)
+    message = _message(dial_status, None, None)
+    fields["status_message"] = f"{message}, caller hung up" if caller_left else message
     if billable is not None:
         fields["billable_seconds"] = billable
     events = [
