@@ -20,7 +20,9 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
 import orjson
+from pydantic_core import PydanticCustomError
 
+from schemas.events import parse_timestamp
 from worker.core.providers.base import (
     INVALID_FIELD,
     MISSING_FIELD,
@@ -159,7 +161,7 @@ def call_log(item: Any, ctx: ProviderContext) -> Normalized:
         fields: dict[str, Any] = {name: _text(item, name) for name in _API_TEXT}
         fields["sip_call_id"] = _text(item, "call_id")
         for name in _API_TIMES:
-            fields[name] = _text(item, name)
+            fields[name] = _rfc3339_text(item, name)
         fields["status_code"] = _int(item, "status_code", signed=True)
         fields["duration"] = _int(item, "duration")
         fields["cost"] = _decimal(item, "cost")
@@ -508,6 +510,19 @@ def _unix(data: Mapping[str, Any], name: str, where: str = "") -> datetime | Non
         raise _Unmappable(
             INVALID_FIELD, f"{name} {value!r} is out of range", f"{where}{name}"
         ) from None
+
+
+def _rfc3339_text(data: Mapping[str, Any], name: str) -> str | None:
+    """A REST API time (RFC 3339, "" when it never happened), checked under its own name."""
+    text = _text(data, name)
+    if text is not None:
+        try:
+            parse_timestamp(text)
+        except PydanticCustomError:
+            raise _Unmappable(
+                INVALID_FIELD, f"{name} {text!r} is not an RFC 3339 time with offset", name
+            ) from None
+    return text
 
 
 def _never(value: Any) -> bool:
