@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -231,7 +232,7 @@ def test_call_log_summary_alone_is_rated() -> None:
     )
     rows = pf.rows_of([event])["cdr"]
     # OUTBOUND_CALL, default outbound plan 60/60: 66 s -> 120 s billed * 1.3 c/min = 2.6000
-    assert [(r["cost"], r["cost_source"]) for r in rows] == [(pf.Decimal("2.6000"), "rated")]
+    assert [(r["cost"], r["cost_source"]) for r in rows] == [(Decimal("2.6000"), "rated")]
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ import dataclasses
 import os
 from collections import Counter
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import orjson
@@ -121,10 +122,10 @@ def test_the_assembled_twilio_calls_build_the_rows_their_sources_describe() -> N
     answered, nobody = parents["CA" + "1" * 32], parents["CA" + "4" * 32]
     assert (answered["status"], answered["dial_attempts"]) == ("Completed", 2)
     # Twilio's parent prices: -0.01700 and -0.00850 USD.
-    assert answered["incoming_call_cost_in_usd_cents"] == pf.Decimal("1.7000")
+    assert answered["incoming_call_cost_in_usd_cents"] == Decimal("1.7000")
     assert (nobody["status"], nobody["incoming_call_cost_in_usd_cents"]) == (
         "NoAnswer",
-        pf.Decimal("0.8500"),
+        Decimal("0.8500"),
     )
     statuses = sorted(r["status"] for r in rows["incoming_call_log_item"])
     assert statuses == ["Busy", "Completed", "NoAnswer", "NoAnswer"]
