@@ -25,18 +25,21 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+# Matched whole with fullmatch (a `$` would let a trailing newline through) and on ASCII
+# digits only (`\d` takes any script's digits).
 _RFC3339 = re.compile(
-    r"^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})$"
+    r"([0-9]{4}-[0-9]{2}-[0-9]{2})[Tt ]([0-9]{2}:[0-9]{2}:[0-9]{2})(?:\.([0-9]+))?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})"
 )
-_E164 = re.compile(r"^\+[1-9]\d{1,14}$")
+_E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 
 
-_UTC_MILLIS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
+_UTC_MILLIS = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z")
 
 
 def parse_timestamp(value: object) -> datetime:
     """RFC 3339 with a mandatory offset, kept to the millisecond, returned in UTC."""
-    if isinstance(value, str) and _UTC_MILLIS.match(value):
+    if isinstance(value, str) and _UTC_MILLIS.fullmatch(value):
         # Fast path for the most common producer format (UTC, milliseconds).
         try:
             return datetime.fromisoformat(value[:-1]).replace(tzinfo=UTC)
@@ -46,7 +49,7 @@ def parse_timestamp(value: object) -> datetime:
             ) from None
     if not isinstance(value, str):
         raise PydanticCustomError("timestamp", "must be an RFC 3339 timestamp with offset")
-    m = _RFC3339.match(value)
+    m = _RFC3339.fullmatch(value)
     if m is None:
         raise PydanticCustomError("timestamp", "must be an RFC 3339 timestamp with offset")
     date, clock, fraction, offset = m.groups()
@@ -85,7 +88,7 @@ def _uuid(value: object) -> str:
 
 
 def _e164(value: object) -> str:
-    if not isinstance(value, str) or _E164.match(value) is None:
+    if not isinstance(value, str) or _E164.fullmatch(value) is None:
         raise PydanticCustomError("e164", "must be an E.164 phone number (+ and 2-15 digits)")
     return value
 
@@ -128,7 +131,7 @@ UUIDStr = Annotated[
 E164 = Annotated[
     str,
     BeforeValidator(_e164),
-    WithJsonSchema({"type": "string", "pattern": _E164.pattern, "description": "E.164"}),
+    WithJsonSchema({"type": "string", "pattern": f"^{_E164.pattern}$", "description": "E.164"}),
 ]
 Money = Annotated[
     Decimal,

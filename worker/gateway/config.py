@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from worker.core.providers.base import E164_PATTERN, ProviderContext
+from worker.core.providers.base import ProviderContext, is_e164
 
 Provider = Literal["twilio", "portsip", "freeswitch", "asterisk"]
 PROVIDERS: tuple[Provider, ...] = ("twilio", "portsip", "freeswitch", "asterisk")
@@ -66,7 +66,7 @@ class GatewayConfig(BaseModel):
     @classmethod
     def _e164(cls, value: dict[str, str]) -> dict[str, str]:
         for endpoint, number in value.items():
-            if not E164_PATTERN.match(number):
+            if not is_e164(number):
                 raise ValueError(f"{endpoint}: {number!r} is not an E.164 number (+ and digits)")
         return value
 

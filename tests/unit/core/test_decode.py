@@ -11,7 +11,7 @@ import pytest
 
 from tests.support import builders as b
 from tests.support.sample_vector import SAMPLE_DIR, load_expected, sample_messages
-from worker.core.decode import Rejection, ValidEvent, decode
+from worker.core.decode import Rejection, ValidEvent, decode, validate_object
 
 
 def check(value: Any, key: bytes | None = b"c1", raw: bytes | None = None) -> Rejection:
@@ -275,3 +275,30 @@ def test_sample_vector_rejections_match_code_and_field() -> None:
         if isinstance(result, Rejection):
             seen[line] = (result.code, result.field)
     assert seen == {line: (r["code"], r["field"]) for line, r in expected.items()}
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("caller_phone_number", "+15550100\n"),  # `$` used to let a trailing newline through
+        ("caller_phone_number", "+1٥٥٥٠١٠٠"),  # digits of another script
+        ("occurred_at", "2024-05-01T08:00:00Z\n"),
+        ("occurred_at", "2024-05-01T08:00:00.123+02:00\n"),
+        ("occurred_at", "2024-05-01T08:00:0٠Z"),
+    ],
+)
+def test_phone_numbers_and_times_are_matched_whole_on_ascii_digits(field: str, value: str) -> None:
+    event = {
+        "event_id": "e1",
+        "type": "incoming_call.received",
+        "occurred_at": "2024-05-01T08:00:00Z",
+        "project_id": "1fb17c23-90c1-42cf-93ac-94af0f21ddb6",
+        "call_id": "c",
+        "incoming_call_policy_id": "1fb17c23-90c1-42cf-93ac-94af0f21ddb6",
+        "caller_phone_number": "+15550111",
+        "routing_phone_number": "+15550100",
+        field: value,
+    }
+    rejection = validate_object(event)
+    assert isinstance(rejection, Rejection)
+    assert (rejection.code, rejection.field) == ("invalid_field", field)

@@ -14,16 +14,22 @@ A normalizer is a pure function `(payload, context) -> Normalized`:
 Where a provider's model does not map one-to-one (an Asterisk CONGESTION, a PortSIP `fail`,
 Twilio's negative price strings, FreeSWITCH µs epochs and "0" for never), the choice is
 written in the provider's table in docs/providers/<provider>.md.
+
+`checked` is the last step of every normalizer: each event it built is validated with the
+worker's own decoder, and one the worker would dead-letter becomes an `Unmapped` here, so a
+gateway never produces an event that the worker rejects.
 """
 
 from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, tzinfo
+from datetime import UTC, datetime, tzinfo
 from typing import Any, Final
+
+from worker.core.decode import Rejection, validate_object
 
 # Deterministic ids for what ringlog must name but the provider does not (event ids, the user
 # behind an extension nobody mapped): uuid5 under this namespace.
@@ -37,7 +43,8 @@ UNMAPPED_VALUE: Final = "unmapped_value"  # a status/cause the mapping table doe
 UNKNOWN_EVENT: Final = "unknown_event"  # an event name ringlog does not use
 
 # The contract's E.164 (DESIGN.md section 2): "+" and 2-15 digits.
-E164_PATTERN: Final = re.compile(r"^\+[1-9]\d{1,14}$")
+# ASCII digits only (\d would take other scripts' digits), matched whole (fullmatch).
+E164_PATTERN: Final = re.compile(r"\+[1-9][0-9]{1,14}")
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,9 @@ class ProviderContext:
     rarely write E.164 and a prefix rule would be a guess. `time_zone` is the zone of provider
     timestamps written without an offset (Asterisk's `dateformat` times are the PBX's local
     time); the caller builds it (e.g. `zoneinfo.ZoneInfo`), so the core reads no tz database.
+    `received_at`: when the gateway received the request (UTC), the time of the payloads
+    that carry none (Twilio's voice webhook and `<Dial action>` callback); None when
+    unknown (an importer), and then such a payload is unmapped, never stamped with a clock.
     """
 
     project_id: str
@@ -62,6 +72,7 @@ class ProviderContext:
     user_for_endpoint: Mapping[str, str] = field(default_factory=dict)
     phone_for_endpoint: Mapping[str, str] = field(default_factory=dict)
     time_zone: tzinfo = UTC
+    received_at: datetime | None = None
 
     def policy(self, number: str) -> str | None:
         return self.policy_for_number.get(number, self.default_policy_id)
@@ -71,10 +82,10 @@ class ProviderContext:
 
     def phone_number(self, endpoint: str) -> str | None:
         """`endpoint` as E.164: itself when it already is, else its listed number, else None."""
-        if E164_PATTERN.match(endpoint):
+        if is_e164(endpoint):
             return endpoint
         listed = self.phone_for_endpoint.get(endpoint)
-        return listed if listed is not None and E164_PATTERN.match(listed) else None
+        return listed if listed is not None and is_e164(listed) else None
 
 
 @dataclass(frozen=True)
@@ -100,3 +111,33 @@ def event_id(provider: str, *parts: object) -> str:
 
 def derived_user_id(project_id: str, endpoint: str) -> str:
     return str(uuid.uuid5(PROVIDER_NAMESPACE, f"user|{project_id}|{endpoint}"))
+
+
+def is_e164(number: str) -> bool:
+    """+ then 2..15 digits, the first not 0 (the contract's E.164)."""
+    return E164_PATTERN.fullmatch(number) is not None
+
+
+def rfc3339(moment: datetime) -> str:
+    """A time as the contract writes it: UTC, milliseconds, Z."""
+    utc = moment.astimezone(UTC)
+    return utc.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def checked(events: Iterable[dict[str, Any]], unmapped: Iterable[Unmapped] = ()) -> Normalized:
+    """The events the worker accepts; each one it would reject becomes an `Unmapped`."""
+    kept: list[dict[str, Any]] = []
+    problems = list(unmapped)
+    for event in events:
+        verdict = validate_object(dict(event))
+        if isinstance(verdict, Rejection):
+            problems.append(
+                Unmapped(
+                    verdict.code,
+                    f"{event.get('type')}: {verdict.message}",
+                    verdict.field,
+                )
+            )
+        else:
+            kept.append(event)
+    return Normalized(tuple(kept), tuple(problems))
