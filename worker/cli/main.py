@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from worker.cli import apikey, ops, query, run, schema, store
+from worker.cli import apikey, imports, ops, query, run, schema, store
 
 app = typer.Typer(
     name="ringlog",
@@ -24,7 +24,9 @@ app.add_typer(schema_app, name="schema")
 
 app.command()(run.worker)
 app.command()(run.api)
+app.command()(run.gateway)
 app.add_typer(apikey.apikey_app, name="apikey")
+app.add_typer(imports.import_app, name="import")
 app.command()(store.migrate)
 app.command()(store.rebuild)
 app.command()(query.sql)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -15,9 +16,10 @@ from worker.cli.options import (
     HttpPort,
     RatesFile,
     Topic,
+    console,
     settings_from,
 )
-from worker.service.settings import parse_duration
+from worker.service.settings import ConfigError, parse_duration
 
 
 def worker(
@@ -89,5 +91,45 @@ def api(
     )
     try:
         run_api(settings)
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
+def gateway(
+    brokers: Brokers = None,
+    topic: Topic = None,
+    dlq_topic: DlqTopic = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", help="Routing YAML: tenants per provider [RINGLOG_GATEWAY_CONFIG]"
+        ),
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option("--port", help="Webhook port [RINGLOG_GATEWAY_PORT, default 8322]")
+    ] = None,
+) -> None:
+    """Receive telephony webhooks and publish them as canonical events.
+
+    Twilio (`/twilio/{tenant}/voice|status|dial-action`, X-Twilio-Signature), PortSIP
+    (`/portsip/{tenant}/call-cdr`, shared secret) and FreeSWITCH (`/freeswitch/{tenant}/cdr`,
+    Basic auth). A webhook is answered 2xx only once Kafka has every event it produced;
+    what cannot be mapped is dead-lettered with its reason. docs/providers.md has the setup.
+    """
+    from worker.gateway.provider_routes import default_routes
+    from worker.service.gateway_host import run_gateway
+
+    settings = settings_from(
+        kafka_brokers=brokers,
+        topic=topic,
+        dlq_topic=dlq_topic,
+        gateway_config=config,
+        gateway_port=port,
+    )
+    try:
+        run_gateway(settings, default_routes())
+    except ConfigError as exc:
+        console.print(f"[bold red]configuration error:[/] {exc}")
+        raise typer.Exit(2) from None
     except KeyboardInterrupt:
         raise typer.Exit(130) from None

@@ -120,6 +120,8 @@ _OPTIONAL = (
     "twilio_auth_token",
     "portsip_webhook_secret",
     "freeswitch_password",
+    "portsip_api_url",
+    "portsip_api_token",
 )
 # Never shown, neither in repr nor in an error message.
 _SECRETS = frozenset(
@@ -129,6 +131,7 @@ _SECRETS = frozenset(
         "twilio_auth_token",
         "portsip_webhook_secret",
         "freeswitch_password",
+        "portsip_api_token",
     }
 )
 
@@ -189,6 +192,9 @@ class Settings(BaseSettings):
     freeswitch_user: str = "freeswitch"
     freeswitch_password: SecretStr | None = Field(default=None, repr=False)
     gateway_rate_limit: int = 200  # requests per second per provider
+    # `ringlog import portsip`: PortSIP's REST API and an admin's Bearer token.
+    portsip_api_url: str | None = None
+    portsip_api_token: SecretStr | None = Field(default=None, repr=False)
 
     def __init__(self, **values: Any) -> None:
         """Only the given values and the defaults (no environment: see `load_settings`);
