@@ -156,6 +156,9 @@ def portsip_import(
         console.print("[bold red]give --since[/]: there is no earlier run to resume from")
         raise typer.Exit(2)
     client = CalllogsClient(settings.portsip_api_url, token)
+    # Ids the last run imported at its last started_at: this run skips them (it re-reads that
+    # instant, since more records may share it).
+    done_before = set(point.seen) if start == point.since else set()
 
     async def run() -> ImportSummary:
         importer = EventImporter(settings, "portsip")
@@ -167,11 +170,7 @@ def portsip_import(
                 while (page := await asyncio.to_thread(next, pages, None)) is not None:
                     for item in page:
                         record_id, started = str(item.get("id")), _started(item)
-                        if (
-                            started is not None
-                            and started == point.since
-                            and record_id in point.seen
-                        ):
+                        if started == start and record_id in done_before:
                             continue  # imported by the last run
                         await importer.add(
                             portsip.call_log(item, ctx), orjson.dumps(item), "calllogs"

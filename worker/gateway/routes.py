@@ -79,7 +79,9 @@ def gateway_router(
     delivery: Callable[[], Delivery | None],
     metrics: GatewayMetrics,
     rate_limit: int,
+    clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
 ) -> APIRouter:
+    """`clock` gives a request's receipt time (the time of payloads that carry none)."""
     router = APIRouter(tags=["gateway"])
     limiter = MovingWindowRateLimiter(MemoryStorage())
     per_second = RateLimitItemPerSecond(rate_limit)
@@ -108,7 +110,7 @@ def gateway_router(
                 )
             raw = await request.body()
             try:
-                body = _parse(route, raw, request)
+                body = _parse(route, raw, request, clock())
             except BadBody as exc:
                 return _error(400, str(exc)), outcome.BAD_BODY
             if not _authentic(guards, provider, request, body):
@@ -157,8 +159,7 @@ def gateway_router(
     return router
 
 
-def _parse(route: WebhookRoute, raw: bytes, request: Request) -> WebhookBody:
-    received = dt.datetime.now(dt.UTC)
+def _parse(route: WebhookRoute, raw: bytes, request: Request, received: dt.datetime) -> WebhookBody:
     query = dict(request.query_params)
     try:
         text = raw.decode("utf-8")

@@ -9,11 +9,12 @@ without the secret of a provider its config routes (each named by its setting). 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from fastapi import FastAPI
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -80,7 +81,12 @@ def guards(settings: Settings, config: GatewayConfig) -> Guards:
 
 
 class GatewayProcess:
-    def __init__(self, settings: Settings, routes: Sequence[WebhookRoute]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        routes: Sequence[WebhookRoute],
+        clock: Callable[[], dt.datetime] | None = None,
+    ) -> None:
         self.settings = settings
         self.config = gateway_config(settings)
         connection = settings.kafka_connection()
@@ -97,6 +103,7 @@ class GatewayProcess:
                 lambda: self.delivery,
                 self.metrics,
                 settings.gateway_rate_limit,
+                clock or (lambda: dt.datetime.now(dt.UTC)),
             )
         )
 
@@ -144,21 +151,28 @@ class GatewayProcess:
 
 
 async def serve_gateway(
-    settings: Settings, routes: Sequence[WebhookRoute], stop: asyncio.Event | None = None
+    settings: Settings,
+    routes: Sequence[WebhookRoute],
+    stop: asyncio.Event | None = None,
+    clock: Callable[[], dt.datetime] | None = None,
+    started: asyncio.Future[int] | None = None,
 ) -> None:
-    """Run until `stop` is set, or SIGTERM / SIGINT (on the main thread)."""
-    process = GatewayProcess(settings, routes)
+    """Run until `stop` is set, or SIGTERM / SIGINT (on the main thread). `started` gets the
+    port once it listens; `clock` replaces the receipt time's clock (tests)."""
+    process = GatewayProcess(settings, routes, clock)
     stop = stop or asyncio.Event()
     if threading.current_thread() is threading.main_thread():
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
     await process.start()
-    started = time.monotonic()
+    if started is not None:
+        started.set_result(process.server.port)
+    began = time.monotonic()
     try:
         await stop.wait()
     finally:
-        log.info("stopping the gateway after %.0fs", time.monotonic() - started)
+        log.info("stopping the gateway after %.0fs", time.monotonic() - began)
         await process.stop()
 
 

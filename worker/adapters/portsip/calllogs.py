@@ -60,7 +60,7 @@ class CalllogsClient:
         }
         for attempt in Retrying(
             retry=retry_if_exception_type(PortsipUnavailable),
-            wait=wait_exponential_jitter(initial=0.5, max=15),
+            wait=wait_exponential_jitter(multiplier=0.5, max=15),
             stop=stop_after_attempt(6),
             reraise=True,
         ):
