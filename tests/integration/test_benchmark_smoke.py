@@ -45,3 +45,14 @@ def test_benchmark_accounts_for_every_event(chdb_store_url: str) -> None:
     assert result.faust is None
     assert result.accounted_for, result.checks
     assert result.bare.rate > 0 and result.worker.rate > 0
+
+
+def test_gateway_benchmark_runs_both_contenders() -> None:
+    """benchmarks/gateway.py on a tiny load: every webhook answered 2xx after its event was
+    acknowledged (the gateway raises otherwise), both contenders measured."""
+    from benchmarks.gateway import main as gateway_main
+
+    result = gateway_main(["--requests", "60", "--concurrency", "3", "--brokers", kafka_up()])
+    assert [f["requests"] for f in result["figures"]] == [60, 60]
+    assert all(f["per_second"] > 0 for f in result["figures"])
+    assert result["gateway_over_bare"] > 0
