@@ -31,6 +31,8 @@ from tests.support import provider_fixtures as apf
 from tests.support.expected_rows import comparable
 from tests.support.fake_portsip import TOKEN as PORTSIP_API_TOKEN
 from tests.support.fake_portsip import FakePortsip
+from tests.support.fake_twilio import ACCOUNT as TWILIO_ACCOUNT
+from tests.support.fake_twilio import FakeTwilio
 from tests.support.in_process_worker import Running, fresh_settings, running_worker
 from worker.cli.main import app
 from worker.gateway.provider_routes import default_routes
@@ -141,28 +143,58 @@ async def post_twilio(client: httpx.AsyncClient, clock: Clock, delivery: Mapping
     assert answer.status_code == 200, answer.text
 
 
-def test_twilio_webhooks_through_the_gateway(
+def test_twilio_webhooks_through_the_gateway_and_late_prices_through_the_importer(
     kafka_bootstrap: str, chdb_store_url: str, tmp_path: Path
 ) -> None:
     clock = Clock()
     config = routing_file(tmp_path / "gateway.yaml")
-    # The price arrives from Twilio's REST API, not a webhook: not a gateway route.
-    names = [n for n in apf.names("twilio") if n != "late_price"]
-    fixtures = [apf.load("twilio", n) for n in names]
-    expected: Tables = {}
-    for fixture in fixtures:
+    fixtures = [apf.load("twilio", n) for n in apf.names("twilio")]
+    # A fixture that extends another repeats its deliveries and supersedes its rows (the
+    # late price changes the answered call's costs): expected rows keyed by id, last wins.
+    by_id: dict[str, dict[str, Any]] = {}
+    for fixture in sorted(fixtures, key=lambda f: bool(f.get("extends"))):
         for table, rows in apf.expected_rows(fixture).items():
-            expected.setdefault(table, []).extend(rows)
+            by_id.update({f"{table}|{r['id']}": {**r, "_table": table} for r in rows})
+    expected: Tables = {}
+    for row in by_id.values():
+        expected.setdefault(row.pop("_table"), []).append(row)
     expected = {t: sorted(r, key=lambda x: str(x["id"])) for t, r in expected.items()}
-    deliveries = [d for f in fixtures for d in f["deliveries"]]
+    webhooks = [d for f in fixtures for d in f["deliveries"] if d["kind"] == "form"]
+    prices = [d["body"] for f in fixtures for d in f["deliveries"] if d["kind"] == "call_resource"]
+    fake = FakeTwilio(prices, TWILIO_TOKEN)
+    env = {
+        "RINGLOG_KAFKA_BROKERS": kafka_bootstrap,
+        "RINGLOG_GATEWAY_CONFIG": str(config),
+        "RINGLOG_TWILIO_ACCOUNT_SID": TWILIO_ACCOUNT,
+        "RINGLOG_TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
+    }
+    outputs: list[str] = []
 
     async def scenario(run: Running, client: httpx.AsyncClient) -> None:
-        for delivery in twice_shuffled(deliveries, seed=3):
+        for delivery in twice_shuffled(webhooks, seed=3):
             await post_twilio(client, clock, delivery)
+        with fake.serving() as url:
+            args = ["import", "twilio-prices", "--tenant", "acme", "--since", "2026-01-01"]
+            for _ in range(2):  # prices imported twice change nothing
+                result = await asyncio.to_thread(
+                    CliRunner().invoke,
+                    app,
+                    args,
+                    env={
+                        **env,
+                        "RINGLOG_TOPIC": run.worker.settings.topic,
+                        "RINGLOG_DLQ_TOPIC": run.worker.settings.dlq_topic,
+                        "RINGLOG_TWILIO_API_URL": url,
+                    },
+                )
+                assert result.exit_code == 0, result.output
+                outputs.append(result.output)
 
     settings = gateway_settings(fresh_settings(kafka_bootstrap, chdb_store_url), config)
     got = asyncio.run(with_gateway(settings, clock, scenario))
     assert nonempty(got) == nonempty(expected)
+    priced = sum(1 for p in prices if p.get("price") is not None)  # null: not priced yet
+    assert f"read {len(prices)} records, produced {priced} events" in outputs[0]
 
 
 def test_portsip_webhooks_and_freeswitch_cdrs_through_the_gateway(

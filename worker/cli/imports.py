@@ -21,14 +21,15 @@ import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from worker.adapters.portsip.calllogs import CalllogsClient, PortsipRefused, PortsipUnavailable
+from worker.adapters.twilio.calls import CallsClient, TwilioRefused, TwilioUnavailable
 from worker.cli.options import Brokers, Topic, console, out, settings_from
-from worker.core.providers import asterisk_cel, portsip
+from worker.core.providers import asterisk_cel, portsip, twilio
 from worker.core.providers.base import ProviderContext
 from worker.gateway.config import Provider
 from worker.pipeline.ports import BrokerUnavailable, DeadLetterUnavailable
 from worker.service.gateway_host import gateway_config
 from worker.service.importer import EventImporter, ImportSummary, ResumePoint
-from worker.service.settings import ConfigError, Settings
+from worker.service.settings import ConfigError, Settings, parse_duration
 
 import_app = typer.Typer(
     help="Import a telephony system's records (Asterisk CEL, PortSIP call logs) as events.",
@@ -188,6 +189,61 @@ def portsip_import(
     _run(run)
 
 
+@import_app.command("twilio-prices")
+def twilio_prices_import(
+    tenant: Tenant,
+    since: Annotated[
+        str,
+        typer.Option("--since", help="Calls started on or after: a date (2026-01-06) or 2d"),
+    ] = "2d",
+    config: Config = None,
+    brokers: Brokers = None,
+    topic: Topic = None,
+) -> None:
+    """Import the prices Twilio fills in after calls end (its Calls API, with
+    RINGLOG_TWILIO_ACCOUNT_SID and RINGLOG_TWILIO_AUTH_TOKEN) as cost reports. Prices can
+    come minutes after a call: run it from cron over the last days; a rerun changes nothing."""
+    settings = settings_from(kafka_brokers=brokers, topic=topic, gateway_config=config)
+    ctx = _context(settings, "twilio", tenant)
+    token = settings.secret("twilio_auth_token")
+    if not settings.twilio_account_sid or not token:
+        console.print(
+            "[bold red]configuration error:[/] set RINGLOG_TWILIO_ACCOUNT_SID and "
+            "RINGLOG_TWILIO_AUTH_TOKEN (or _FILE)"
+        )
+        raise typer.Exit(2)
+    try:
+        if since[-1:].isalpha():  # a duration back from now
+            start = (dt.datetime.now(dt.UTC) - parse_duration(since, "--since")).date()
+        else:
+            start = dt.date.fromisoformat(since)
+    except (ConfigError, ValueError):
+        console.print(f"[bold red]--since {since!r}[/] is neither a date nor a duration (2d)")
+        raise typer.Exit(2) from None
+    client = CallsClient(settings.twilio_account_sid, token, settings.twilio_api_url)
+
+    async def run() -> ImportSummary:
+        importer = EventImporter(settings, "twilio")
+        await importer.start()
+        try:
+            with _progress() as progress:
+                task = progress.add_task("Twilio call pages", total=None)
+                pages = client.pages(start)
+                while (page := await asyncio.to_thread(next, pages, None)) is not None:
+                    for resource in page.get("calls") or []:
+                        await importer.add(
+                            twilio.call_resource(resource, ctx), orjson.dumps(resource), "calls"
+                        )
+                    progress.advance(task)
+            await importer.flush()
+        finally:
+            await importer.stop()
+            client.close()
+        return importer.summary
+
+    _run(run)
+
+
 def _non_empty(stream: Iterable[str]) -> Iterator[str]:
     for line in stream:
         if line.strip():
@@ -221,6 +277,9 @@ def _run(run: Any) -> None:
         raise typer.Exit(1) from None
     except (PortsipRefused, PortsipUnavailable) as exc:
         console.print(f"[bold red]PortSIP:[/] {exc}")
+        raise typer.Exit(1) from None
+    except (TwilioRefused, TwilioUnavailable) as exc:
+        console.print(f"[bold red]Twilio:[/] {exc}")
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         console.print("interrupted: rerun to continue (nothing is doubled)")

@@ -122,6 +122,7 @@ _OPTIONAL = (
     "freeswitch_password",
     "portsip_api_url",
     "portsip_api_token",
+    "twilio_account_sid",
 )
 # Never shown, neither in repr nor in an error message.
 _SECRETS = frozenset(
@@ -192,6 +193,10 @@ class Settings(BaseSettings):
     freeswitch_user: str = "freeswitch"
     freeswitch_password: SecretStr | None = Field(default=None, repr=False)
     gateway_rate_limit: int = 200  # requests per second per provider
+    # `ringlog import twilio-prices`: the account whose Calls carry the prices (the auth
+    # token is RINGLOG_TWILIO_AUTH_TOKEN, the gateway's), and Twilio's API URL.
+    twilio_account_sid: str | None = None
+    twilio_api_url: str = "https://api.twilio.com"
     # `ringlog import portsip`: PortSIP's REST API and an admin's Bearer token.
     portsip_api_url: str | None = None
     portsip_api_token: SecretStr | None = Field(default=None, repr=False)

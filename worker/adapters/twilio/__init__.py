@@ -1,0 +1,1 @@
+"""Twilio's REST API, as the price importer reads it."""
