@@ -53,7 +53,7 @@ def _expiry(text: str | None) -> dt.datetime | None:
 
 
 def _via_store(settings: Settings) -> ClickHouseStore:
-    return ClickHouseStore(settings.clickhouse_url, settings.database)
+    return settings.store()
 
 
 def _run(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from worker.adapters.clickhouse.store import ClickHouseStore, StoreError, StoreUnavailable
+from worker.adapters.clickhouse.store import StoreError, StoreUnavailable
 from worker.adapters.clickhouse.untrusted import StatementRefused, check_statement
 from worker.cli.worker_http import WorkerRefused, call_worker
 from worker.service.settings import Settings
@@ -40,7 +40,7 @@ def run_query(settings: Settings, sql: str) -> tuple[list[str], list[Any]]:
         if via is not None:
             return via
     try:
-        with ClickHouseStore(settings.clickhouse_url, settings.database) as store:
+        with settings.store() as store:
             columns, rows = store.query_untrusted(sql, settings.query_limits())
     except StoreUnavailable as exc:
         raise QueryFailed(

@@ -33,8 +33,21 @@ def migrate(
             "reached and you know every worker is stopped)",
         ),
     ] = False,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            "--cluster",
+            help="A ClickHouse cluster (remote_servers name): ReplicatedReplacingMergeTree "
+            "tables ON CLUSTER behind Distributed ones [RINGLOG_CLICKHOUSE_CLUSTER]",
+        ),
+    ] = None,
 ) -> None:
     """Create the database, tables and *_latest views (idempotent); record the schema version.
+
+    With --cluster, each table is `<name>_local` (ReplicatedReplacingMergeTree ON CLUSTER)
+    behind a Distributed `<name>` sharded so that every version of a row, and a call with its
+    items, land on one shard (docs/clickhouse-cluster.md); give the workers the same
+    RINGLOG_CLICKHOUSE_CLUSTER.
 
     A store at an older schema is upgraded in place (the item table is rebuilt and swapped
     in atomically; resumable after a crash). The upgrade refuses to start while a worker may
@@ -43,14 +56,18 @@ def migrate(
     """
     from datetime import UTC, datetime
 
-    from worker.adapters.clickhouse.store import ClickHouseStore, StoreError, StoreUnavailable
+    from worker.adapters.clickhouse.store import StoreError, StoreUnavailable
     from worker.service.upgrade_guard import writer_activity
 
     settings = settings_from(
-        clickhouse_url=clickhouse_url, database=database, kafka_brokers=brokers, group_id=group_id
+        clickhouse_url=clickhouse_url,
+        database=database,
+        kafka_brokers=brokers,
+        group_id=group_id,
+        clickhouse_cluster=cluster,
     )
     try:
-        with ClickHouseStore(settings.clickhouse_url, settings.database) as store:
+        with settings.store() as store:
             pending = store.pending_upgrade()
             if pending is not None and not store.embedded and not force:
                 refusal = run_async(
@@ -108,7 +125,7 @@ def rebuild(
 
     from worker.adapters.clickhouse.rebuild import RebuildError
     from worker.adapters.clickhouse.rebuild import rebuild as run_rebuild
-    from worker.adapters.clickhouse.store import ClickHouseStore, StoreError, StoreUnavailable
+    from worker.adapters.clickhouse.store import StoreError, StoreUnavailable
     from worker.core.rates import RatePlanError, load_rate_plan
 
     settings = settings_from(
@@ -146,7 +163,7 @@ def rebuild(
     )
     task = bar.add_task("calls rebuilt", total=None)
     try:
-        with bar, ClickHouseStore(settings.clickhouse_url, settings.database) as store:
+        with bar, settings.store() as store:
             stats = run_rebuild(
                 store,
                 rates,

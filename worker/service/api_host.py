@@ -57,7 +57,7 @@ class ApiProcess:
         self.settings = settings
         self.state = HttpState()
         self.server = HttpServer(build_app(self.state), settings.http_host, settings.http_port)
-        self.store = ClickHouseStore(settings.clickhouse_url, settings.database)
+        self.store = settings.store()
         self.publisher = KafkaEventPublisher(settings.kafka_connection(), settings.topic)
 
     async def start(self) -> None:

@@ -74,7 +74,7 @@ async def build_worker(settings: Settings, wrap_store: StoreWrapper | None = Non
     check_row_types()  # typed rows and tables agree, or the worker does not start
     tune_gc()
     rates = load_rate_plan(settings.rates_file)
-    store = ClickHouseStore(settings.clickhouse_url, settings.database)
+    store = settings.store()
     version = await asyncio.to_thread(store.migrate)
     log.info("store ready (schema version %d) at %s", version, store.url)
     metrics = Metrics()

@@ -32,7 +32,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from worker.adapters.clickhouse.store import redact_url
+from worker.adapters.clickhouse.store import ClickHouseStore, redact_url
 from worker.adapters.clickhouse.untrusted import QueryLimits
 from worker.adapters.kafka.connection import KafkaConnection
 from worker.pipeline.config import PipelineConfig
@@ -123,6 +123,7 @@ _OPTIONAL = (
     "portsip_api_url",
     "portsip_api_token",
     "twilio_account_sid",
+    "clickhouse_cluster",
 )
 # Never shown, neither in repr nor in an error message.
 _SECRETS = frozenset(
@@ -155,6 +156,8 @@ class Settings(BaseSettings):
     # URL): the repr shows it redacted. Empty = chdb://$PWD/var/clickhouse, made absolute.
     clickhouse_url: str = Field(default_factory=default_clickhouse_url, repr=False)
     database: str = "ringlog"
+    # A ClickHouse cluster (remote_servers name): replicated tables behind Distributed ones.
+    clickhouse_cluster: str | None = None
     rates_file: Path | None = None
     http_host: str = "127.0.0.1"
     http_port: int = 8321
@@ -279,6 +282,16 @@ class Settings(BaseSettings):
                 "RINGLOG_CLICKHOUSE_URL must be http(s)://user:pass@host:8123/db or "
                 "chdb:///absolute/path"
             )
+        if self.clickhouse_cluster is not None:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.clickhouse_cluster):
+                raise ConfigError(
+                    f"RINGLOG_CLICKHOUSE_CLUSTER={self.clickhouse_cluster!r} is not a cluster name"
+                )
+            if url.startswith("chdb://"):
+                raise ConfigError(
+                    "RINGLOG_CLICKHOUSE_CLUSTER needs a ClickHouse server "
+                    "(RINGLOG_CLICKHOUSE_URL=http(s)://...): the embedded store has no cluster"
+                )
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.database):
             raise ConfigError(f"RINGLOG_DATABASE={self.database!r} is not a valid database name")
         if self.rates_file is not None and not self.rates_file.is_file():
@@ -362,6 +375,10 @@ class Settings(BaseSettings):
             sasl_username=self.kafka_sasl_username,
             sasl_password=None if password is None else password.get_secret_value(),
         )
+
+    def store(self) -> ClickHouseStore:
+        """The configured store (cluster mode when RINGLOG_CLICKHOUSE_CLUSTER is set)."""
+        return ClickHouseStore(self.clickhouse_url, self.database, self.clickhouse_cluster)
 
     def query_limits(self) -> QueryLimits:
         return QueryLimits(

@@ -13,6 +13,7 @@ import datetime as dt
 import re
 from typing import Any, Final
 
+from schemas.cluster_ddl import cluster_ddl_statements
 from schemas.ddl import MIGRATIONS_TABLE, ddl_statements, qualified
 from schemas.tables import ALL_TABLES, SCHEMA_VERSION
 from worker.adapters.clickhouse.upgrade import upgrade_state, upgrade_to_2
@@ -25,11 +26,14 @@ __all__ = ["check_columns", "create_schema", "migrate_database", "record_version
 _ALREADY_EXISTS_CODES: Final = frozenset({57, 82})  # TABLE_ALREADY_EXISTS, DATABASE_ALREADY_EXISTS
 
 
-def migrate_database(client: Any, database: str, *, upgrade: bool = False) -> int:
-    """Create what is missing, make `database` the client's default, bring a schema-1 store
-    to schema 2 when `upgrade` (else refuse it: the worker never upgrades under other
-    workers), check the columns and record the version. Returns SCHEMA_VERSION."""
-    create_schema(client, database)
+def migrate_database(
+    client: Any, database: str, *, upgrade: bool = False, cluster: str | None = None
+) -> int:
+    """Create what is missing (`ON CLUSTER` replicated tables behind Distributed ones when
+    `cluster` names one: schemas.cluster_ddl), make `database` the client's default, bring a
+    schema-1 store to schema 2 when `upgrade` (else refuse it: the worker never upgrades
+    under other workers), check the columns and record the version. Returns SCHEMA_VERSION."""
+    create_schema(client, database, cluster)
     client.database = database
     if upgrade:
         upgrade_to_2(client, database)
@@ -45,9 +49,13 @@ def migrate_database(client: Any, database: str, *, upgrade: bool = False) -> in
     return SCHEMA_VERSION
 
 
-def create_schema(client: Any, database: str) -> None:
-    """Run every `CREATE ... IF NOT EXISTS` of `schemas.ddl` for `database`."""
-    for statement in ddl_statements(database):
+def create_schema(client: Any, database: str, cluster: str | None = None) -> None:
+    """Run every `CREATE ... IF NOT EXISTS` of `schemas.ddl` (or `schemas.cluster_ddl`) for
+    `database`."""
+    statements = (
+        ddl_statements(database) if cluster is None else cluster_ddl_statements(database, cluster)
+    )
+    for statement in statements:
         try:
             client.command(statement)
         except Exception as exc:

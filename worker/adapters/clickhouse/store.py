@@ -104,11 +104,16 @@ class ClickHouseStore:
     recovers on a later retry.
     """
 
-    def __init__(self, url: str, database: str) -> None:
+    def __init__(self, url: str, database: str, cluster: str | None = None) -> None:
         try:
             self.database = check_database_name(database)
+            if cluster is not None:
+                check_database_name(cluster)  # the same identifier rules
         except ValueError as exc:
-            raise StoreError(f"bad database name {database!r}") from exc
+            raise StoreError(f"bad database or cluster name {database!r} / {cluster!r}") from exc
+        # Cluster mode (RINGLOG_CLICKHOUSE_CLUSTER): the tables are Distributed, and an
+        # insert returns only once every shard has its rows (offsets are committed after it).
+        self.cluster = cluster
         self._target = parse_url(url)
         self._client: Any = None
         self._lock = threading.RLock()
@@ -256,7 +261,7 @@ class ClickHouseStore:
         without `upgrade`, also from two processes at once. Returns the schema version.
         """
         with self._call("migrating") as client:
-            return migrate_database(client, self.database, upgrade=upgrade)
+            return migrate_database(client, self.database, upgrade=upgrade, cluster=self.cluster)
 
     def pending_upgrade(self) -> UpgradeState | None:
         """What an upgrade would do here; None when there is nothing (yet) to upgrade: no
@@ -336,6 +341,8 @@ class ClickHouseStore:
                     raise StoreError(f"{table}.{name}: {exc}") from exc
             columns.append(column)
         settings: dict[str, object] = dict(INSERT_SETTINGS)
+        if self.cluster is not None:
+            settings["distributed_foreground_insert"] = 1
         if dedup_token is not None:
             settings["insert_deduplication_token"] = dedup_token
         with self._call(f"inserting {len(rows)} rows into {table} at") as client:
