@@ -118,7 +118,7 @@ def _problem(call: Call) -> str | None:
         if leg.status == "Error" and leg.answered_ms is not None:
             return "outbound call dropped after the answer: an answered leg is Success"
         return None
-    return closed_incoming_problem(call)
+    return closed_incoming_problem(call, "")
 
 
 def _billsec(answered_ms: int | None, ended_ms: int) -> int:

@@ -174,12 +174,13 @@ def outbound_of(call: Call) -> Outbound:
     return out
 
 
-def closed_incoming_problem(call: Call) -> str | None:
-    """Why a CDR-style provider (one record per finished leg) cannot express this call."""
+def closed_incoming_problem(call: Call, outbound: str) -> str | None:
+    """Why a CDR-style provider (one record per finished leg) cannot express this call;
+    `outbound` says why it cannot express an outbound call."""
     if call.kind == "cdr":
         return "PBX CDR (cdr.recorded): the generator's own PortSIP REST record"
     if call.kind == "outbound":
-        return "outbound call"
+        return f"outbound call: {outbound}"
     if call.open:
         return "left open (no end): a CDR exists only once the call ended"
     if any(d.outcome == "completed" and d.answered_ms is None for d in incoming_of(call).dials):
