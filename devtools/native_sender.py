@@ -42,7 +42,7 @@ class SendStats:
         return sum(self.refused.values()) + sum(self.errors.values())
 
 
-class _Signer:
+class Signer:
     """Builds one request as the provider sends it."""
 
     def __init__(self, provider: str, settings: Settings, gateway: str, tenant: str) -> None:
@@ -68,7 +68,7 @@ class _Signer:
             cred = f"{settings.freeswitch_user}:{password.get_secret_value()}"
             self.headers = {"Authorization": "Basic " + base64.b64encode(cred.encode()).decode()}
 
-    def request(self, client: httpx.AsyncClient, post: Post) -> httpx.Request:
+    def request(self, post: Post) -> httpx.Request:
         url = httpx.URL(f"{self.gateway}/{self.provider}/{self.tenant}/{post.route}")
         if post.query:
             url = url.copy_merge_params(post.query)
@@ -81,9 +81,9 @@ class _Signer:
                 headers["X-Twilio-Signature"] = self.validator.compute_signature(
                     str(signed), post.form
                 )
-            return client.build_request("POST", url, data=post.form, headers=headers)
+            return httpx.Request("POST", url, data=post.form, headers=headers)
         headers = {**self.headers, "Content-Type": "application/json"}
-        return client.build_request("POST", url, content=post.body, headers=headers)
+        return httpx.Request("POST", url, content=post.body, headers=headers)
 
 
 async def send_posts(
@@ -97,7 +97,7 @@ async def send_posts(
     progress: Callable[[SendStats, int], None] | None = None,
 ) -> SendStats:
     """POST every request; a refused one is counted by status, never retried."""
-    signer = _Signer(provider, settings, gateway, tenant)
+    signer = Signer(provider, settings, gateway, tenant)
     stats = SendStats()
     queue: asyncio.Queue[Post] = asyncio.Queue()
     for post in posts:
@@ -109,7 +109,7 @@ async def send_posts(
         while not queue.empty():
             post = queue.get_nowait()
             try:
-                answer = await client.send(signer.request(client, post))
+                answer = await client.send(signer.request(post))
             except httpx.HTTPError as exc:
                 stats.errors[type(exc).__name__] += 1
             else:
