@@ -5,6 +5,7 @@ Local Kafka, simulated traffic, JSONL replays, the demo and a shared chDB store 
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -71,6 +72,12 @@ def simulate(
         bool,
         typer.Option(help="With --as: print the routing-file entries the traffic needs, exit"),
     ] = False,
+    start: Annotated[
+        datetime | None,
+        typer.Option(
+            formats=["%Y-%m-%dT%H:%M:%S%z"], help="With --as: the first call's time [now]"
+        ),
+    ] = None,
 ) -> None:
     """Produce realistic call traffic: incoming calls with escalations, repeats, answers and
     hang-ups; outbound calls; PBX CDRs; late cost reports; duplicates; a few invalid events.
@@ -81,7 +88,7 @@ def simulate(
     if as_provider is not None:
         code = _simulate_as(
             as_provider, calls, seed, gateway, tenant, concurrency, out_file, run_import,
-            print_config,
+            print_config, start,
         )  # fmt: skip
         raise typer.Exit(code)
 
@@ -117,6 +124,7 @@ def _simulate_as(
     out_file: Path | None,
     run_import: bool,
     print_config: bool,
+    start: datetime | None,
 ) -> int:
     from devtools import simulate_as as sim
 
@@ -126,7 +134,7 @@ def _simulate_as(
     if print_config:
         out.print(sim.config_snippet(provider, seed, tenant), end="", markup=False)
         return 0
-    encoded = sim.encode(provider, calls, seed)
+    encoded = sim.encode(provider, calls, seed, start)
     sim.print_skipped(encoded, out)
     if provider == "asterisk":
         target = out_file or sim.DEFAULT_CEL_FILE
