@@ -50,7 +50,9 @@ def simulate(
             "twilio | portsip | freeswitch (webhooks to --gateway) or asterisk (a CEL file). "
             "Skipped, and counted: PBX CDR calls; calls left open (CDR/CEL providers); "
             "outbound calls (PortSIP, Asterisk) and those ended Low Balance or dropped after "
-            "the answer; dials answered without an answer time (FreeSWITCH, Asterisk); late "
+            "the answer; dials answered without an answer time (FreeSWITCH, Asterisk; "
+            "PortSIP unless the talk time is known); Twilio calls whose dials started in one "
+            "second with different rule fields (whole-second times lose their order); late "
             "cost reports (never sent)",
         ),
     ] = None,
