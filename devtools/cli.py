@@ -5,6 +5,7 @@ Local Kafka, simulated traffic, JSONL replays, the demo and a shared chDB store 
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -41,11 +42,57 @@ def simulate(
     duplicate_share: Annotated[float, typer.Option(help="Share of events sent twice")] = 0.1,
     brokers: Brokers = None,
     topic: Topic = None,
+    as_provider: Annotated[
+        str | None,
+        typer.Option(
+            "--as",
+            help="Send the calls in this provider's own format instead of ringlog events: "
+            "twilio | portsip | freeswitch (webhooks to --gateway) or asterisk (a CEL file). "
+            "Skipped, and counted: PBX CDR calls; calls left open (CDR/CEL providers); "
+            "outbound calls (PortSIP, Asterisk) and those ended Low Balance or dropped after "
+            "the answer; dials answered without an answer time (FreeSWITCH, Asterisk; "
+            "PortSIP unless the talk time is known); Twilio calls whose dials started in one "
+            "second with different rule fields (whole-second times lose their order); late "
+            "cost reports (never sent)",
+        ),
+    ] = None,
+    gateway: Annotated[
+        str, typer.Option(help="With --as: the running `ringlog gateway`")
+    ] = "http://127.0.0.1:8322",
+    tenant: Annotated[
+        str, typer.Option(help="With --as: the routing file's tenant of the provider")
+    ] = "sim",
+    concurrency: Annotated[int, typer.Option(help="With --as: requests in flight")] = 8,
+    out_file: Annotated[
+        Path | None,
+        typer.Option("--out", help="With --as asterisk: the CEL CSV [./var/simulated-cel.csv]"),
+    ] = None,
+    run_import: Annotated[
+        bool, typer.Option("--import", help="With --as asterisk: run ringlog import too")
+    ] = False,
+    print_config: Annotated[
+        bool,
+        typer.Option(help="With --as: print the routing-file entries the traffic needs, exit"),
+    ] = False,
+    start: Annotated[
+        datetime | None,
+        typer.Option(
+            formats=["%Y-%m-%dT%H:%M:%S%z"], help="With --as: the first call's time [now]"
+        ),
+    ] = None,
 ) -> None:
     """Produce realistic call traffic: incoming calls with escalations, repeats, answers and
-    hang-ups; outbound calls; PBX CDRs; late cost reports; duplicates; a few invalid events."""
+    hang-ups; outbound calls; PBX CDRs; late cost reports; duplicates; a few invalid events.
+    With --as, send it as a telephony provider would, through the gateway or the importer."""
     from devtools.producer import ensure_topic, produce
     from devtools.traffic import generate_calls
+
+    if as_provider is not None:
+        code = _simulate_as(
+            as_provider, calls, seed, gateway, tenant, concurrency, out_file, run_import,
+            print_config, start,
+        )  # fmt: skip
+        raise typer.Exit(code)
 
     settings = settings_from(kafka_brokers=brokers, topic=topic)
 
@@ -67,6 +114,45 @@ def simulate(
             raise typer.Exit(1)
 
     run_async(go())
+
+
+def _simulate_as(
+    provider: str,
+    calls: int,
+    seed: int,
+    gateway: str,
+    tenant: str,
+    concurrency: int,
+    out_file: Path | None,
+    run_import: bool,
+    print_config: bool,
+    start: datetime | None,
+) -> int:
+    from devtools import simulate_as as sim
+
+    if provider not in sim.ENCODERS:
+        console.print(f"[bold red]--as {provider}:[/] use one of {', '.join(sim.ENCODERS)}")
+        return 2
+    if print_config:
+        out.print(sim.config_snippet(provider, seed, tenant), end="", markup=False)
+        return 0
+    encoded = sim.encode(provider, calls, seed, start)
+    sim.print_skipped(encoded, out)
+    if provider == "asterisk":
+        target = out_file or sim.DEFAULT_CEL_FILE
+        return sim.run_asterisk(
+            encoded, out_file=target, tenant=tenant, do_import=run_import, out=out
+        )
+    settings = settings_from()
+    return sim.run_webhooks(
+        provider,
+        encoded,
+        settings=settings,
+        gateway=gateway,
+        tenant=tenant,
+        concurrency=concurrency,
+        out=out,
+    )
 
 
 @app.command()
