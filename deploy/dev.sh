@@ -3,6 +3,7 @@
 #   bash deploy/dev.sh demo   -> local Kafka + worker + embedded ClickHouse + simulated calls
 #   bash deploy/dev.sh test   -> local Kafka + the whole test suite (pure, pipeline, faults)
 #   bash deploy/dev.sh lint   -> ruff, mypy --strict and the import contracts (lint-imports)
+#   bash deploy/dev.sh validate -> offline checks of deploy/ (image, Compose, Kubernetes, parity)
 #   bash deploy/dev.sh shell  -> a shell with the venv active (ringlog on PATH)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,11 +52,16 @@ case "$cmd" in
     mypy
     lint-imports --no-cache
     ;;
+  validate)
+    ensure_venv
+    python -m devtools.prometheus_rule --check
+    exec python -m pytest tests/deploy "$@"
+    ;;
   shell)
     ensure_venv
     exec "${SHELL:-bash}"
     ;;
   *)
-    sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
     ;;
 esac
