@@ -18,6 +18,12 @@
 #   RINGLOG_KAFKA_HEAP_OPTS        JVM heap flags (default "-Xmx512m -Xms256m")
 #   RINGLOG_KAFKA_START_TIMEOUT    seconds to wait for the broker to answer (default 60)
 #   RINGLOG_KAFKA_PURGE=1          make `down` also delete the data dir (same as --purge)
+#   RINGLOG_KAFKA_SASL_SSL=1       the client listener is SASL_SSL (SCRAM-SHA-512) instead of
+#                                  PLAINTEXT: a CA and a broker certificate (127.0.0.1,
+#                                  localhost) are made with openssl in $KAFKA_HOME/tls, and the
+#                                  user `ringlog` is added with the password in
+#                                  $KAFKA_HOME/sasl/ringlog.password (made when missing); clients
+#                                  trust $KAFKA_HOME/tls/ca.pem
 #   RINGLOG_KAFKA_MAVEN_ARGS       extra mvn arguments, e.g. -Dmaven.repo.local=/tmp/m2
 #   RINGLOG_PYTHON                 python with aiokafka for the readiness check
 #                                  (default <repo>/.venv/bin/python, then python3)
@@ -37,7 +43,10 @@ CONTROLLER_PORT="${RINGLOG_KAFKA_CONTROLLER_PORT:-9093}"
 PARTITIONS="${RINGLOG_KAFKA_PARTITIONS:-4}"
 HEAP_OPTS="${RINGLOG_KAFKA_HEAP_OPTS:--Xmx512m -Xms256m}"
 START_TIMEOUT="${RINGLOG_KAFKA_START_TIMEOUT:-60}"
+SASL_SSL="${RINGLOG_KAFKA_SASL_SSL:-0}"
 HOST="127.0.0.1"
+TLS_DIR="$KAFKA_HOME/tls"
+SASL_DIR="$KAFKA_HOME/sasl"
 
 DATA_DIR="$KAFKA_HOME/data"
 LOG_DIR="$KAFKA_HOME/logs"
@@ -157,7 +166,63 @@ show_logs() {
     done
 }
 
+# A CA and a broker certificate for 127.0.0.1/localhost (PEM, made once), and SCRAM passwords.
+make_tls_and_users() {
+    mkdir -p "$TLS_DIR" "$SASL_DIR"
+    chmod 700 "$TLS_DIR" "$SASL_DIR"
+    if [[ ! -s "$TLS_DIR/keystore.pem" ]]; then
+        command -v openssl >/dev/null 2>&1 || die "openssl not found (needed for RINGLOG_KAFKA_SASL_SSL=1)"
+        log "making a CA and a broker certificate in $TLS_DIR"
+        openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=ringlog test CA" \
+            -keyout "$TLS_DIR/ca.key" -out "$TLS_DIR/ca.pem" >/dev/null 2>&1 \
+            || die "openssl could not make the CA"
+        openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+            -keyout "$TLS_DIR/broker.key" -out "$TLS_DIR/broker.csr" >/dev/null 2>&1 \
+            || die "openssl could not make the broker key"
+        printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$TLS_DIR/san.ext"
+        openssl x509 -req -in "$TLS_DIR/broker.csr" -CA "$TLS_DIR/ca.pem" -CAkey "$TLS_DIR/ca.key" \
+            -CAcreateserial -days 30 -extfile "$TLS_DIR/san.ext" -out "$TLS_DIR/broker.pem" \
+            >/dev/null 2>&1 || die "openssl could not sign the broker certificate"
+        # Kafka's PEM key store: the PKCS#8 key, then the certificate chain, in one file.
+        openssl pkcs8 -topk8 -nocrypt -in "$TLS_DIR/broker.key" -out "$TLS_DIR/broker.pk8" \
+            || die "openssl could not convert the broker key"
+        cat "$TLS_DIR/broker.pk8" "$TLS_DIR/broker.pem" "$TLS_DIR/ca.pem" >"$TLS_DIR/keystore.pem"
+    fi
+    local user
+    for user in admin ringlog; do
+        if [[ ! -s "$SASL_DIR/$user.password" ]]; then
+            (umask 077; head -c 18 /dev/urandom | base64 | tr -d '/+=\n' >"$SASL_DIR/$user.password")
+        fi
+    done
+}
+
+listener_config() {
+    if [[ "$SASL_SSL" != "1" ]]; then
+        printf '%s\n' \
+            "listeners=PLAINTEXT://$HOST:$PORT,CONTROLLER://$HOST:$CONTROLLER_PORT" \
+            "advertised.listeners=PLAINTEXT://$HOST:$PORT" \
+            "inter.broker.listener.name=PLAINTEXT" \
+            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
+        return 0
+    fi
+    printf '%s\n' \
+        "listeners=SASL_SSL://$HOST:$PORT,CONTROLLER://$HOST:$CONTROLLER_PORT" \
+        "advertised.listeners=SASL_SSL://$HOST:$PORT" \
+        "inter.broker.listener.name=SASL_SSL" \
+        "listener.security.protocol.map=CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL" \
+        "sasl.enabled.mechanisms=SCRAM-SHA-512" \
+        "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512" \
+        "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username=\"admin\" password=\"$(cat "$SASL_DIR/admin.password")\";" \
+        "ssl.keystore.type=PEM" \
+        "ssl.keystore.location=$TLS_DIR/keystore.pem" \
+        "ssl.truststore.type=PEM" \
+        "ssl.truststore.location=$TLS_DIR/ca.pem"
+}
+
 write_config() {
+    if [[ "$SASL_SSL" == "1" ]]; then
+        make_tls_and_users
+    fi
     mkdir -p "$DATA_DIR" "$LOG_DIR"
     cat >"$PROPS" <<EOF
 # Written by deploy/kafka.sh on every \`up\`; edits are overwritten.
@@ -166,10 +231,7 @@ process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@$HOST:$CONTROLLER_PORT
 controller.listener.names=CONTROLLER
-listeners=PLAINTEXT://$HOST:$PORT,CONTROLLER://$HOST:$CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://$HOST:$PORT
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+$(listener_config)
 
 log.dirs=$DATA_DIR
 num.partitions=$PARTITIONS
@@ -241,10 +303,17 @@ format_storage() {
         printf '%s\n' "$cid" >"$CLUSTER_ID_FILE"
     fi
     log "formatting KRaft storage in $DATA_DIR (cluster id $cid)"
+    local scram=()
+    if [[ "$SASL_SSL" == "1" ]]; then
+        local user
+        for user in admin ringlog; do
+            scram+=(--add-scram "SCRAM-SHA-512=[name=$user,password=$(cat "$SASL_DIR/$user.password")]")
+        done
+    fi
     local out
     if ! out="$("$(java_bin)" -Xmx256m -cp "$LIBS_DIR/*" \
             -Dlog4j2.configurationFile="$LOG4J_CONF" -Dkafka.logs.dir="$LOG_DIR" \
-            kafka.tools.StorageTool format "--cluster-id=$cid" -c "$PROPS" 2>&1)"; then
+            kafka.tools.StorageTool format "--cluster-id=$cid" -c "$PROPS" ${scram[@]+"${scram[@]}"} 2>&1)"; then
         printf '%s\n' "$out" >&2
         die "kafka.tools.StorageTool format failed"
     fi
@@ -257,15 +326,27 @@ broker_answers() {
     local py
     py="$(python_bin)"
     if [[ -n "$py" ]] && "$py" -c 'import aiokafka' >/dev/null 2>&1; then
-        timeout 20 "$py" - "$HOST:$PORT" >/dev/null 2>&1 <<'PY'
+        timeout 20 "$py" - "$HOST:$PORT" "$SASL_SSL" "$TLS_DIR" "$SASL_DIR" >/dev/null 2>&1 <<'PY'
 import asyncio
 import sys
+from pathlib import Path
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.helpers import create_ssl_context
 
 
 async def main() -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=sys.argv[1], request_timeout_ms=5000)
+    options: dict[str, Any] = {}
+    if sys.argv[2] == "1":
+        options = {
+            "security_protocol": "SASL_SSL",
+            "sasl_mechanism": "SCRAM-SHA-512",
+            "sasl_plain_username": "admin",
+            "sasl_plain_password": Path(sys.argv[4], "admin.password").read_text(),
+            "ssl_context": create_ssl_context(cafile=str(Path(sys.argv[3], "ca.pem"))),
+        }
+    admin = AIOKafkaAdminClient(bootstrap_servers=sys.argv[1], request_timeout_ms=5000, **options)
     await admin.start()
     try:
         await admin.list_topics()

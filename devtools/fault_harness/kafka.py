@@ -69,6 +69,8 @@ class LocalBroker:
     home: Path
     port: int = field(default_factory=free_port)
     controller_port: int = 0
+    # More deploy/kafka.sh settings, e.g. {"RINGLOG_KAFKA_SASL_SSL": "1"}.
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         while not self.controller_port or self.controller_port == self.port:
@@ -86,6 +88,7 @@ class LocalBroker:
                 "RINGLOG_KAFKA_CONTROLLER_PORT": str(self.controller_port),
                 "RINGLOG_KAFKA_HOME": str(self.home),
                 "RINGLOG_KAFKA_PURGE": "0",
+                **self.extra_env,
             }
         )
         return subprocess.run(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -42,6 +42,7 @@ def lag(
     Exit 0 OK (within the thresholds), 2 CRITICAL (above one), 3 UNKNOWN (Kafka unreachable,
     topic or group unknown, bad setting, or the oldest message could not be read).
     """
+    from worker.adapters.kafka.connection import KafkaCredentialsRejected, check_credentials
     from worker.adapters.kafka.lag_reader import UNKNOWN, LagUnavailable, evaluate, read_lag
 
     try:
@@ -51,17 +52,21 @@ def lag(
     except ConfigError as exc:
         console.print(f"UNKNOWN - configuration error: {exc}", markup=False)
         raise typer.Exit(UNKNOWN) from None
-    try:
-        report = run_async(
-            read_lag(
-                settings.kafka_connection(),
-                settings.topic,
-                settings.group_id,
-                with_age=max_seconds is not None,
-                limit_s=timeout,
-            )
+    connection = settings.kafka_connection()
+
+    async def read() -> Any:
+        await check_credentials(connection)  # a refused password is not "unreachable"
+        return await read_lag(
+            connection,
+            settings.topic,
+            settings.group_id,
+            with_age=max_seconds is not None,
+            limit_s=timeout,
         )
-    except LagUnavailable as exc:
+
+    try:
+        report = run_async(read())
+    except (LagUnavailable, KafkaCredentialsRejected) as exc:
         if as_json:
             out.print_json(json.dumps({"status": "UNKNOWN", "error": str(exc)}))
         else:

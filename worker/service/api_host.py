@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 
 from worker.adapters.clickhouse.store import ClickHouseStore
+from worker.adapters.kafka.connection import check_credentials
 from worker.adapters.kafka.event_publisher import KafkaEventPublisher
 from worker.api.context import ApiContext
 from worker.api.keys import KeyRegistry
@@ -62,6 +63,7 @@ class ApiProcess:
 
     async def start(self) -> None:
         await asyncio.to_thread(self.store.check_schema)
+        await check_credentials(self.settings.kafka_connection())
         await self.publisher.start()
         await self.server.start()
         probe = StoreProbe(self.store)

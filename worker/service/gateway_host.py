@@ -20,6 +20,7 @@ from fastapi import FastAPI
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
+from worker.adapters.kafka.connection import check_credentials
 from worker.adapters.kafka.dead_letters import DeadLetterProducer
 from worker.adapters.kafka.event_publisher import KafkaEventPublisher
 from worker.gateway.auth import BasicAuth, SharedSecret, TwilioSignature
@@ -128,6 +129,7 @@ class GatewayProcess:
         self.server = HttpServer(app, settings.gateway_host, settings.gateway_port)
 
     async def start(self) -> None:
+        await check_credentials(self.settings.kafka_connection())
         await self.publisher.start()
         await self.dead_letters.start()
         self.delivery = Delivery(self.publisher, self.dead_letters)

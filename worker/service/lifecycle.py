@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from schemas.row_types import check_row_types
 from worker.adapters.clickhouse.store import ClickHouseStore
+from worker.adapters.kafka.connection import check_credentials
 from worker.adapters.kafka.consumer import KafkaConsumer
 from worker.adapters.kafka.dead_letters import DeadLetterProducer
 from worker.adapters.kafka.event_publisher import KafkaEventPublisher
@@ -107,6 +108,9 @@ class Lifecycle:
         self._stop_consuming = asyncio.Event()
 
     async def start(self) -> Worker:
+        # A wrong password or an untrusted certificate stops the start with the setting to fix
+        # (the clients would only log it and retry forever, as for an outage).
+        await check_credentials(self.settings.kafka_connection())
         worker = await build_worker(self.settings, self._wrap_store)
         try:
             await worker.dead_letters.start()

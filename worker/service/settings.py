@@ -114,6 +114,7 @@ _OPTIONAL = (
     "kafka_sasl_mechanism",
     "kafka_sasl_username",
     "kafka_sasl_password",
+    "kafka_ssl_ca_file",
     "query_token",
     "gateway_config",
     "gateway_public_url",
@@ -124,6 +125,7 @@ _OPTIONAL = (
     "portsip_api_token",
     "twilio_account_sid",
     "clickhouse_cluster",
+    "clickhouse_ca_file",
 )
 # Never shown, neither in repr nor in an error message.
 _SECRETS = frozenset(
@@ -158,6 +160,8 @@ class Settings(BaseSettings):
     database: str = "ringlog"
     # A ClickHouse cluster (remote_servers name): replicated tables behind Distributed ones.
     clickhouse_cluster: str | None = None
+    # The CA that signed an https:// ClickHouse server's certificate.
+    clickhouse_ca_file: Path | None = None
     rates_file: Path | None = None
     http_host: str = "127.0.0.1"
     http_port: int = 8321
@@ -173,6 +177,7 @@ class Settings(BaseSettings):
     kafka_sasl_mechanism: str | None = None
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = Field(default=None, repr=False)
+    kafka_ssl_ca_file: Path | None = None
     # /health turns 503 after this many consecutive failed ClickHouse calls...
     health_max_failures: int = 5
     # ...or when there is lag and nothing was committed for this long.
@@ -328,6 +333,15 @@ class Settings(BaseSettings):
             raise ConfigError(f"RINGLOG_QUERY_MAX_BYTES={self.query_max_bytes}: must be >= 1")
         if self.query_max_memory < 1:
             raise ConfigError(f"RINGLOG_QUERY_MAX_MEMORY={self.query_max_memory}: must be >= 1")
+        if self.kafka_security_protocol not in ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"):
+            raise ConfigError(
+                f"RINGLOG_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol!r}: use "
+                "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"
+            )
+        if self.clickhouse_ca_file is not None and not self.clickhouse_ca_file.is_file():
+            raise ConfigError(f"RINGLOG_CLICKHOUSE_CA_FILE={self.clickhouse_ca_file}: no such file")
+        if self.kafka_ssl_ca_file is not None and not self.kafka_ssl_ca_file.is_file():
+            raise ConfigError(f"RINGLOG_KAFKA_SSL_CA_FILE={self.kafka_ssl_ca_file}: no such file")
         if self.gateway_config is not None and not self.gateway_config.is_file():
             raise ConfigError(f"RINGLOG_GATEWAY_CONFIG={self.gateway_config}: no such file")
         if self.gateway_public_url is not None and not re.match(
@@ -374,11 +388,13 @@ class Settings(BaseSettings):
             sasl_mechanism=self.kafka_sasl_mechanism,
             sasl_username=self.kafka_sasl_username,
             sasl_password=None if password is None else password.get_secret_value(),
+            ssl_ca_file=None if self.kafka_ssl_ca_file is None else str(self.kafka_ssl_ca_file),
         )
 
     def store(self) -> ClickHouseStore:
         """The configured store (cluster mode when RINGLOG_CLICKHOUSE_CLUSTER is set)."""
-        return ClickHouseStore(self.clickhouse_url, self.database, self.clickhouse_cluster)
+        ca_file = None if self.clickhouse_ca_file is None else str(self.clickhouse_ca_file)
+        return ClickHouseStore(self.clickhouse_url, self.database, self.clickhouse_cluster, ca_file)
 
     def query_limits(self) -> QueryLimits:
         return QueryLimits(

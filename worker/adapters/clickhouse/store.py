@@ -104,7 +104,13 @@ class ClickHouseStore:
     recovers on a later retry.
     """
 
-    def __init__(self, url: str, database: str, cluster: str | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        database: str,
+        cluster: str | None = None,
+        ca_file: str | None = None,
+    ) -> None:
         try:
             self.database = check_database_name(database)
             if cluster is not None:
@@ -114,6 +120,9 @@ class ClickHouseStore:
         # Cluster mode (RINGLOG_CLICKHOUSE_CLUSTER): the tables are Distributed, and an
         # insert returns only once every shard has its rows (offsets are committed after it).
         self.cluster = cluster
+        # The CA of an https:// server's certificate (RINGLOG_CLICKHOUSE_CA_FILE); None: the
+        # system's CAs.
+        self._ca_file = ca_file
         self._target = parse_url(url)
         self._client: Any = None
         self._lock = threading.RLock()
@@ -164,6 +173,8 @@ class ClickHouseStore:
                     raise StoreError(f"cannot create chDB directory {target.path}: {exc}") from exc
         else:
             kwargs["interface"] = target.interface  # https on any port, not only 443/8443
+            if self._ca_file is not None:
+                kwargs["ca_cert"] = self._ca_file
             # No HTTP session: the client is shared by threads, and a session allows only one
             # query at a time ("Session is locked").
             kwargs["autogenerate_session_id"] = False
