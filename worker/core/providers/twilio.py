@@ -26,6 +26,7 @@ from decimal import Decimal, InvalidOperation
 from email.utils import parsedate_to_datetime
 from typing import Any, Final
 
+from schemas.tables import OUTBOUND_RELATION_IDS
 from worker.core.providers.base import (
     INVALID_FIELD,
     MISSING_FIELD,
@@ -79,19 +80,8 @@ _PROGRESS: Final = frozenset({"queued", "initiated", "ringing", "in-progress"})
 # Parent CallStatus of a <Dial action> request once the caller has left the call.
 _CALLER_GONE: Final = frozenset({"completed", "canceled"})
 
-RELATION_IDS: Final = (
-    "user_id",
-    "team_id",
-    "incident_id",
-    "alert_id",
-    "monitor_id",
-    "scheduled_maintenance_id",
-    "status_page_id",
-    "status_page_announcement_id",
-    "on_call_duty_policy_id",
-    "on_call_duty_policy_escalation_rule_id",
-    "on_call_duty_policy_schedule_id",
-)
+# The optional relation ids of outbound_call.placed, carried on the callback URL's query.
+RELATION_IDS: Final = OUTBOUND_RELATION_IDS
 
 
 class _Unmappable(Exception):
