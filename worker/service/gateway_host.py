@@ -89,7 +89,10 @@ class GatewayProcess:
         clock: Callable[[], dt.datetime] | None = None,
     ) -> None:
         self.settings = settings
+        # The configuration is checked before any Kafka client exists (a refusal leaves
+        # nothing to close).
         self.config = gateway_config(settings)
+        checked_guards = guards(settings, self.config)
         connection = settings.kafka_connection()
         self.publisher = KafkaEventPublisher(connection, settings.topic)
         self.dead_letters = DeadLetterProducer(connection, settings.dlq_topic)
@@ -100,7 +103,7 @@ class GatewayProcess:
             gateway_router(
                 list(routes),
                 self.config,
-                guards(settings, self.config),
+                checked_guards,
                 lambda: self.delivery,
                 self.metrics,
                 settings.gateway_rate_limit,
