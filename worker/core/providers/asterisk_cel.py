@@ -112,7 +112,7 @@ def normalize_record(record: CelRecord, ctx: ProviderContext) -> Normalized:
     if name in IGNORED_EVENTS:
         return Normalized()
     if name not in MAPPED_EVENTS:
-        return _unmapped(
+        return Normalized.unmappable(
             UNKNOWN_EVENT,
             f"CEL event {name[:64]!r} is not one ringlog maps (a user-defined event shown "
             "under its own name, or a newer Asterisk's): see docs/providers/asterisk.md",
@@ -120,7 +120,7 @@ def normalize_record(record: CelRecord, ctx: ProviderContext) -> Normalized:
         )
     occurred = _event_time(record.eventtime, ctx)
     if occurred is None:
-        return _unmapped(
+        return Normalized.unmappable(
             INVALID_FIELD,
             f"eventtime {record.eventtime[:64]!r} is neither an epoch nor "
             "'YYYY-MM-DD HH:MM:SS[.ffffff][offset]'",
@@ -167,7 +167,7 @@ def _inbound(record: CelRecord, occurred: datetime, ctx: ProviderContext) -> Nor
 def _received(record: CelRecord, occurred: datetime, ctx: ProviderContext) -> Normalized:
     caller = ctx.phone_number(record.cid_num)
     if caller is None:
-        return _unmapped(
+        return Normalized.unmappable(
             INVALID_FIELD,
             f"caller number {record.cid_num[:32]!r} is not E.164 and not in phone_for_endpoint",
             "CALLERID(num)",
@@ -175,7 +175,7 @@ def _received(record: CelRecord, occurred: datetime, ctx: ProviderContext) -> No
     dialled = record.cid_dnid or record.exten
     routing = ctx.phone_number(dialled)
     if routing is None:
-        return _unmapped(
+        return Normalized.unmappable(
             INVALID_FIELD,
             f"called number {dialled[:32]!r} (DNID, else exten) is not E.164 and not in "
             "phone_for_endpoint",
@@ -183,7 +183,7 @@ def _received(record: CelRecord, occurred: datetime, ctx: ProviderContext) -> No
         )
     policy = ctx.policy(routing)
     if policy is None:
-        return _unmapped(
+        return Normalized.unmappable(
             UNMAPPED_VALUE,
             f"no incoming call policy for {routing} and no default policy",
             "CALLERID(DNID)",
@@ -202,7 +202,7 @@ def _received(record: CelRecord, occurred: datetime, ctx: ProviderContext) -> No
 def _call_ended(record: CelRecord, occurred: datetime, ctx: ProviderContext) -> Normalized:
     extra = _hangup_extra(record.extra)
     if extra is None:
-        return _unmapped(
+        return Normalized.unmappable(
             MISSING_FIELD,
             "HANGUP without its extra (hangupcause, hangupsource, dialstatus): the call's "
             "outcome is unknown",
@@ -212,7 +212,7 @@ def _call_ended(record: CelRecord, occurred: datetime, ctx: ProviderContext) -> 
     if dialstatus:
         outcome = DIALSTATUS_OUTCOME.get(dialstatus)
         if outcome is None:
-            return _unmapped(
+            return Normalized.unmappable(
                 UNMAPPED_VALUE, f"dialstatus {dialstatus[:32]!r} has no ringlog outcome", "extra"
             )
         message = f"dialstatus {dialstatus}"
@@ -220,7 +220,7 @@ def _call_ended(record: CelRecord, occurred: datetime, ctx: ProviderContext) -> 
         # No Dial ran (the caller left during a greeting or IVR) and the caller hung up.
         outcome, message = "caller_hung_up", "caller hung up before any dial"
     else:
-        return _unmapped(
+        return Normalized.unmappable(
             UNMAPPED_VALUE,
             "the inbound channel ended without a Dial result and not by the caller "
             f"(hangupsource {source[:64]!r}): the call's outcome is unknown",
@@ -241,10 +241,12 @@ def _dialled(record: CelRecord, occurred: datetime, ctx: ProviderContext) -> Nor
     if record.eventtype == "CHAN_START":
         endpoint = channel_endpoint(record.channame)
         if not endpoint:
-            return _unmapped(MISSING_FIELD, "dialled channel without a name", "channame")
+            return Normalized.unmappable(
+                MISSING_FIELD, "dialled channel without a name", "channame"
+            )
         phone = ctx.phone_number(endpoint)
         if phone is None:
-            return _unmapped(
+            return Normalized.unmappable(
                 MISSING_FIELD,
                 f"no E.164 number for endpoint {endpoint[:64]!r}: add it to phone_for_endpoint",
                 "channame",
@@ -262,13 +264,13 @@ def _dialled(record: CelRecord, occurred: datetime, ctx: ProviderContext) -> Nor
         return _event(record, occurred, ctx, "incoming_call.dial_answered", dial_id=dial_id)
     extra = _hangup_extra(record.extra)
     if extra is None or extra[0] is None:
-        return _unmapped(
+        return Normalized.unmappable(
             MISSING_FIELD, "HANGUP of a dialled leg without its hangupcause", "eventextra"
         )
     cause_name = Q850_NAMES.get(extra[0], "")
     outcome = "canceled" if cause_name in _NORMAL_CAUSES else unanswered_outcome(cause_name)
     if outcome is None:
-        return _unmapped(
+        return Normalized.unmappable(
             UNMAPPED_VALUE, f"hangupcause {_cause_text(extra[0])} has no ringlog outcome", "extra"
         )
     return _event(
@@ -334,7 +336,3 @@ def _event(
         **fields,
     }
     return Normalized(events=(event,))
-
-
-def _unmapped(code: str, message: str, field: str | None) -> Normalized:
-    return Normalized(unmapped=(Unmapped(code, message, field),))

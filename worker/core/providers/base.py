@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from typing import Any, Final
@@ -102,6 +102,28 @@ class Normalized:
 
     def __add__(self, other: Normalized) -> Normalized:
         return Normalized(self.events + other.events, self.unmapped + other.unmapped)
+
+    @classmethod
+    def unmappable(cls, code: str, message: str, field: str | None = None) -> Normalized:
+        """Nothing mapped, for one reason."""
+        return cls(unmapped=(Unmapped(code, message, field),))
+
+
+def each_item(
+    page: Any,
+    key: str,
+    normalize: Callable[[Any, ProviderContext], Normalized],
+    ctx: ProviderContext,
+    what: str,
+) -> Normalized:
+    """Every record of a list API's page (`page[key]`), normalized one by one."""
+    items = page.get(key) if isinstance(page, Mapping) else None
+    if not isinstance(items, list):
+        return Normalized.unmappable(NOT_PROVIDER_FORMAT, f"not {what} (no {key} list)")
+    out = Normalized()
+    for item in items:
+        out = out + normalize(item, ctx)
+    return out
 
 
 def event_id(provider: str, *parts: object) -> str:

@@ -90,11 +90,13 @@ def normalize_body(body: bytes | str, ctx: ProviderContext) -> Normalized:
 def normalize_cdr(cdr: Mapping[str, Any], ctx: ProviderContext) -> Normalized:
     variables = cdr.get("variables")
     if not isinstance(variables, Mapping):
-        return _unmapped(NOT_PROVIDER_FORMAT, "not a mod_json_cdr CDR: no `variables`", None)
+        return Normalized.unmappable(
+            NOT_PROVIDER_FORMAT, "not a mod_json_cdr CDR: no `variables`", None
+        )
     leg = _Leg(cdr, variables)
     uuid = leg.var("uuid")
     if not uuid:
-        return _unmapped(MISSING_FIELD, "CDR without variables.uuid", "uuid")
+        return Normalized.unmappable(MISSING_FIELD, "CDR without variables.uuid", "uuid")
     times = leg.times()
     if isinstance(times, Unmapped):
         return Normalized(unmapped=(times,))
@@ -106,7 +108,7 @@ def normalize_cdr(cdr: Mapping[str, Any], ctx: ProviderContext) -> Normalized:
         return _incoming_leg(leg, uuid, times, ctx)
     if direction == "outbound":
         return _outbound_leg(leg, uuid, times, ctx)
-    return _unmapped(
+    return Normalized.unmappable(
         MISSING_FIELD,
         "CDR without `direction` (variables or channel_data) and without `originator`: "
         "an inbound A leg and a call FreeSWITCH placed cannot be told apart",
@@ -180,7 +182,7 @@ def _dialled_leg(
     endpoint = leg.profile("destination_number") or leg.var("dialed_user")
     phone = ctx.phone_number(endpoint)
     if phone is None:
-        return _unmapped(
+        return Normalized.unmappable(
             MISSING_FIELD,
             f"no E.164 number for dialled {endpoint[:64]!r}: add it to phone_for_endpoint",
             "destination_number",
@@ -202,7 +204,7 @@ def _dialled_leg(
     cause = leg.var("hangup_cause")
     outcome = "completed" if times.answered is not None else unanswered_outcome(cause)
     if outcome is None:
-        return out + _unmapped(
+        return out + Normalized.unmappable(
             UNMAPPED_VALUE,
             f"hangup_cause {cause[:40]!r} of an unanswered leg has no ringlog outcome",
             "hangup_cause",
@@ -218,7 +220,7 @@ def _incoming_leg(leg: _Leg, uuid: str, times: LegTimes, ctx: ProviderContext) -
     caller_raw = leg.profile("caller_id_number")
     caller = ctx.phone_number(caller_raw)
     if caller is None:
-        return _unmapped(
+        return Normalized.unmappable(
             INVALID_FIELD,
             f"caller number {caller_raw[:32]!r} is not E.164 and not in phone_for_endpoint",
             "caller_id_number",
@@ -226,14 +228,14 @@ def _incoming_leg(leg: _Leg, uuid: str, times: LegTimes, ctx: ProviderContext) -
     called_raw = leg.profile("destination_number")
     routing = ctx.phone_number(called_raw)
     if routing is None:
-        return _unmapped(
+        return Normalized.unmappable(
             INVALID_FIELD,
             f"called number {called_raw[:32]!r} is not E.164 and not in phone_for_endpoint",
             "destination_number",
         )
     policy = ctx.policy(routing)
     if policy is None:
-        return _unmapped(
+        return Normalized.unmappable(
             UNMAPPED_VALUE,
             f"no incoming call policy for {routing} and no default policy",
             "destination_number",
@@ -251,7 +253,7 @@ def _incoming_leg(leg: _Leg, uuid: str, times: LegTimes, ctx: ProviderContext) -
     result = leg.var("originate_disposition") or leg.var("hangup_cause")
     outcome = _call_outcome(result, times)
     if outcome is None:
-        return out + _unmapped(
+        return out + Normalized.unmappable(
             UNMAPPED_VALUE,
             f"A-leg result {result[:40]!r} (originate_disposition, else hangup_cause) has no "
             "ringlog outcome",
@@ -281,7 +283,7 @@ def _outbound_leg(leg: _Leg, uuid: str, times: LegTimes, ctx: ProviderContext) -
     to_raw = leg.profile("destination_number")
     to_number = ctx.phone_number(to_raw)
     if to_number is None:
-        return _unmapped(
+        return Normalized.unmappable(
             INVALID_FIELD,
             f"called number {to_raw[:32]!r} is not E.164 and not in phone_for_endpoint",
             "destination_number",
@@ -289,7 +291,7 @@ def _outbound_leg(leg: _Leg, uuid: str, times: LegTimes, ctx: ProviderContext) -
     from_raw = leg.profile("caller_id_number")
     from_number = ctx.phone_number(from_raw)
     if from_number is None:
-        return _unmapped(
+        return Normalized.unmappable(
             INVALID_FIELD,
             f"caller number {from_raw[:32]!r} is not E.164 and not in phone_for_endpoint",
             "caller_id_number",
@@ -313,7 +315,7 @@ def _outbound_leg(leg: _Leg, uuid: str, times: LegTimes, ctx: ProviderContext) -
     if times.answered is not None:
         out += _event(ctx, uuid, uuid, "outbound_call.answered", times.answered)
     if status is None:
-        return out + _unmapped(
+        return out + Normalized.unmappable(
             UNMAPPED_VALUE,
             f"hangup_cause {cause[:40]!r} of an unanswered call has no ringlog status",
             "hangup_cause",
@@ -344,10 +346,6 @@ def _event(
         **fields,
     }
     return Normalized(events=(event,))
-
-
-def _unmapped(code: str, message: str, field: str | None) -> Normalized:
-    return Normalized(unmapped=(Unmapped(code, message, field),))
 
 
 def _int_or(value: object, default: int) -> int:

@@ -33,6 +33,7 @@ from worker.core.providers.base import (
     ProviderContext,
     Unmapped,
     checked,
+    each_item,
     event_id,
     is_e164,
     rfc3339,
@@ -99,18 +100,20 @@ def webhook_body(body: bytes, ctx: ProviderContext) -> Normalized:
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        return _only(NOT_PROVIDER_FORMAT, f"not a PortSIP webhook: the body is not JSON ({exc})")
+        return Normalized.unmappable(
+            NOT_PROVIDER_FORMAT, f"not a PortSIP webhook: the body is not JSON ({exc})"
+        )
     return webhook(payload, ctx)
 
 
 def webhook(payload: Any, ctx: ProviderContext) -> Normalized:
     """A PortSIP webhook notification, by its `event_type`."""
     if not isinstance(payload, Mapping) or "event_type" not in payload:
-        return _only(NOT_PROVIDER_FORMAT, "not a PortSIP webhook (no event_type)")
+        return Normalized.unmappable(NOT_PROVIDER_FORMAT, "not a PortSIP webhook (no event_type)")
     kind = payload["event_type"]
     if kind != "call_cdr":
         # The live call and target events repeat what the call's CDR says when it ends.
-        return _only(
+        return Normalized.unmappable(
             UNKNOWN_EVENT,
             f"event_type {str(kind)[:64]!r}: ringlog maps call_cdr only",
             "event_type",
@@ -147,7 +150,7 @@ def call_log(item: Any, ctx: ProviderContext) -> Normalized:
     same record, so it carries sequence 1 and wins over the summary whatever their order.
     """
     if not isinstance(item, Mapping) or "id" not in item:
-        return _only(NOT_PROVIDER_FORMAT, "not a PortSIP call log record (no id)")
+        return Normalized.unmappable(NOT_PROVIDER_FORMAT, "not a PortSIP call log record (no id)")
     try:
         cdr_id = _text(item, "id")
         session = _text(item, "session_id")
@@ -185,13 +188,7 @@ def call_log(item: Any, ctx: ProviderContext) -> Normalized:
 
 def call_logs_page(page: Any, ctx: ProviderContext) -> Normalized:
     """A page of `GET /api/calllogs` (`{"count", "items"}`): every record on it."""
-    items = page.get("items") if isinstance(page, Mapping) else None
-    if not isinstance(items, list):
-        return _only(NOT_PROVIDER_FORMAT, "not a PortSIP call log page (no items list)")
-    out = Normalized()
-    for item in items:
-        out = out + call_log(item, ctx)
-    return out
+    return each_item(page, "items", call_log, ctx, "a PortSIP call log page")
 
 
 # -- the call_cdr webhook -------------------------------------------------------------------
@@ -447,10 +444,6 @@ def _event(
     }
     event.update({k: v for k, v in fields.items() if v is not None})
     return event
-
-
-def _only(code: str, message: str, field: str | None = None) -> Normalized:
-    return Normalized(unmapped=(Unmapped(code, message, field),))
 
 
 def _text(data: Mapping[str, Any], name: str) -> str | None:

@@ -37,6 +37,7 @@ from worker.core.providers.base import (
     ProviderContext,
     Unmapped,
     checked,
+    each_item,
     event_id,
     is_e164,
     rfc3339,
@@ -104,7 +105,9 @@ def form_body(
             body.decode("utf-8"), keep_blank_values=True, strict_parsing=True
         )
     except (UnicodeDecodeError, ValueError) as exc:
-        return _only(NOT_PROVIDER_FORMAT, f"not a form-encoded Twilio request: {exc}")
+        return Normalized.unmappable(
+            NOT_PROVIDER_FORMAT, f"not a form-encoded Twilio request: {exc}"
+        )
     return webhook(dict(pairs), ctx, query)
 
 
@@ -113,7 +116,9 @@ def webhook(
 ) -> Normalized:
     """Any Twilio voice request, told apart by its parameters."""
     if "CallSid" not in form or "AccountSid" not in form:
-        return _only(NOT_PROVIDER_FORMAT, "not a Twilio voice request (no CallSid, AccountSid)")
+        return Normalized.unmappable(
+            NOT_PROVIDER_FORMAT, "not a Twilio voice request (no CallSid, AccountSid)"
+        )
     if "DialCallStatus" in form or "DialCallSid" in form:
         return dial_action(form, ctx, query)
     if (
@@ -124,7 +129,9 @@ def webhook(
         return status_callback(form, ctx, query)
     if form.get("Direction") == "inbound" and "ParentCallSid" not in form:
         return voice_webhook(form, ctx)
-    return _only(UNKNOWN_EVENT, "a Twilio request ringlog does not use (not a voice webhook)")
+    return Normalized.unmappable(
+        UNKNOWN_EVENT, "a Twilio request ringlog does not use (not a voice webhook)"
+    )
 
 
 def voice_webhook(form: Mapping[str, str], ctx: ProviderContext) -> Normalized:
@@ -242,7 +249,9 @@ def dial_action(
 def call_resource(resource: Any, ctx: ProviderContext) -> Normalized:
     """A Call resource (`GET /Calls/{Sid}`): its `price`, once Twilio has filled it in."""
     if not isinstance(resource, Mapping) or "sid" not in resource or "price" not in resource:
-        return _only(NOT_PROVIDER_FORMAT, "not a Twilio Call resource (no sid, price)")
+        return Normalized.unmappable(
+            NOT_PROVIDER_FORMAT, "not a Twilio Call resource (no sid, price)"
+        )
     try:
         sid = _sid(resource, "sid")
         parent = resource.get("parent_call_sid")
@@ -271,13 +280,7 @@ def call_resource(resource: Any, ctx: ProviderContext) -> Normalized:
 
 def calls_page(page: Any, ctx: ProviderContext) -> Normalized:
     """A `GET /Calls` page: every call resource on it."""
-    calls = page.get("calls") if isinstance(page, Mapping) else None
-    if not isinstance(calls, list):
-        return _only(NOT_PROVIDER_FORMAT, "not a Twilio Calls page (no calls list)")
-    out = Normalized()
-    for resource in calls:
-        out = out + call_resource(resource, ctx)
-    return out
+    return each_item(page, "calls", call_resource, ctx, "a Twilio Calls page")
 
 
 # -- legs -----------------------------------------------------------------------------------
@@ -475,10 +478,6 @@ def _event(
     # Absent optional values stay out of the event (the contract's "absent", not null).
     event.update({k: v for k, v in fields.items() if v is not None})
     return event
-
-
-def _only(code: str, message: str, field: str | None = None) -> Normalized:
-    return Normalized(unmapped=(Unmapped(code, message, field),))
 
 
 def _required(data: Mapping[str, Any], name: str) -> Any:
