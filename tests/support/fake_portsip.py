@@ -5,14 +5,13 @@ the importer uses them (`filter=started_at ge '...'`, `orderby=started_at asc, i
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.support.json_http import json_server
 
 TOKEN = "portsip-api-token-7f3e"
 _SINCE = re.compile(r"^started_at ge '([^']+)'$")
@@ -36,41 +35,19 @@ class FakePortsip:
         skip, top = int(params.get("skip", "0")), int(params.get("top", "100"))
         return chosen[skip : skip + top]
 
-    @contextmanager
-    def serving(self) -> Iterator[str]:
-        fake = self
+    def answer(self, path: str, headers: Mapping[str, str]) -> tuple[int, object]:
+        url = urlsplit(path)
+        params = {k: v[0] for k, v in parse_qs(url.query).items()}
+        self.requests.append(params)
+        if headers.get("Authorization") != f"Bearer {TOKEN}":
+            return 401, {"errors": [{"code": "UNAUTHORIZED"}]}
+        if self.failures_left > 0:
+            self.failures_left -= 1
+            return 503, {"errors": [{"code": "UNKNOWN"}]}
+        if url.path != "/api/calllogs":
+            return 404, {"errors": [{"code": "NOT_FOUND"}]}
+        items = self.page(params)
+        return 200, {"count": len(items), "items": items}
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                url = urlsplit(self.path)
-                params = {k: v[0] for k, v in parse_qs(url.query).items()}
-                fake.requests.append(params)
-                if self.headers.get("Authorization") != f"Bearer {TOKEN}":
-                    return self._send(401, {"errors": [{"code": "UNAUTHORIZED"}]})
-                if fake.failures_left > 0:
-                    fake.failures_left -= 1
-                    return self._send(503, {"errors": [{"code": "UNKNOWN"}]})
-                if url.path != "/api/calllogs":
-                    return self._send(404, {"errors": [{"code": "NOT_FOUND"}]})
-                items = fake.page(params)
-                return self._send(200, {"count": len(items), "items": items})
-
-            def _send(self, status: int, body: object) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return None
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        try:
-            yield f"http://127.0.0.1:{server.server_address[1]}"
-        finally:
-            server.shutdown()
-            server.server_close()
+    def serving(self) -> AbstractContextManager[str]:
+        return json_server(self.answer)
