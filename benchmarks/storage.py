@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import orjson
 
+from devtools.planner_load import as_records, load
 from devtools.traffic import generate_calls
 from schemas.tables import ALL_TABLES
 from worker.adapters.clickhouse.store import ClickHouseStore
@@ -29,31 +29,13 @@ from worker.core.rates import load_rate_plan
 BATCH = 20_000
 
 
-@dataclass(frozen=True)
-class Msg:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-
-
 def measure(calls: int, seed: int) -> dict[str, Any]:
-    messages = [
-        Msg("telephony.call-events", 0, i, m.key, m.value)
-        for i, m in enumerate(generate_calls(calls, seed=seed, oversized=0))
-    ]
+    messages = as_records(generate_calls(calls, seed=seed, oversized=0))
     planner = BatchPlanner(load_rate_plan(None), timedelta(hours=4), 10 * calls)
     with tempfile.TemporaryDirectory() as path:
         store = ClickHouseStore(f"chdb://{path}", "storage")
         store.migrate()
-        for first in range(0, len(messages), BATCH):
-            decoded = planner.decode(messages[first : first + BATCH])
-            plan = planner.plan(decoded, [], datetime.now(UTC))
-            store.insert("rejected_event", plan.rejected_rows)
-            store.insert("call_event", plan.event_rows)
-            for name, rows in plan.tables.items():
-                store.insert(str(name), rows)
+        load(store, planner, messages, BATCH)
         for table in ALL_TABLES:
             store.command(f"OPTIMIZE TABLE storage.{table.name} FINAL")
         _, parts = store.query(

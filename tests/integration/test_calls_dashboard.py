@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import uuid
 from collections import Counter, defaultdict
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import pytest
 
 from devtools.calls_dashboard import DASHBOARD, PANELS, render
+from devtools.planner_load import Record, as_records, load
 from devtools.traffic import generate_calls
 from tests.support import builders as b
 from worker.adapters.clickhouse.store import ClickHouseStore
@@ -27,15 +27,6 @@ TIME_FILTER = (
     "{col} BETWEEN toDateTime64('2000-01-01 00:00:00', 3, 'UTC') "
     "AND toDateTime64('2100-01-01 00:00:00', 3, 'UTC')"
 )
-
-
-@dataclass(frozen=True)
-class Msg:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
 
 
 def concrete(sql: str) -> str:
@@ -53,26 +44,18 @@ def concrete(sql: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def world(chdb_store_url: str) -> tuple[ClickHouseStore, list[Msg]]:
-    messages = [
-        Msg("telephony.call-events", 0, i, m.key, m.value)
-        for i, m in enumerate(
-            generate_calls(400, seed=9, oversized=0, open_share=0.0, invalid_share=0.03)
-        )
-    ]
+def world(chdb_store_url: str) -> tuple[ClickHouseStore, list[Record]]:
+    messages = as_records(
+        generate_calls(400, seed=9, oversized=0, open_share=0.0, invalid_share=0.03)
+    )
     store = ClickHouseStore(chdb_store_url, f"dash_{uuid.uuid4().hex[:8]}")
     store.migrate()
     planner = BatchPlanner(b.test_rates(), timedelta(hours=4), 100_000)
-    for first in range(0, len(messages), 1000):
-        plan = planner.plan(planner.decode(messages[first : first + 1000]), [], datetime.now(UTC))
-        store.insert("rejected_event", plan.rejected_rows)
-        store.insert("call_event", plan.event_rows)
-        for name, rows in plan.tables.items():
-            store.insert(str(name), rows)
+    load(store, planner, messages, batch=1000)
     return store, messages
 
 
-def core_rows(messages: list[Msg]) -> tuple[dict[str, list[dict[str, Any]]], dict[str, str]]:
+def core_rows(messages: list[Record]) -> tuple[dict[str, list[dict[str, Any]]], dict[str, str]]:
     """The pure core's rows per table for the valid events, and each call's producer."""
     by_call: dict[tuple[str, str], list[ValidEvent]] = defaultdict(list)
     sources: dict[str, str] = {}
@@ -115,7 +98,9 @@ def test_the_committed_dashboard_is_the_generated_one() -> None:
     assert [p["title"] for p in panels] == [t for t, _, _ in PANELS]
 
 
-def test_every_panel_returns_what_the_events_say(world: tuple[ClickHouseStore, list[Msg]]) -> None:
+def test_every_panel_returns_what_the_events_say(
+    world: tuple[ClickHouseStore, list[Record]],
+) -> None:
     store, messages = world
     tables, sources = core_rows(messages)
     calls = [r for r in tables["incoming_call_log"] if r["started_at"] is not None]
