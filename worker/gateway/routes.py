@@ -181,7 +181,7 @@ def _parse(route: WebhookRoute, raw: bytes, request: Request, received: dt.datet
 
 
 def _authentic(guards: Guards, provider: Provider, request: Request, body: WebhookBody) -> bool:
-    headers = {k.lower(): v for k, v in request.headers.items()}
+    headers = request.headers  # case-insensitive already
     if provider == "twilio" and guards.twilio is not None:
         return guards.twilio.valid(
             str(request.url), body.form or {}, headers.get("x-twilio-signature")

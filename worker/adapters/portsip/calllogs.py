@@ -12,7 +12,8 @@ from collections.abc import Iterator
 from typing import Any, Final
 
 import httpx
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+
+from worker.adapters.backoff import with_backoff
 
 PAGE_SIZE: Final = 100  # PortSIP's maximum `top`
 
@@ -58,15 +59,7 @@ class CalllogsClient:
             "top": str(PAGE_SIZE),
             "skip": str(skip),
         }
-        for attempt in Retrying(
-            retry=retry_if_exception_type(PortsipUnavailable),
-            wait=wait_exponential_jitter(multiplier=0.5, max=15),
-            stop=stop_after_attempt(6),
-            reraise=True,
-        ):
-            with attempt:
-                return self._get("/api/calllogs", params)
-        raise AssertionError("unreachable")  # reraise=True ends the loop with an exception
+        return with_backoff(lambda: self._get("/api/calllogs", params), PortsipUnavailable)
 
     def _get(self, path: str, params: dict[str, str]) -> list[dict[str, Any]]:
         try:

@@ -13,7 +13,8 @@ from collections.abc import Iterator
 from typing import Any, Final
 
 import httpx
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+
+from worker.adapters.backoff import with_backoff
 
 PAGE_SIZE: Final = 1000  # Twilio's maximum PageSize
 TWILIO_API: Final = "https://api.twilio.com"
@@ -50,15 +51,7 @@ class CallsClient:
             path, params = page.get("next_page_uri"), None  # the next URI carries the query
 
     def _get(self, path: str, params: dict[str, str] | None) -> dict[str, Any]:
-        for attempt in Retrying(
-            retry=retry_if_exception_type(TwilioUnavailable),
-            wait=wait_exponential_jitter(multiplier=0.5, max=15),
-            stop=stop_after_attempt(6),
-            reraise=True,
-        ):
-            with attempt:
-                return self._once(path, params)
-        raise AssertionError("unreachable")  # reraise=True ends the loop with an exception
+        return with_backoff(lambda: self._once(path, params), TwilioUnavailable)
 
     def _once(self, path: str, params: dict[str, str] | None) -> dict[str, Any]:
         try:
