@@ -16,6 +16,7 @@ import orjson
 from pydantic import ValidationError
 
 from schemas.events import EVENT_MODELS, NO_AMENDED_FIELD, Envelope
+from worker.core.event_fast_path import FAST_MODELS
 
 # Error codes (stable: metrics label them, alert rules and analysts filter on them).
 NOT_UTF8 = "not_utf8"
@@ -114,14 +115,18 @@ def validate_object(data: dict[str, Any]) -> Envelope | Rejection:
         return Rejection(MISSING_FIELD, "type is required", "type")
     if not isinstance(event_type, str):
         return Rejection(INVALID_FIELD, "type must be a string", "type")
-    model = EVENT_MODELS.get(event_type)
-    if model is None:
+    fast = FAST_MODELS.get(event_type)
+    if fast is None:
         shown = event_type[:100]
         return Rejection(UNKNOWN_TYPE, f"unknown event type {shown!r}", "type")
     try:
-        event = model.model_validate(data)
-    except ValidationError as exc:
-        return _rejection_from(exc)
+        event: Envelope = fast.model_validate(data)  # the fast path (event_fast_path)
+    except ValidationError:
+        # Refused by the fast model: the contract model decides, and its error is reported.
+        try:
+            event = EVENT_MODELS[event_type].model_validate(data)
+        except ValidationError as exc:
+            return _rejection_from(exc)
     return _out_of_range(event) or event
 
 
@@ -156,7 +161,7 @@ def _checked_fields(model: type[Envelope]) -> tuple[tuple[str, str], ...]:
 
 
 _CHECKED: dict[type[Envelope], tuple[tuple[str, str], ...]] = {
-    model: _checked_fields(model) for model in EVENT_MODELS.values()
+    model: _checked_fields(model) for model in (*EVENT_MODELS.values(), *FAST_MODELS.values())
 }
 
 

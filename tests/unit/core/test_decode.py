@@ -76,6 +76,14 @@ CASES: list[tuple[str, Any, str, str | None, str]] = [
         "project_id must be a UUID",
     ),
     (
+        # A canonical UUID followed by a newline: no UUID column can store it.
+        "uuid with a trailing newline",
+        dial_started(project_id="5dbf5e05-2d47-5f81-948a-449b75d3d063\n"),
+        "invalid_field",
+        "project_id",
+        "project_id must be a UUID",
+    ),
+    (
         "uuid wrong type",
         dial_started(user_id=5),
         "invalid_field",
