@@ -44,7 +44,12 @@ from worker.adapters.clickhouse.migrations import check_columns, migrate_databas
 from worker.adapters.clickhouse.untrusted import QueryLimits, check_statement, refusal
 from worker.adapters.clickhouse.upgrade import UpgradeState, upgrade_state
 from worker.adapters.clickhouse.url import parse_url, path_locked_by_other_process, redact_url
-from worker.adapters.clickhouse.values import INSERT_SETTINGS, InsertPlan, insert_plan
+from worker.adapters.clickhouse.values import (
+    INSERT_SETTINGS,
+    JSON_INSERT_SETTINGS,
+    InsertPlan,
+    insert_plan,
+)
 from worker.pipeline.ports import CallEventRow, StoreError, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -326,7 +331,8 @@ class ClickHouseStore:
         rows: Sequence[Mapping[str, object]],
         dedup_token: str | None = None,
     ) -> None:
-        """Insert dict rows into `table` (a table of schemas/tables.py) as one block.
+        """Insert dict rows into `table` (a table of schemas/tables.py) as one block, sent as
+        one JSONEachRow body (`values.InsertPlan.body`).
 
         Missing keys are NULL (or the type's default for non-Nullable columns); unknown keys
         raise StoreError. With `dedup_token`, a retry of the same batch with the same token is
@@ -337,34 +343,22 @@ class ClickHouseStore:
         plan = self._plans.get(table)
         if plan is None:
             raise StoreError(f"unknown table {table!r}; known: {sorted(self._plans)}")
-        known = plan.known
-        for row in rows:
-            if not known.issuperset(row):
-                unknown = sorted(set(row) - known)
-                raise StoreError(f"{table}: unknown column(s) {unknown}")
-        columns: list[list[object]] = []
-        for name, convert in zip(plan.names, plan.converters, strict=True):
-            column = [row.get(name) for row in rows]
-            if convert is not None:
-                try:
-                    column = [convert(v) for v in column]
-                except (TypeError, ValueError) as exc:
-                    raise StoreError(f"{table}.{name}: {exc}") from exc
-            columns.append(column)
-        settings: dict[str, object] = dict(INSERT_SETTINGS)
+        try:
+            body = plan.body(rows)
+        except (TypeError, ValueError) as exc:
+            raise StoreError(f"{table}: {exc}") from exc
+        settings: dict[str, object] = dict(JSON_INSERT_SETTINGS)
         if self.cluster is not None:
             settings["distributed_foreground_insert"] = 1
         if dedup_token is not None:
             settings["insert_deduplication_token"] = dedup_token
         with self._call(f"inserting {len(rows)} rows into {table} at") as client:
-            client.insert(
-                table,
-                columns,
-                database=self.database,
-                column_names=plan.names,
-                column_type_names=plan.types,
-                column_oriented=True,
+            client.raw_insert(
+                qualified(self.database, table),
+                list(plan.names),
+                insert_block=body,
                 settings=settings,
+                fmt="JSONEachRow",
             )
 
     # ---- reads --------------------------------------------------------------------------
