@@ -13,13 +13,13 @@ of uncached calls from call_event), plan (`BatchPlanner.plan`), then the inserts
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
 
 import orjson
 
@@ -29,8 +29,6 @@ from worker.adapters.clickhouse.store import ClickHouseStore
 from worker.core.batch_plan import BatchPlanner
 from worker.core.rates import load_rate_plan
 from worker.service.lifecycle import tune_gc
-
-T = TypeVar("T")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,10 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     n = len(records)
     t0 = time.thread_time()
     for record in records:
-        try:
+        with contextlib.suppress(orjson.JSONDecodeError):
             orjson.loads(record.value or b"")
-        except orjson.JSONDecodeError:
-            pass
     baseline = time.thread_time() - t0
 
     store = ClickHouseStore(f"chdb://{tempfile.mkdtemp(prefix='ringlog-stages-')}", "bench")
@@ -62,23 +58,29 @@ def main(argv: list[str] | None = None) -> int:
     planner = BatchPlanner(load_rate_plan(None), timedelta(hours=4), 500_000)
     spent: dict[str, float] = {}
 
-    def timed(stage: str, fn: Callable[[], T]) -> T:
+    @contextlib.contextmanager
+    def timed(stage: str) -> Iterator[None]:
         started = time.thread_time()
-        result = fn()
+        yield
         spent[stage] = spent.get(stage, 0.0) + time.thread_time() - started
-        return result
 
     process0, wall0 = time.process_time(), time.perf_counter()
     for first in range(0, n, opts.batch):
         batch = records[first : first + opts.batch]
-        decoded = timed("decode", lambda: planner.decode(batch))
-        stored = timed("load", lambda: store.load_call_events(decoded.missing))
+        with timed("decode"):
+            decoded = planner.decode(batch)
+        with timed("load"):
+            stored = store.load_call_events(decoded.missing)
         reloaded = [(p, c, payload) for p, c, payload, *_ in stored]
-        plan = timed("plan", lambda: planner.plan(decoded, reloaded, datetime.now(UTC)))
-        timed("insert rejected_event", lambda: store.insert("rejected_event", plan.rejected_rows))
-        timed("insert call_event", lambda: store.insert("call_event", plan.event_rows))
+        with timed("plan"):
+            plan = planner.plan(decoded, reloaded, datetime.now(UTC))
+        with timed("insert rejected_event"):
+            store.insert("rejected_event", plan.rejected_rows)
+        with timed("insert call_event"):
+            store.insert("call_event", plan.event_rows)
         for table, rows in plan.tables.items():
-            timed("insert rows", lambda: store.insert(str(table), rows))
+            with timed("insert rows"):
+                store.insert(str(table), rows)
     process = time.process_time() - process0
     wall = time.perf_counter() - wall0
     store.close()

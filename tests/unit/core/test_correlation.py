@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tests.support import builders as b
 from tests.support.expected_rows import EXPECTED, comparable, t
-from worker.core.correlation import TIMEOUT_MESSAGE, CallRows, build_call_rows, row_id
+from worker.core.correlation import (
+    ID_NAMESPACE,
+    TIMEOUT_MESSAGE,
+    CallRows,
+    build_call_rows,
+    row_id,
+)
 
 SCENARIOS: dict[str, Callable[[], list[dict[str, Any]]]] = {
     "answered_on_second_attempt": b.answered_on_second_attempt,
@@ -208,3 +217,15 @@ def test_conflicting_payloads_for_one_event_id_resolve_the_same_in_any_order() -
     first = rows_of([*base, a, c]).incoming_call_log[0]["status"]
     second = rows_of([*base, c, a]).incoming_call_log[0]["status"]
     assert first == second
+
+
+@given(st.text(max_size=40), st.text(max_size=40), st.lists(st.text(max_size=20), max_size=3))
+def test_row_id_is_uuid5_of_the_joined_names(table: str, project: str, natural: list[str]) -> None:
+    name = "|".join((table, project, *natural))
+    try:
+        expected = str(uuid.uuid5(ID_NAMESPACE, name))
+    except UnicodeEncodeError:  # lone surrogates: both refuse
+        with pytest.raises(UnicodeEncodeError):
+            row_id(table, project, *natural)
+        return
+    assert row_id(table, project, *natural) == expected

@@ -131,6 +131,10 @@ class ClickHouseStore:
         self._target = parse_url(url)
         self._client: Any = None
         self._lock = threading.RLock()
+        # `load_call_events` has a client of its own: the reload of the next batch's calls
+        # runs while this batch's inserts hold the main one (the pipeline overlaps them).
+        self._loader: Any = None
+        self._loader_lock = threading.Lock()
         # The query APIs' clients, one per query running at once: read-only and capped (chDB
         # keeps settings on the client's session, so the inserting client must never run
         # these). Idle ones wait here.
@@ -203,9 +207,12 @@ class ClickHouseStore:
                 reader.close()
         with self._lock:
             client, self._client = self._client, None
-        if client is not None:
-            with contextlib.suppress(Exception):
-                client.close()
+        with self._loader_lock:
+            loader, self._loader = self._loader, None
+        for opened in (client, loader):
+            if opened is not None:
+                with contextlib.suppress(Exception):
+                    opened.close()
 
     def __enter__(self) -> ClickHouseStore:
         return self
@@ -261,6 +268,20 @@ class ClickHouseStore:
             client = self._connected_client()
             try:
                 yield client
+            except (StoreError, StoreUnavailable):
+                raise
+            except Exception as exc:
+                raise self._translate(exc, doing) from exc
+
+    @contextlib.contextmanager
+    def _loader_call(self, doing: str) -> Iterator[Any]:
+        with self._loader_lock:
+            try:
+                if self._loader is None:
+                    loader = self._new_client()
+                    loader.database = self.database
+                    self._loader = loader
+                yield self._loader
             except (StoreError, StoreUnavailable):
                 raise
             except Exception as exc:
@@ -490,7 +511,7 @@ class ClickHouseStore:
         )
         out: list[CallEventRow] = []
         for chunk in _chunks(unique):
-            with self._call("loading call events from") as client:
+            with self._loader_call("loading call events from") as client:
                 result = client.query(
                     sql,
                     parameters={"keys": chunk},
