@@ -378,7 +378,7 @@ def test_request_body_decoding(encoding: str) -> None:
 
     import lz4.frame  # type: ignore[import-untyped,unused-ignore]
 
-    from devtools.chdb_http.content_encoding import Decoder as _Decoder
+    from worker.adapters.chdb_front.content_encoding import Decoder as _Decoder
 
     data = b"INSERT INTO t FORMAT Native\n" + bytes(range(256)) * 100
     packed = {

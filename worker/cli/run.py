@@ -37,6 +37,14 @@ def worker(
             help="Close calls silent this long in event time [RINGLOG_CALL_TIMEOUT, default 4h]"
         ),
     ] = None,
+    processes: Annotated[
+        int | None,
+        typer.Option(
+            help="Worker processes on this host, in one consumer group: each owns some of the "
+            "topic's partitions and a core; one HTTP endpoint serves them all "
+            "[RINGLOG_PROCESSES, default 1]",
+        ),
+    ] = None,
 ) -> None:
     """Run the ingestion worker until SIGTERM/Ctrl-C.
 
@@ -44,8 +52,11 @@ def worker(
     batch loop inside it, which dead-letters invalid events, writes call_event and the
     correlated rows to ClickHouse, and commits offsets only after they are durable. The HTTP
     port serves /metrics, /health, /ready, the query APIs (/api/..., /docs) and /query.
+
+    With --processes N, this process supervises N such workers in one consumer group: it
+    owns the embedded store and serves it to them, and its HTTP port reports them all
+    (/metrics labels each worker's series with `process`).
     """
-    from worker.service.faust_host import run_faust_worker
 
     timeout = parse_duration(call_timeout, "--call-timeout") if call_timeout else None
     settings = settings_from(
@@ -58,7 +69,21 @@ def worker(
         rates_file=rates_file,
         http_port=http_port,
         call_timeout=timeout,
+        processes=processes,
     )
+    if settings.processes > 1:
+        from worker.service.supervisor import run_supervisor
+
+        try:
+            code = run_supervisor(settings)
+        except ConfigError as exc:
+            console.print(f"[bold red]configuration error:[/] {exc}")
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            raise typer.Exit(130) from None
+        raise typer.Exit(code)
+    from worker.service.faust_host import run_faust_worker
+
     try:
         run_faust_worker(settings)
     except KeyboardInterrupt:

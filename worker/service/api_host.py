@@ -14,6 +14,7 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from worker.adapters.clickhouse.store import ClickHouseStore
@@ -23,7 +24,7 @@ from worker.api.context import ApiContext
 from worker.api.keys import KeyRegistry
 from worker.pipeline.metrics import Metrics
 from worker.service.health import Health
-from worker.service.http import HttpState, Serving, build_app
+from worker.service.http import HttpState, MetricsSource, Serving, build_app
 from worker.service.http_server import HttpServer
 from worker.service.logs import setup_logging
 from worker.service.settings import Settings
@@ -61,7 +62,15 @@ class ApiProcess:
         self.store = settings.store()
         self.publisher = KafkaEventPublisher(settings.kafka_connection(), settings.topic)
 
-    async def start(self) -> None:
+    async def start(
+        self,
+        health: Callable[[], Health] | None = None,
+        ready: Callable[[], bool] | None = None,
+        metrics: MetricsSource | None = None,
+    ) -> None:
+        """Start serving; `health`, `ready` and `metrics` replace the store probe's and an
+        empty registry (the supervisor of `ringlog worker --processes N` reports its
+        workers')."""
         await asyncio.to_thread(self.store.check_schema)
         await check_credentials(self.settings.kafka_connection())
         await self.publisher.start()
@@ -70,9 +79,9 @@ class ApiProcess:
         limits = self.settings.query_limits()
         self.state.serving = Serving(
             store=self.store,
-            metrics=Metrics(),
-            health=probe.health,
-            ready=lambda: probe.health().healthy,
+            metrics=metrics if metrics is not None else Metrics(),
+            health=health or probe.health,
+            ready=ready or (lambda: probe.health().healthy),
             limits=limits,
             operator_token=self.settings.operator_token(),
             api=ApiContext(self.store, KeyRegistry(self.store), limits, self.publisher),

@@ -18,11 +18,12 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from prometheus_client import CollectorRegistry
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -34,7 +35,6 @@ from worker.api.context import ApiContext
 from worker.api.errors import ApiError, Failure, error_response, is_portsip
 from worker.api.oneuptime_routes import oneuptime_router
 from worker.api.portsip_routes import portsip_router
-from worker.pipeline.metrics import Metrics
 from worker.service.api_metrics import ApiMetrics
 from worker.service.health import Health
 from worker.service.ops_routes import ops_router
@@ -44,12 +44,19 @@ log = logging.getLogger("ringlog.http")
 MAX_BODY_BYTES: Final = 1024 * 1024
 
 
+class MetricsSource(Protocol):
+    """What /metrics exposes: a registry (the worker's `Metrics`, or the supervisor's)."""
+
+    @property
+    def registry(self) -> CollectorRegistry: ...
+
+
 @dataclass
 class Serving:
     """What the routes serve while the process runs."""
 
     store: ClickHouseStore
-    metrics: Metrics
+    metrics: MetricsSource
     health: Callable[[], Health]
     ready: Callable[[], bool]
     limits: QueryLimits

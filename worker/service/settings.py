@@ -38,6 +38,7 @@ from worker.adapters.kafka.connection import KafkaConnection
 from worker.pipeline.config import PipelineConfig
 
 ENV_PREFIX = "RINGLOG_"
+MAX_PROCESSES = 64
 
 
 class ConfigError(ValueError):
@@ -170,7 +171,9 @@ class Settings(BaseSettings):
     batch_max_events: int = 20_000
     batch_max_seconds: float = 0.5
     # Open-call cache bound; evicted calls are reloaded from call_event on their next event.
-    cache_max_calls: int = 50_000
+    cache_max_calls: int = 50_000  # per worker process
+    # Worker processes on this host, in one consumer group (`ringlog worker --processes N`).
+    processes: int = 1
     log_format: str = "text"
     log_level: str = "INFO"
     kafka_security_protocol: str = "PLAINTEXT"
@@ -313,6 +316,11 @@ class Settings(BaseSettings):
             raise ConfigError("RINGLOG_BATCH_MAX_SECONDS must be > 0")
         if self.cache_max_calls < 1:
             raise ConfigError("RINGLOG_CACHE_MAX_CALLS must be >= 1")
+        if not 1 <= self.processes <= MAX_PROCESSES:
+            raise ConfigError(
+                f"RINGLOG_PROCESSES={self.processes}: must be 1-{MAX_PROCESSES} (worker "
+                "processes on this host; about one per core)"
+            )
         if self.log_format not in ("text", "json"):
             raise ConfigError(f"RINGLOG_LOG_FORMAT={self.log_format!r}: use text or json")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -418,6 +426,23 @@ class Settings(BaseSettings):
             cache_max_calls=self.cache_max_calls,
             call_timeout=self.call_timeout,
         )
+
+    def environment(self) -> dict[str, str]:
+        """These settings as RINGLOG_* variables: what a child process is started with so it
+        loads exactly these settings (secrets included: never log the result)."""
+        out: dict[str, str] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, SecretStr):
+                text = value.get_secret_value()
+            elif isinstance(value, timedelta):
+                text = f"{round(value.total_seconds() * 1000)}ms"
+            else:
+                text = str(value)
+            out[setting_name(name)] = text
+        return out
 
     def with_overrides(self, **overrides: object) -> Settings:
         """Apply CLI flags (None means 'not given') on top of these settings (the

@@ -241,3 +241,32 @@ def test_short_tokens_and_bad_caps_are_refused() -> None:
         load_settings({"RINGLOG_QUERY_MAX_ROWS": "0"})
     limits = load_settings({"RINGLOG_QUERY_MAX_SECONDS": "5"}).query_limits()
     assert (limits.max_seconds, limits.max_rows, limits.max_bytes) == (5.0, 100_000, 104857600)
+
+
+def test_environment_gives_a_child_process_the_same_settings(tmp_path: Path) -> None:
+    """What `ringlog worker --processes N` starts its workers with."""
+    rates = tmp_path / "rates.yaml"
+    rates.write_text("[]\n")
+    settings = load_settings(
+        {
+            "RINGLOG_KAFKA_BROKERS": "k1:9092",
+            "RINGLOG_CALL_TIMEOUT": "90m",
+            "RINGLOG_BATCH_MAX_SECONDS": "0.25",
+            "RINGLOG_RATES_FILE": str(rates),
+            "RINGLOG_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+            "RINGLOG_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+            "RINGLOG_KAFKA_SASL_USERNAME": "ringlog",
+            "RINGLOG_KAFKA_SASL_PASSWORD": "s3cret",
+            "RINGLOG_PROCESSES": "3",
+        }
+    )
+    env = settings.environment()
+    assert env["RINGLOG_KAFKA_SASL_PASSWORD"] == "s3cret"
+    assert env["RINGLOG_CALL_TIMEOUT"] == "5400000ms"
+    assert load_settings(env) == settings
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "65"])
+def test_processes_out_of_range_names_the_setting(value: str) -> None:
+    with pytest.raises(ConfigError, match="RINGLOG_PROCESSES"):
+        load_settings({"RINGLOG_PROCESSES": value})

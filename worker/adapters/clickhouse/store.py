@@ -35,6 +35,7 @@ import threading
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Final
 from urllib.parse import unquote
 
@@ -152,6 +153,11 @@ class ClickHouseStore:
     @property
     def embedded(self) -> bool:
         return self._target.kind == "chdb"
+
+    @property
+    def embedded_path(self) -> Path | None:
+        """The chDB data directory (None: a ClickHouse server, or chDB in memory)."""
+        return self._target.path if self._target.kind == "chdb" else None
 
     def connect(self) -> None:
         """Open the client now (otherwise the first call does). Idempotent."""

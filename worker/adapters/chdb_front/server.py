@@ -19,16 +19,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final
 from urllib.parse import parse_qsl, urlsplit
 
-from devtools.chdb_http.content_encoding import Decoder
-from devtools.chdb_http.engine import ChdbEngine
-from devtools.chdb_http.errors import (
+from worker.adapters.chdb_front.content_encoding import Decoder
+from worker.adapters.chdb_front.engine import ChdbEngine
+from worker.adapters.chdb_front.errors import (
     AUTHENTICATION_FAILED,
     NOT_IMPLEMENTED,
     TOO_LARGE,
     QueryFailure,
     failure_from,
 )
-from devtools.chdb_http.request import build_request
+from worker.adapters.chdb_front.request import build_request
 
 log = logging.getLogger(__name__)
 

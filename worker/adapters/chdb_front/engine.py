@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from devtools.chdb_http.errors import SESSION_IS_LOCKED, QueryFailure
-from devtools.chdb_http.native import native_header_block
-from devtools.chdb_http.request import SESSION_TIMEOUT_S, TRAILING_FORMAT, Request
+from worker.adapters.chdb_front.errors import SESSION_IS_LOCKED, QueryFailure
+from worker.adapters.chdb_front.native import native_header_block
+from worker.adapters.chdb_front.request import SESSION_TIMEOUT_S, TRAILING_FORMAT, Request
 
 log = logging.getLogger(__name__)
 

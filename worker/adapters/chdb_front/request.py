@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from devtools.chdb_http.errors import UNKNOWN_SETTING, QueryFailure
+from worker.adapters.chdb_front.errors import UNKNOWN_SETTING, QueryFailure
 
 SESSION_TIMEOUT_S: Final = 60.0
 

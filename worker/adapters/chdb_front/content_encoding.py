@@ -7,7 +7,7 @@ import contextlib
 import zlib
 from typing import Any
 
-from devtools.chdb_http.errors import CANNOT_DECOMPRESS, QueryFailure
+from worker.adapters.chdb_front.errors import CANNOT_DECOMPRESS, QueryFailure
 
 
 class Decoder:
