@@ -49,6 +49,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer
 
+from benchmarks.supervised import SupervisedFigures, run_supervised
 from devtools.kafka_local import topic_end_offsets
 from devtools.producer import ensure_topic, produce
 from devtools.traffic import Message, generate_events
@@ -141,6 +142,7 @@ class BenchResult:
     worker: WorkerFigures
     faust: ConsumerFigures | None
     faust_skipped_reason: str = ""
+    supervised: list[SupervisedFigures] = field(default_factory=list)
     checks: dict[str, bool] = field(default_factory=dict)
     profile: str = ""
 
@@ -166,6 +168,9 @@ class BenchResult:
             data["faust"]["rate"] = self.faust.rate
         data["expected"]["duplicates"] = self.expected.duplicates
         data["ratio_worker_to_bare"] = self.worker_ratio
+        for figures, out in zip(self.supervised, data["supervised"], strict=True):
+            out["rate"] = figures.rate
+            out["ratio_to_bare"] = figures.rate / self.bare.rate if self.bare.rate > 0 else 0.0
         data["ratio_faust_to_bare"] = self.faust_ratio
         data["accounted_for"] = self.accounted_for
         return data
@@ -191,6 +196,7 @@ class Options:
     profile: Path | None = None
     progress: bool = True
     command: str = ""
+    processes: tuple[int, ...] = (2,)  # `ringlog worker --processes N` runs, after (b)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -674,6 +680,7 @@ def run(opts: Options) -> BenchResult:
         if tmp_dir is not None:
             shutil.rmtree(tmp_dir, ignore_errors=True)
     _say(f"  {worker.messages:,} messages durable in {worker.seconds:.2f}s = {worker.rate:,.0f}/s")
+    supervised = [_supervised(opts, topic, ends, n) for n in opts.processes]
 
     result = BenchResult(
         command=opts.command,
@@ -688,6 +695,7 @@ def run(opts: Options) -> BenchResult:
         worker=worker,
         faust=faust,
         faust_skipped_reason=skipped,
+        supervised=supervised,
     )
     result.checks = {
         "(a) read every message": bare.complete and bare.messages == expected.messages,
@@ -702,9 +710,46 @@ def run(opts: Options) -> BenchResult:
     }
     if faust is not None:
         result.checks["(c) read every message"] = faust.complete
+    for fig in supervised:
+        result.checks[f"(b) --processes {fig.processes}: committed every offset"] = (
+            fig.complete and fig.messages == expected.messages
+        )
+        result.checks[f"(b) --processes {fig.processes}: call_event rows"] = (
+            fig.rows.get("call_event") == expected.distinct_valid
+        )
     if opts.profile is not None:
         result.profile = profile_report(opts.profile)
     return result
+
+
+def _supervised(opts: Options, topic: str, ends: dict[int, int], n: int) -> SupervisedFigures:
+    """`ringlog worker --processes n` on the same topic, into a store of its own."""
+    tmp_dir: str | None = None
+    url = opts.clickhouse_url
+    if url is None or url.startswith("chdb:"):
+        tmp_dir = tempfile.mkdtemp(prefix=f"ringlog-bench-p{n}-")
+        url = f"chdb://{tmp_dir}"
+    _say(f"(b) ringlog worker --processes {n} (the command, in a subprocess; store {url}) ...")
+    try:
+        asyncio.run(ensure_topic(opts.brokers, f"{topic}.dlq.p{n}", partitions=1))
+        figures = asyncio.run(
+            run_supervised(
+                brokers=opts.brokers,
+                topic=topic,
+                ends=ends,
+                processes=n,
+                clickhouse_url=url,
+                database=opts.database,
+                batch_max_events=opts.batch_max_events,
+            )
+        )
+    finally:
+        if tmp_dir is not None:
+            shutil.rmtree(tmp_dir, ignore_errors=True)
+    _say(
+        f"  {figures.messages:,} messages durable in {figures.seconds:.2f}s = {figures.rate:,.0f}/s"
+    )
+    return figures
 
 
 # ---------------------------------------------------------------------------------------------
@@ -725,7 +770,9 @@ def profile_report(path: Path, top: int = 15) -> str:
     return out.getvalue()
 
 
-def _rate_row(name: str, fig: ConsumerFigures | WorkerFigures | None, ratio: str) -> str:
+def _rate_row(
+    name: str, fig: ConsumerFigures | WorkerFigures | SupervisedFigures | None, ratio: str
+) -> str:
     if fig is None:
         return f"{name:<44} {'-':>10} {'-':>9} {'-':>11} {ratio:>8}"
     flag = "" if fig.complete else "  (partial)"
@@ -745,6 +792,11 @@ def summary(result: BenchResult) -> str:
         _rate_row("(a) bare aiokafka getmany+orjson+dict+commit", result.bare, "1.00"),
         _rate_row("(b) worker, until durable in ClickHouse", w, f"{result.worker_ratio:.3f}"),
     ]
+    for fig in result.supervised:
+        share = fig.rate / result.bare.rate if result.bare.rate > 0 else 0.0
+        lines.append(
+            _rate_row(f"(b) ringlog worker --processes {fig.processes}", fig, f"{share:.3f}")
+        )
     if result.faust is not None:
         ratio = result.faust_ratio
         lines.append(
@@ -773,6 +825,12 @@ def summary(result: BenchResult) -> str:
     ]
     if w.note:
         lines.append(f"    note: {w.note}")
+    for fig in result.supervised:
+        lines.append(
+            f"(b) --processes {fig.processes}: from the group's first assignment to its "
+            f"commits covering the topic; peak RSS {fig.rss_peak_kib / 1024:,.0f} MiB "
+            "(supervisor + workers)" + (f"; note: {fig.note}" if fig.note else "")
+        )
     exp = result.expected
     lines += [
         "",
@@ -817,8 +875,24 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--profile", type=Path, default=None, help="cProfile the worker run to PATH")
     p.add_argument("--no-progress", action="store_true", help="no progress bar while producing")
+    p.add_argument(
+        "--processes",
+        default="2",
+        help="also run `ringlog worker --processes N` for each N of this comma list, on the "
+        "same topic, each into a fresh store ('' for none; default 2)",
+    )
     p.add_argument("--worker-child", default=None, help=argparse.SUPPRESS)
     return p
+
+
+def _process_counts(text: str) -> tuple[int, ...]:
+    try:
+        counts = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        _parser().error(f"--processes {text!r}: a comma list of process counts, e.g. 1,2")
+    if any(not 1 <= n <= 64 for n in counts):
+        _parser().error(f"--processes {text!r}: each count must be 1-64")
+    return counts
 
 
 def main(
@@ -849,6 +923,7 @@ def main(
         profile=args.profile,
         progress=not args.no_progress,
         command=shlex.join(["python", "-m", "benchmarks.ingest", *shown]),
+        processes=_process_counts(args.processes),
     )
     result = run(opts)
     _say(summary(result))

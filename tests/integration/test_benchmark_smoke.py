@@ -43,6 +43,10 @@ def test_benchmark_accounts_for_every_event(chdb_store_url: str) -> None:
     assert result.worker.rows["rejected_event"] == exp.invalid
     assert result.worker.dead_letters == exp.invalid
     assert result.faust is None
+    # `ringlog worker --processes 2` (the default extra run): the command, into its own store.
+    [supervised] = result.supervised
+    assert (supervised.processes, supervised.messages) == (2, exp.messages)
+    assert supervised.rows == {"call_event": exp.distinct_valid, "rejected_event": exp.invalid}
     assert result.accounted_for, result.checks
     assert result.bare.rate > 0 and result.worker.rate > 0
 

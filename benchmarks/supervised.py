@@ -1,0 +1,173 @@
+"""`ringlog worker --processes N` as the benchmark runs it: the real command in a subprocess
+(the supervisor and its N worker processes), timed from the group's first assignment (its
+state first "Stable": the first worker can consume; later workers joining cost a rebalance
+inside the window, as they do in production) to "the group's committed offsets cover the
+topic" (every row durable), both read from Kafka itself. Peak RSS is the largest sum over
+the supervisor and its workers, sampled every 0.2 s. Used by benchmarks/ingest.py
+(`--processes 1,2`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+from aiokafka.admin import AIOKafkaAdminClient
+
+ROOT = Path(__file__).resolve().parents[1]
+READY_TIMEOUT_S = 120.0
+DRAIN_TIMEOUT_S = 900.0
+
+
+@dataclass
+class SupervisedFigures:
+    processes: int
+    messages: int = 0  # covered by the group's commits
+    seconds: float = 0.0  # the group's first assignment -> commits cover every offset
+    complete: bool = True
+    rss_peak_kib: int = 0  # largest sum of VmRSS over the supervisor and its workers
+    rows: dict[str, int] = field(default_factory=dict)
+    note: str = ""
+
+    @property
+    def rate(self) -> float:
+        return self.messages / self.seconds if self.seconds > 0 else 0.0
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _tree_rss_kib(pid: int) -> int:
+    """VmRSS of `pid` and its direct children (the worker processes), in KiB."""
+    pids = [pid]
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        pids += [int(c) for c in children]
+    except OSError:
+        pass
+    total = 0
+    for p in pids:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total
+
+
+def _get(port: int, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=body)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return int(response.status), bytes(response.read())
+    except urllib.error.HTTPError as exc:
+        return int(exc.code), bytes(exc.read())
+
+
+async def _stable(admin: AIOKafkaAdminClient, group: str) -> bool:
+    """The group has its first assignment (a worker may consume)."""
+    for response in await admin.describe_consumer_groups([group]):
+        for described in response.to_object()["groups"]:
+            if described["state"] == "Stable":
+                return True
+    return False
+
+
+async def _committed(admin: AIOKafkaAdminClient, group: str, topic: str) -> dict[int, int]:
+    offsets = await admin.list_consumer_group_offsets(group)
+    return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic}
+
+
+async def run_supervised(
+    *,
+    brokers: str,
+    topic: str,
+    ends: dict[int, int],
+    processes: int,
+    clickhouse_url: str,
+    database: str,
+    batch_max_events: int,
+) -> SupervisedFigures:
+    figures = SupervisedFigures(processes)
+    group = f"ringlog-bench-p{processes}-{uuid.uuid4().hex[:10]}"
+    port = _free_port()
+    env = {
+        **os.environ,
+        "RINGLOG_KAFKA_BROKERS": brokers,
+        "RINGLOG_TOPIC": topic,
+        "RINGLOG_DLQ_TOPIC": f"{topic}.dlq.p{processes}",
+        "RINGLOG_GROUP_ID": group,
+        "RINGLOG_CLICKHOUSE_URL": clickhouse_url,
+        "RINGLOG_DATABASE": database,
+        "RINGLOG_HTTP_PORT": str(port),
+        "RINGLOG_BATCH_MAX_EVENTS": str(batch_max_events),
+        "RINGLOG_PROCESSES": str(processes),
+        "RINGLOG_LOG_LEVEL": "WARNING",
+        "PYTHONPATH": str(ROOT),
+    }
+    command = [sys.executable, "-m", "worker.cli", "worker"]
+    proc = subprocess.Popen(command, env=env, cwd=ROOT)  # noqa: ASYNC220 (once, at start)
+    admin = AIOKafkaAdminClient(bootstrap_servers=brokers)
+    await admin.start()
+    try:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while not await _stable(admin, group):
+            if proc.poll() is not None:
+                raise RuntimeError(f"ringlog worker exited with {proc.returncode}")
+            if time.monotonic() > deadline:
+                raise RuntimeError("ringlog worker did not join its group in time")
+            await asyncio.sleep(0.02)
+        started = time.perf_counter()
+        deadline = time.monotonic() + DRAIN_TIMEOUT_S
+        while True:
+            figures.rss_peak_kib = max(figures.rss_peak_kib, _tree_rss_kib(proc.pid))
+            committed = await _committed(admin, group, topic)
+            figures.messages = sum(min(committed.get(p, 0), end) for p, end in ends.items())
+            if all(committed.get(p, 0) >= end for p, end in ends.items() if end > 0):
+                figures.seconds = time.perf_counter() - started
+                break
+            if proc.poll() is not None:
+                raise RuntimeError(f"ringlog worker exited with {proc.returncode}")
+            if time.monotonic() > deadline:
+                figures.complete = False
+                figures.seconds = time.perf_counter() - started
+                figures.note = f"not all committed after {DRAIN_TIMEOUT_S:.0f}s"
+                break
+            await asyncio.sleep(0.2)
+        figures.rows = await asyncio.to_thread(_row_counts, port, database)
+    finally:
+        await admin.close()
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(90)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+    return figures
+
+
+def _row_counts(port: int, database: str) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for table in ("call_event", "rejected_event"):
+        sql = f"SELECT count() FROM {database}.{table} FINAL"
+        status, body = _get(port, "/query", sql.encode())
+        if status == 200:
+            counts[table] = int(orjson.loads(body)["rows"][0][0])
+    return counts
