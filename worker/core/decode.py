@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 import orjson
 from pydantic import ValidationError
 
 from schemas.events import EVENT_MODELS, NO_AMENDED_FIELD, Envelope
+from worker.core.column_ranges import INT_RANGES, MONEY_MAX, TIME_MAX, TIME_MIN
 from worker.core.event_fast_path import FAST_MODELS
 
 # Error codes (stable: metrics label them, alert rules and analysts filter on them).
@@ -120,30 +119,16 @@ def validate_object(data: dict[str, Any]) -> Envelope | Rejection:
         shown = event_type[:100]
         return Rejection(UNKNOWN_TYPE, f"unknown event type {shown!r}", "type")
     try:
-        event: Envelope = fast.model_validate(data)  # the fast path (event_fast_path)
+        # The fast path (event_fast_path): it also refuses what a column cannot hold.
+        return fast.model_validate(data)
     except ValidationError:
-        # Refused by the fast model: the contract model decides, and its error is reported.
-        try:
-            event = EVENT_MODELS[event_type].model_validate(data)
-        except ValidationError as exc:
-            return _rejection_from(exc)
+        pass
+    # Refused by the fast model: the contract model decides, and its error is reported.
+    try:
+        event = EVENT_MODELS[event_type].model_validate(data)
+    except ValidationError as exc:
+        return _rejection_from(exc)
     return _out_of_range(event) or event
-
-
-# What the tables can hold (schemas/tables.py). A value the contract's types accept but a
-# column cannot store would fail the insert with a permanent error and stall the worker on
-# that batch forever, so it is rejected here instead, naming the field.
-TIME_MIN = datetime(1970, 1, 1, tzinfo=UTC)
-TIME_MAX = datetime(2106, 1, 1, tzinfo=UTC)  # exclusive: any two times fit a UInt32 duration
-MONEY_MAX = Decimal(10) ** 12  # exclusive, US cents: sums of legs stay within Decimal(18, 4)
-_INT_RANGES: dict[str, tuple[int, int]] = {
-    "sequence": (0, 2**63 - 1),  # Int64
-    "billable_seconds": (0, 2**31 - 1),  # ~68 years; rated into Decimal(18, 4)
-    "duration": (0, 2**31 - 1),
-    "escalation_rule_order": (1, 2**32 - 1),  # UInt32
-    "repeat_count": (0, 2**32 - 1),
-    "status_code": (-(2**31), 2**31 - 1),  # Int32
-}
 
 
 def _checked_fields(model: type[Envelope]) -> tuple[tuple[str, str], ...]:
@@ -155,13 +140,13 @@ def _checked_fields(model: type[Envelope]) -> tuple[tuple[str, str], ...]:
             out.append((name, "time"))
         elif "Decimal" in annotation:
             out.append((name, "money"))
-        elif name in _INT_RANGES:
+        elif name in INT_RANGES:
             out.append((name, "int"))
     return tuple(out)
 
 
 _CHECKED: dict[type[Envelope], tuple[tuple[str, str], ...]] = {
-    model: _checked_fields(model) for model in (*EVENT_MODELS.values(), *FAST_MODELS.values())
+    model: _checked_fields(model) for model in EVENT_MODELS.values()
 }
 
 
@@ -179,7 +164,7 @@ def _out_of_range(event: Envelope) -> Rejection | None:
             if value >= MONEY_MAX:
                 return Rejection(INVALID_FIELD, f"{name} must be < {MONEY_MAX:f}", name)
         else:
-            lo, hi = _INT_RANGES[name]
+            lo, hi = INT_RANGES[name]
             if not lo <= value <= hi:
                 return Rejection(INVALID_FIELD, f"{name} must be between {lo} and {hi}", name)
     return None

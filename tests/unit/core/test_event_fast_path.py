@@ -13,9 +13,10 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pydantic import ValidationError
+from pydantic import ValidationError, model_validator
 
 from devtools.traffic import generate_events
 from schemas.events import EVENT_MODELS, Envelope
@@ -44,6 +45,27 @@ TRICKY: list[object] = [
     "14155550100",
     "2024-05-01T01:00:07.395-07:00",
     "2024-05-01T01:00:07.395Z\n",
+    # column ranges (worker.core.column_ranges): just inside and just outside
+    "1970-01-01T00:00:00.000Z",
+    "1969-12-31T23:59:59.999Z",
+    "1970-01-01T00:30:00.000+01:00",
+    "2105-12-31T23:59:59.999Z",
+    "2106-01-01T00:00:00.000Z",
+    "2105-12-31T23:30:00.000-01:00",
+    "0001-01-01T00:00:00Z",
+    "999999999999.9999",
+    "1000000000000",
+    1000000000000,
+    0,
+    -1,
+    2**31 - 1,
+    2**31,
+    2**32 - 1,
+    2**32,
+    2**63 - 1,
+    2**63,
+    -(2**31),
+    -(2**31) - 1,
     "",
     None,
     1,
@@ -53,11 +75,21 @@ TRICKY: list[object] = [
 ]
 
 
+class NeverValid(Envelope):
+    """A fast model that refuses everything: the decoder falls back to the contract path."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse(cls, data: object) -> object:
+        raise ValueError("refused")
+
+
 def contract_only(data: dict[str, Any]) -> Envelope | Rejection:
-    """What validate_object answered before the fast path: the contract model alone."""
+    """What validate_object answered before the fast path: the contract model and the
+    column-range check alone."""
     saved = dict(FAST_MODELS)  # the very dict the decoder reads
     FAST_MODELS.clear()
-    FAST_MODELS.update(EVENT_MODELS)
+    FAST_MODELS.update(dict.fromkeys(EVENT_MODELS, NeverValid))
     try:
         return validate_object(data)
     finally:
@@ -103,3 +135,33 @@ def test_fast_models_are_contract_subclasses_with_the_same_fields() -> None:
         contract = EVENT_MODELS[event_type]
         assert issubclass(fast, contract)
         assert list(fast.model_fields) == list(contract.model_fields)
+
+
+def _sample_of(event_type: str) -> dict[str, Any]:
+    return dict(next(s for s in SAMPLES if s["type"] == event_type))
+
+
+@pytest.mark.parametrize(
+    ("event_type", "field", "value"),
+    [
+        ("call.cost_reported", "cost_usd_cents", "999999999999.9999"),
+        ("call.cost_reported", "cost_usd_cents", "1000000000000"),
+        ("call.cost_reported", "cost_usd_cents", 1000000000000),
+        ("call.cost_reported", "billable_seconds", 2**31),
+        ("cdr.recorded", "cost", "1000000000000.0"),
+        ("cdr.recorded", "status_code", -(2**31) - 1),
+        ("cdr.recorded", "duration", 2**31 - 1),
+        ("cdr.recorded", "started_at", "2106-01-01T00:00:00.000Z"),
+        ("cdr.recorded", "ended_at", "1969-12-31T23:59:59.999Z"),
+        ("incoming_call.dial_started", "escalation_rule_order", 2**32),
+        ("incoming_call.dial_started", "repeat_count", 2**32 - 1),
+        ("incoming_call.dial_started", "sequence", 2**63),
+        ("incoming_call.received", "occurred_at", "2105-12-31T23:30:00.000-01:00"),
+    ],
+)
+def test_column_range_edges_answer_as_the_contract(
+    event_type: str, field: str, value: object
+) -> None:
+    event = _sample_of(event_type)
+    event[field] = value
+    assert comparable(validate_object(dict(event))) == comparable(contract_only(dict(event)))
