@@ -5,6 +5,7 @@ machines are shared and noisy, so compare the ratios (b)/(a) and (c)/(a), not ab
 
     python -m benchmarks.ingest                      # 200k events, 4 partitions
     python -m benchmarks.ingest --events 50000 --skip-faust --profile /tmp/ingest.prof
+    python -m benchmarks.ingest --events 50000 --rate 5000   # event -> durable latency
 
 Steps:
 1. generate N events (`devtools.traffic.generate_events`, 2% invalid, nothing oversized) and
@@ -19,6 +20,13 @@ Steps:
    here instead (then the RSS is sampled from /proc/self/status before and during the run).
 Afterwards the row counts are checked against what was generated: every message must be
 accounted for (distinct valid events in call_event, invalid ones in rejected_event and DLQ).
+
+`--rate R` measures latency instead of throughput: nothing is produced beforehand; the worker
+(b) is started as above, and once it has joined its group the events are produced at R per
+second (bursts every 10 ms) while it consumes. Each committed record's latency is the worker's
+commit time minus the record's Kafka timestamp (set when the producer sent it), taken in the
+worker by wrapping its `_commit`; the run prints p50 / p99 / max, the worker's batch time bound
+(batch_max_seconds) and whether p99 <= that bound + 1 s. (a) and (c) do not run.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ import contextlib
 import cProfile
 import io
 import json
+import math
 import os
 import pstats
 import shlex
@@ -40,7 +49,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -51,9 +60,11 @@ from aiokafka import AIOKafkaConsumer
 
 from benchmarks.supervised import SupervisedFigures, run_supervised
 from devtools.kafka_local import topic_end_offsets
-from devtools.producer import ensure_topic, produce
+from devtools.producer import ProduceStats, ensure_topic, produce
 from devtools.traffic import Message, generate_events
 from schemas.tables import ALL_TABLES
+from worker.pipeline.consume_loop import ConsumeLoop
+from worker.pipeline.ports import TopicPartition
 from worker.service.faust_host import start_in_background
 from worker.service.lifecycle import Worker
 from worker.service.settings import Settings
@@ -70,6 +81,11 @@ BARE_TIMEOUT_MS = 1_000
 PHASE_TIMEOUT_S = 900.0  # (a) and (b) give up after this long
 FAUST_TIMEOUT_S = 120.0
 POLL_S = 0.01
+JOIN_TIMEOUT_S = 120.0  # --rate: the worker must have joined its group before producing
+RATE_TICK_S = 0.01  # --rate: a burst of rate * 10 ms events every 10 ms
+LATENCY_GOAL_MARGIN_S = 1.0  # the goal: p99 <= batch_max_seconds + 1 s
+LATENCY_METRIC = "ringlog_event_commit_latency_seconds"
+CHILD_READY = "ringlog-bench: worker ready"  # the worker child waits for the end offsets
 
 
 # ---------------------------------------------------------------------------------------------
@@ -92,6 +108,29 @@ class ConsumerFigures:
 
 
 @dataclass
+class LatencyFigures:
+    """--rate: each committed record's Kafka timestamp to the worker's commit covering it."""
+
+    target_rate: float = 0.0  # events/s asked of the producer
+    produced_rate: float = 0.0  # events/s it achieved (acknowledged)
+    records: int = 0  # committed records measured
+    p50: float = 0.0
+    p99: float = 0.0
+    max: float = 0.0
+    batch_max_seconds: float = 0.0  # the worker's batch time bound
+    histogram_count: int = 0  # the worker's own ringlog_event_commit_latency_seconds_count
+    histogram_p99_le: str = ""  # the bucket of that histogram holding its p99
+
+    @property
+    def goal_seconds(self) -> float:
+        return self.batch_max_seconds + LATENCY_GOAL_MARGIN_S
+
+    @property
+    def within_goal(self) -> bool:
+        return self.records > 0 and self.p99 <= self.goal_seconds
+
+
+@dataclass
 class WorkerFigures:
     messages: int = 0  # committed = durable in ClickHouse
     seconds: float = 0.0  # first fetched message -> commit covering the end offsets
@@ -108,10 +147,18 @@ class WorkerFigures:
     rss_peak_kib: int = 0
     rss_note: str = ""
     note: str = ""
+    latency: LatencyFigures | None = None  # --rate only
 
     @property
     def rate(self) -> float:
         return self.messages / self.seconds if self.seconds > 0 else 0.0
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> WorkerFigures:
+        data = dict(data)
+        data.pop("rate", None)
+        latency = data.pop("latency", None)
+        return cls(**data, latency=LatencyFigures(**latency) if latency is not None else None)
 
 
 @dataclass
@@ -138,7 +185,7 @@ class BenchResult:
     produce_rate: float
     produce_seconds: float
     expected: Expected
-    bare: ConsumerFigures
+    bare: ConsumerFigures | None  # None with --rate
     worker: WorkerFigures
     faust: ConsumerFigures | None
     faust_skipped_reason: str = ""
@@ -152,25 +199,35 @@ class BenchResult:
 
     @property
     def worker_ratio(self) -> float:
+        if self.bare is None:
+            return 0.0
         return self.worker.rate / self.bare.rate if self.bare.rate > 0 else 0.0
 
     @property
     def faust_ratio(self) -> float | None:
-        if self.faust is None or self.bare.rate <= 0:
+        if self.faust is None or self.bare is None or self.bare.rate <= 0:
             return None
         return self.faust.rate / self.bare.rate
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
-        data["bare"]["rate"] = self.bare.rate
+        if self.bare is not None:
+            data["bare"]["rate"] = self.bare.rate
         data["worker"]["rate"] = self.worker.rate
+        latency = self.worker.latency
+        if latency is None:
+            del data["worker"]["latency"]  # the full-speed output stays as it was
+        else:
+            data["worker"]["latency"]["goal_seconds"] = latency.goal_seconds
+            data["worker"]["latency"]["within_goal"] = latency.within_goal
         if self.faust is not None:
             data["faust"]["rate"] = self.faust.rate
         data["expected"]["duplicates"] = self.expected.duplicates
         data["ratio_worker_to_bare"] = self.worker_ratio
         for figures, out in zip(self.supervised, data["supervised"], strict=True):
             out["rate"] = figures.rate
-            out["ratio_to_bare"] = figures.rate / self.bare.rate if self.bare.rate > 0 else 0.0
+            bare = self.bare.rate if self.bare is not None else 0.0
+            out["ratio_to_bare"] = figures.rate / bare if bare > 0 else 0.0
         data["ratio_faust_to_bare"] = self.faust_ratio
         data["accounted_for"] = self.accounted_for
         return data
@@ -195,6 +252,7 @@ class Options:
     in_process: bool = False
     profile: Path | None = None
     progress: bool = True
+    rate: float | None = None  # events/s: the latency mode
     command: str = ""
     processes: tuple[int, ...] = (2,)  # `ringlog worker --processes N` runs, after (b)
 
@@ -396,8 +454,10 @@ class WorkerSpec:
     clickhouse_url: str
     database: str
     batch_max_events: int
-    ends: dict[int, int]
+    ends: dict[int, int]  # --rate: unknown until everything is produced ({})
     profile: str | None = None
+    rate: float | None = None  # --rate: measure latency while the events are produced
+    events: int = 0
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -441,9 +501,74 @@ def _timed(
     return wrapper
 
 
-async def run_worker_phase(spec: WorkerSpec) -> WorkerFigures:
+EndsFeed = Callable[[], Coroutine[Any, Any, dict[int, int]]]
+"""--rate: produces the events (or waits for the parent to) and returns the end offsets."""
+
+
+def _recording_latencies(
+    loop: ConsumeLoop, commit: Callable[[Sequence[Any]], Awaitable[None]], out: list[float]
+) -> Callable[[Sequence[Any]], Awaitable[None]]:
+    """`loop._commit`, also appending to `out` each covered record's latency: the worker's
+    commit time (the same clock as its histogram) minus the record's Kafka timestamp."""
+
+    async def wrapper(batch: Sequence[Any]) -> None:
+        before = loop.last_commit
+        await commit(batch)
+        now = loop.last_commit
+        if now == before:
+            return  # not committed (rejected after a rebalance, or failed): replayed later
+        committed = loop.committed
+        out.extend(
+            now - m.timestamp / 1000
+            for m in batch
+            if committed.get(TopicPartition(m.topic, m.partition), 0) > m.offset
+        )
+
+    return wrapper
+
+
+def _latency_figures(latencies: list[float], w: Worker) -> LatencyFigures:
+    ordered = sorted(latencies)
+    n = len(ordered)
+
+    def rank(q: float) -> float:  # nearest rank: a latency some record really had
+        return ordered[max(0, math.ceil(q * n) - 1)] if n else 0.0
+
+    figures = LatencyFigures(
+        records=n,
+        p50=rank(0.5),
+        p99=rank(0.99),
+        max=ordered[-1] if n else 0.0,
+        batch_max_seconds=w.loop.config.batch_max_seconds,
+    )
+    # The worker's own histogram of the same commits, as a cross-check.
+    for family in w.metrics.registry.collect():
+        if family.name != LATENCY_METRIC:
+            continue
+        buckets = [s for s in family.samples if s.name == LATENCY_METRIC + "_bucket"]
+        figures.histogram_count = int(buckets[-1].value)
+        figures.histogram_p99_le = next(
+            (s.labels["le"] for s in buckets if s.value >= 0.99 * figures.histogram_count), ""
+        )
+    return figures
+
+
+async def _joined(w: Worker, task: asyncio.Task[None]) -> None:
+    deadline = time.monotonic() + JOIN_TIMEOUT_S
+    while not w.loop.joined:
+        if task.done():
+            task.result()
+            raise RuntimeError("the worker stopped before it joined its group")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the worker did not join its group in {JOIN_TIMEOUT_S:.0f}s")
+        await asyncio.sleep(POLL_S)
+
+
+async def run_worker_phase(spec: WorkerSpec, feed: EndsFeed | None = None) -> WorkerFigures:
     """Run the worker (the `ringlog worker` app, in process) until every offset up to
-    `spec.ends` is committed."""
+    `spec.ends` is committed. With `feed` (--rate), the events are produced once the worker has
+    joined its group, the end offsets are what `feed` returns, and each committed record's
+    latency is measured."""
     figures = WorkerFigures()
     settings = Settings(
         kafka_brokers=spec.brokers,
@@ -491,9 +616,29 @@ async def run_worker_phase(spec: WorkerSpec) -> WorkerFigures:
             setattr(consumer, "getmany", _timed(consumer.getmany, on_fetch))  # noqa: B010
             setattr(w.preparer, "prepare", _timed(w.preparer.prepare, on_prepare))  # noqa: B010
             setattr(w.writer, "write", _timed(w.writer.write, on_write))  # noqa: B010
-            setattr(w.loop, "_commit", _timed(w.loop._commit, on_commit))  # noqa: B010
-            deadline = time.monotonic() + PHASE_TIMEOUT_S
-            while not _all_committed(w, spec):
+            commit: Callable[[Sequence[Any]], Awaitable[None]] = w.loop._commit
+            latencies: list[float] = []
+            if feed is not None:
+                commit = _recording_latencies(w.loop, commit, latencies)
+            setattr(w.loop, "_commit", _timed(commit, on_commit))  # noqa: B010
+            ends = spec.ends
+            feeding: asyncio.Task[dict[int, int]] | None = None
+            if feed is not None:
+                # Events produced before the group join would wait for it: not the latency
+                # of a running worker.
+                await _joined(w, task)
+                feeding = asyncio.create_task(feed(), name="bench-feed")
+            deadline = time.monotonic() + PHASE_TIMEOUT_S + _produce_seconds(spec)
+
+            def finished() -> bool:
+                nonlocal ends
+                if feeding is not None:
+                    if not feeding.done():
+                        return False
+                    ends = feeding.result()  # re-raises why producing failed
+                return _all_committed(w, spec.topic, ends)
+
+            while not finished():
                 if task.done():
                     task.result()
                     raise RuntimeError("the worker stopped before committing everything")
@@ -504,11 +649,15 @@ async def run_worker_phase(spec: WorkerSpec) -> WorkerFigures:
                 await asyncio.sleep(POLL_S)
             if profiler is not None:
                 profiler.disable()
+            if feeding is not None and not feeding.done():
+                feeding.cancel()
             figures.messages = sum(
-                min(off, spec.ends.get(tp.partition, 0))
+                min(off, ends.get(tp.partition, 0))
                 for tp, off in w.loop.committed.items()
                 if tp.topic == spec.topic
             )
+            if feed is not None:
+                figures.latency = _latency_figures(latencies, w)
             last = marks.get("last_commit", time.perf_counter())
             figures.seconds = last - marks.get("first", marks["start"])
             figures.seconds_from_start = last - marks["start"]
@@ -528,11 +677,14 @@ async def run_worker_phase(spec: WorkerSpec) -> WorkerFigures:
     return figures
 
 
-def _all_committed(w: Worker, spec: WorkerSpec) -> bool:
-    committed = {
-        tp.partition: off for tp, off in w.loop.committed.items() if tp.topic == spec.topic
-    }
-    return all(committed.get(p, 0) >= end for p, end in spec.ends.items() if end > 0)
+def _produce_seconds(spec: WorkerSpec) -> float:
+    """--rate: how long producing takes, on top of the phase's time limit."""
+    return spec.events / spec.rate if spec.rate else 0.0
+
+
+def _all_committed(w: Worker, topic: str, ends: dict[int, int]) -> bool:
+    committed = {tp.partition: off for tp, off in w.loop.committed.items() if tp.topic == topic}
+    return all(committed.get(p, 0) >= end for p, end in ends.items() if end > 0)
 
 
 def _row_counts(w: Worker) -> dict[str, int]:
@@ -543,19 +695,24 @@ def _row_counts(w: Worker) -> dict[str, int]:
     return counts
 
 
-async def _worker_in_process(spec: WorkerSpec) -> WorkerFigures:
+async def _worker_in_process(spec: WorkerSpec, feed: EndsFeed | None = None) -> WorkerFigures:
     sampler = RssSampler()
     sampler.start()
     try:
-        figures = await run_worker_phase(spec)
+        figures = await run_worker_phase(spec, feed)
     finally:
         sampler.stop()
     figures.rss_baseline_kib = sampler.baseline
     figures.rss_peak_kib = sampler.peak
     figures.rss_note = (
         "in-process: VmRSS sampled every 20 ms; baseline = this process before the worker "
-        "started (generation, produce and consumer (a) already ran), peak = highest sample "
-        "during the worker run, so peak - baseline is what the worker added"
+        + (
+            "started (generation already ran; the producer runs during the worker run)"
+            if feed is not None
+            else "started (generation, produce and consumer (a) already ran)"
+        )
+        + ", peak = highest sample during the worker run, so peak - baseline is what the "
+        "worker added"
     )
     return figures
 
@@ -571,14 +728,63 @@ def _worker_subprocess(spec: WorkerSpec) -> WorkerFigures:
         timeout=PHASE_TIMEOUT_S + 120,
         check=False,
     )
-    line = next((ln for ln in reversed(proc.stdout.splitlines()) if ln.startswith("{")), None)
-    if proc.returncode != 0 or line is None:
-        raise RuntimeError(
-            f"worker subprocess failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}"
+    return _child_figures(proc.returncode, proc.stdout, proc.stderr)
+
+
+def _child_figures(returncode: int, stdout: str, stderr: str) -> WorkerFigures:
+    line = next((ln for ln in reversed(stdout.splitlines()) if ln.startswith("{")), None)
+    if returncode != 0 or line is None:
+        raise RuntimeError(f"worker subprocess failed (exit {returncode}):\n{stderr[-4000:]}")
+    return WorkerFigures.from_json(json.loads(line))
+
+
+def _worker_subprocess_at_rate(spec: WorkerSpec, produce_at_rate: EndsFeed) -> WorkerFigures:
+    """--rate with the worker in a child: it says when it has joined its group, this process
+    then produces and hands it the end offsets on its stdin."""
+    cmd = [sys.executable, "-m", "benchmarks.ingest", "--worker-child", spec.to_json()]
+    # stderr to a file: a pipe nobody reads while producing could fill and stall the child
+    with tempfile.TemporaryFile("w+") as errors:
+        proc = subprocess.Popen(
+            cmd,
+            cwd=REPO_ROOT,
+            env=_child_env(),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            text=True,
         )
-    data = json.loads(line)
-    data.pop("rate", None)
-    return WorkerFigures(**data)
+        assert proc.stdin is not None and proc.stdout is not None
+        try:
+            while (line := proc.stdout.readline()) and line.strip() != CHILD_READY:
+                pass
+            if not line:  # it exited before joining
+                proc.wait()
+                errors.seek(0)
+                return _child_figures(proc.returncode, "", errors.read())
+            ends = asyncio.run(produce_at_rate())
+            proc.stdin.write(json.dumps(ends) + "\n")
+            proc.stdin.flush()
+            stdout, _ = proc.communicate(timeout=PHASE_TIMEOUT_S + 120)
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        errors.seek(0)
+        return _child_figures(proc.returncode, stdout, errors.read())
+
+
+async def _ends_from_parent() -> dict[int, int]:
+    """The child's feed in --rate mode: say it is ready, then read the end offsets the parent
+    sends once it has produced everything (a pipe read in the event loop, no thread)."""
+    reader = asyncio.StreamReader()
+    loop = asyncio.get_running_loop()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    sys.stdout.write(CHILD_READY + "\n")
+    sys.stdout.flush()
+    line = await reader.readline()
+    if not line:
+        raise RuntimeError("the parent closed stdin before sending the end offsets")
+    return {int(p): int(end) for p, end in json.loads(line).items()}
 
 
 def _worker_child(spec_json: str) -> None:
@@ -588,7 +794,8 @@ def _worker_child(spec_json: str) -> None:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     spec = WorkerSpec.from_json(spec_json)
     baseline = _proc_status_kib("VmRSS")
-    figures = asyncio.run(run_worker_phase(spec))
+    feed = _ends_from_parent if spec.rate is not None else None
+    figures = asyncio.run(run_worker_phase(spec, feed))
     figures.rss_baseline_kib = baseline
     figures.rss_peak_kib = _proc_status_kib("VmHWM")
     figures.rss_note = (
@@ -605,7 +812,7 @@ def _worker_child(spec_json: str) -> None:
 # the run
 
 
-async def _prepare(opts: Options, topic: str) -> tuple[float, float, Expected, dict[int, int]]:
+def _generate(opts: Options) -> tuple[list[Message], Expected]:
     _say(f"generating {opts.events:,} events (seed {opts.seed}) ...")
     t0 = time.perf_counter()
     messages = list(generate_events(opts.events, seed=opts.seed, invalid_share=0.02, oversized=0))
@@ -614,14 +821,20 @@ async def _prepare(opts: Options, topic: str) -> tuple[float, float, Expected, d
         f"  {len(messages):,} messages ({expected.invalid:,} invalid, {expected.duplicates:,} "
         f"duplicate valid) in {time.perf_counter() - t0:.1f}s"
     )
+    return messages, expected
+
+
+async def _create_topics(opts: Options, topic: str) -> None:
     await ensure_topic(opts.brokers, topic, partitions=opts.partitions)
     await ensure_topic(opts.brokers, topic + ".dlq", partitions=1)
-    stats = await produce(
-        messages, brokers=opts.brokers, topic=topic, progress=opts.progress, total=len(messages)
-    )
+
+
+async def _produced(
+    opts: Options, topic: str, stats: ProduceStats, expected: Expected
+) -> dict[int, int]:
+    """The topic's end offsets, once every message is acknowledged and on it."""
     if stats.failed:
         raise RuntimeError(f"{stats.failed} messages not produced: {stats.errors[:3]}")
-    del messages
     ends = await topic_end_offsets(opts.brokers, topic)
     if sum(ends.values()) != expected.messages:
         raise RuntimeError(f"topic holds {sum(ends.values())} messages, sent {expected.messages}")
@@ -629,12 +842,60 @@ async def _prepare(opts: Options, topic: str) -> tuple[float, float, Expected, d
         f"produced {stats.sent:,} messages ({stats.bytes / 1e6:.1f} MB) to {topic} "
         f"({opts.partitions} partitions) at {stats.rate:,.0f} msg/s"
     )
+    return ends
+
+
+async def _prepare(opts: Options, topic: str) -> tuple[float, float, Expected, dict[int, int]]:
+    messages, expected = _generate(opts)
+    await _create_topics(opts, topic)
+    stats = await produce(
+        messages, brokers=opts.brokers, topic=topic, progress=opts.progress, total=len(messages)
+    )
+    del messages
+    ends = await _produced(opts, topic, stats, expected)
     return stats.rate, stats.elapsed_s, expected, ends
+
+
+def _store_url(opts: Options) -> tuple[str, str | None]:
+    """The store URL and the temporary chDB directory to remove afterwards (if one)."""
+    if opts.clickhouse_url is not None:
+        return opts.clickhouse_url, None
+    tmp_dir = tempfile.mkdtemp(prefix="ringlog-bench-chdb-")
+    return f"chdb://{tmp_dir}", tmp_dir
+
+
+def _worker_spec(opts: Options, topic: str, url: str, ends: dict[int, int]) -> WorkerSpec:
+    return WorkerSpec(
+        brokers=opts.brokers,
+        topic=topic,
+        dlq_topic=topic + ".dlq",
+        group_id=f"ringlog-bench-worker-{uuid.uuid4().hex[:12]}",
+        clickhouse_url=url,
+        database=opts.database,
+        batch_max_events=opts.batch_max_events,
+        ends=ends,
+        profile=str(opts.profile) if opts.profile is not None else None,
+    )
+
+
+def _worker_checks(worker: WorkerFigures, expected: Expected) -> dict[str, bool]:
+    return {
+        "(b) committed every offset": worker.complete and worker.messages == expected.messages,
+        "call_event rows = distinct valid events": (
+            worker.rows.get("call_event") == expected.distinct_valid
+        ),
+        "rejected_event rows = invalid messages": (
+            worker.rows.get("rejected_event") == expected.invalid
+        ),
+        "DLQ messages = invalid messages": worker.dead_letters == expected.invalid,
+    }
 
 
 def run(opts: Options) -> BenchResult:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     topic = f"ringlog-bench-{stamp}-{uuid.uuid4().hex[:6]}"
+    if opts.rate is not None:
+        return run_at_rate(opts, topic, opts.rate)
     produce_rate, produce_s, expected, ends = asyncio.run(_prepare(opts, topic))
 
     _say("(a) bare aiokafka consumer ...")
@@ -653,22 +914,8 @@ def run(opts: Options) -> BenchResult:
             f"({faust.note})"
         )
 
-    tmp_dir: str | None = None
-    url = opts.clickhouse_url
-    if url is None:
-        tmp_dir = tempfile.mkdtemp(prefix="ringlog-bench-chdb-")
-        url = f"chdb://{tmp_dir}"
-    spec = WorkerSpec(
-        brokers=opts.brokers,
-        topic=topic,
-        dlq_topic=topic + ".dlq",
-        group_id=f"ringlog-bench-worker-{uuid.uuid4().hex[:12]}",
-        clickhouse_url=url,
-        database=opts.database,
-        batch_max_events=opts.batch_max_events,
-        ends=ends,
-        profile=str(opts.profile) if opts.profile is not None else None,
-    )
+    url, tmp_dir = _store_url(opts)
+    spec = _worker_spec(opts, topic, url, ends)
     where = "in this process" if opts.in_process else "in a subprocess"
     _say(f"(b) worker ({where}, batch_max_events={opts.batch_max_events}, store {url}) ...")
     try:
@@ -699,14 +946,7 @@ def run(opts: Options) -> BenchResult:
     )
     result.checks = {
         "(a) read every message": bare.complete and bare.messages == expected.messages,
-        "(b) committed every offset": worker.complete and worker.messages == expected.messages,
-        "call_event rows = distinct valid events": (
-            worker.rows.get("call_event") == expected.distinct_valid
-        ),
-        "rejected_event rows = invalid messages": (
-            worker.rows.get("rejected_event") == expected.invalid
-        ),
-        "DLQ messages = invalid messages": worker.dead_letters == expected.invalid,
+        **_worker_checks(worker, expected),
     }
     if faust is not None:
         result.checks["(c) read every message"] = faust.complete
@@ -752,6 +992,73 @@ def _supervised(opts: Options, topic: str, ends: dict[int, int], n: int) -> Supe
     return figures
 
 
+def run_at_rate(opts: Options, topic: str, rate: float) -> BenchResult:
+    """--rate: the worker consumes while the events are produced at `rate` per second; the
+    result carries each committed record's timestamp-to-commit latency (worker.latency)."""
+    messages, expected = _generate(opts)
+    asyncio.run(_create_topics(opts, topic))
+    url, tmp_dir = _store_url(opts)
+    spec = _worker_spec(opts, topic, url, ends={})
+    spec.rate, spec.events = rate, len(messages)
+    produced: list[ProduceStats] = []
+
+    async def produce_at_rate() -> dict[int, int]:
+        _say(f"  worker joined its group; producing {len(messages):,} events at {rate:,.0f}/s")
+        stats = await produce(
+            messages,
+            brokers=opts.brokers,
+            topic=topic,
+            rate=rate,
+            progress=opts.progress,
+            total=len(messages),
+            chunk=max(1, round(rate * RATE_TICK_S)),  # small bursts, every 10 ms
+        )
+        produced.append(stats)
+        return await _produced(opts, topic, stats, expected)
+
+    where = "in this process" if opts.in_process else "in a subprocess"
+    _say(
+        f"(b) worker ({where}, batch_max_events={opts.batch_max_events}, store {url}), "
+        f"events produced at {rate:,.0f}/s while it consumes ..."
+    )
+    try:
+        if opts.in_process:
+            worker = asyncio.run(_worker_in_process(spec, produce_at_rate))
+        else:
+            worker = _worker_subprocess_at_rate(spec, produce_at_rate)
+    finally:
+        if tmp_dir is not None:
+            shutil.rmtree(tmp_dir, ignore_errors=True)
+    stats = produced[0]
+    latency = worker.latency or LatencyFigures()
+    worker.latency = latency
+    latency.target_rate, latency.produced_rate = rate, stats.rate
+    _say(f"  {worker.messages:,} messages durable in {worker.seconds:.2f}s = {worker.rate:,.0f}/s")
+
+    result = BenchResult(
+        command=opts.command,
+        topic=topic,
+        events_requested=opts.events,
+        partitions=opts.partitions,
+        batch_max_events=opts.batch_max_events,
+        produce_rate=stats.rate,
+        produce_seconds=stats.elapsed_s,
+        expected=expected,
+        bare=None,
+        worker=worker,
+        faust=None,
+        faust_skipped_reason="--rate",
+    )
+    result.checks = {
+        **_worker_checks(worker, expected),
+        "latency measured for every record": latency.records == expected.messages,
+        "worker histogram observed every record": latency.histogram_count == expected.messages,
+    }
+    if opts.profile is not None:
+        result.profile = profile_report(opts.profile)
+    return result
+
+
 # ---------------------------------------------------------------------------------------------
 # output
 
@@ -789,11 +1096,19 @@ def summary(result: BenchResult) -> str:
         f"topic {result.topic}; produced at {result.produce_rate:,.0f} msg/s",
         "",
         f"{'consumer':<44} {'messages':>10} {'seconds':>9} {'events/s':>11} {'vs (a)':>8}",
-        _rate_row("(a) bare aiokafka getmany+orjson+dict+commit", result.bare, "1.00"),
-        _rate_row("(b) worker, until durable in ClickHouse", w, f"{result.worker_ratio:.3f}"),
     ]
+    if result.bare is not None:
+        lines += [
+            _rate_row("(a) bare aiokafka getmany+orjson+dict+commit", result.bare, "1.00"),
+            _rate_row("(b) worker, until durable in ClickHouse", w, f"{result.worker_ratio:.3f}"),
+        ]
+    else:
+        lines += [
+            _rate_row("(a) bare aiokafka: skipped (--rate)", None, "-"),
+            _rate_row("(b) worker, until durable in ClickHouse", w, "-"),
+        ]
     for fig in result.supervised:
-        share = fig.rate / result.bare.rate if result.bare.rate > 0 else 0.0
+        share = fig.rate / result.bare.rate if result.bare is not None and result.bare.rate else 0
         lines.append(
             _rate_row(f"(b) ringlog worker --processes {fig.processes}", fig, f"{share:.3f}")
         )
@@ -806,10 +1121,9 @@ def summary(result: BenchResult) -> str:
         )
     else:
         lines.append(_rate_row(f"(c) faust: skipped ({result.faust_skipped_reason})", None, "-"))
-    lines += [
-        "",
-        f"(a) {result.bare.note}",
-    ]
+    lines.append("")
+    if result.bare is not None:
+        lines.append(f"(a) {result.bare.note}")
     if result.faust is not None:
         lines.append(f"(c) {result.faust.note}")
     busy = w.fetch_seconds + w.prepare_seconds + w.write_seconds + w.commit_seconds
@@ -831,6 +1145,8 @@ def summary(result: BenchResult) -> str:
             f"commits covering the topic; peak RSS {fig.rss_peak_kib / 1024:,.0f} MiB "
             "(supervisor + workers)" + (f"; note: {fig.note}" if fig.note else "")
         )
+    if w.latency is not None:
+        lines += _latency_lines(w.latency)
     exp = result.expected
     lines += [
         "",
@@ -846,6 +1162,21 @@ def summary(result: BenchResult) -> str:
         "=" * 90,
     ]
     return "\n".join(lines)
+
+
+def _latency_lines(lat: LatencyFigures) -> list[str]:
+    verdict = "met" if lat.within_goal else "NOT met"
+    return [
+        "",
+        f"event -> durable latency (Kafka record timestamp -> the worker's commit covering it), "
+        f"{lat.records:,} records produced at {lat.produced_rate:,.0f}/s "
+        f"(asked {lat.target_rate:,.0f}/s):",
+        f"    p50 {lat.p50:.3f} s   p99 {lat.p99:.3f} s   max {lat.max:.3f} s",
+        f"    batch time bound (batch_max_seconds) {lat.batch_max_seconds:g} s; "
+        f"goal p99 <= {lat.goal_seconds:g} s (bound + {LATENCY_GOAL_MARGIN_S:g} s): {verdict}",
+        f"    worker histogram {LATENCY_METRIC}: {lat.histogram_count:,} observations, "
+        f"p99 in the bucket le={lat.histogram_p99_le}",
+    ]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -880,6 +1211,13 @@ def _parser() -> argparse.ArgumentParser:
         default="2",
         help="also run `ringlog worker --processes N` for each N of this comma list, on the "
         "same topic, each into a fresh store ('' for none; default 2)",
+    )
+    p.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        help="latency mode: produce at RATE events/s while the worker consumes, then print "
+        "p50/p99/max event-to-durable latency ((a) and (c) do not run)",
     )
     p.add_argument("--worker-child", default=None, help=argparse.SUPPRESS)
     return p
@@ -922,6 +1260,7 @@ def main(
         in_process=args.in_process,
         profile=args.profile,
         progress=not args.no_progress,
+        rate=args.rate,
         command=shlex.join(["python", "-m", "benchmarks.ingest", *shown]),
         processes=_process_counts(args.processes),
     )

@@ -33,7 +33,7 @@ def test_benchmark_accounts_for_every_event(chdb_store_url: str) -> None:
         clickhouse_url=chdb_store_url,
         database=database,
     )
-    assert result is not None
+    assert result is not None and result.bare is not None
     exp = result.expected
     assert exp.messages >= 2000
     assert exp.invalid > 0 and exp.duplicates > 0  # the run exercises both paths
@@ -49,6 +49,41 @@ def test_benchmark_accounts_for_every_event(chdb_store_url: str) -> None:
     assert supervised.rows == {"call_event": exp.distinct_valid, "rejected_event": exp.invalid}
     assert result.accounted_for, result.checks
     assert result.bare.rate > 0 and result.worker.rate > 0
+    assert result.worker.latency is None  # measured in the --rate mode only
+    assert "latency" not in result.to_json()["worker"]
+
+
+def test_benchmark_rate_mode_measures_every_record(chdb_store_url: str) -> None:
+    """--rate: the events are produced while the worker consumes; every committed record gets
+    a latency, and the worker's own histogram counts each once."""
+    brokers = kafka_up()
+    result = main(
+        [
+            "--events",
+            "1500",
+            "--rate",
+            "1500",
+            "--in-process",
+            "--no-progress",
+            "--brokers",
+            brokers,
+        ],
+        clickhouse_url=chdb_store_url,
+        database=f"bench_rate_{uuid.uuid4().hex[:8]}",
+    )
+    assert result is not None
+    exp = result.expected
+    assert result.bare is None and result.faust is None
+    assert result.worker.messages == exp.messages
+    latency = result.worker.latency
+    assert latency is not None
+    assert latency.records == exp.messages
+    assert latency.histogram_count == exp.messages
+    assert 0 < latency.p50 <= latency.p99 <= latency.max
+    assert latency.batch_max_seconds > 0 and latency.target_rate == 1500
+    assert result.accounted_for, result.checks
+    data = result.to_json()["worker"]["latency"]
+    assert data["records"] == exp.messages and isinstance(data["within_goal"], bool)
 
 
 def test_gateway_benchmark_runs_both_contenders() -> None:

@@ -66,6 +66,8 @@ def test_query_health_and_metrics_while_the_worker_runs(
     assert 'ringlog_rows_written_total{table="call_event"} 6.0' in metrics
     assert "ringlog_clickhouse_insert_seconds_bucket" in metrics
     assert "ringlog_last_commit_timestamp_seconds" in metrics
+    # every produced record observed once, at the commit that made it durable
+    assert "ringlog_event_commit_latency_seconds_count 6.0" in metrics
 
 
 def test_help_explains_every_verb() -> None:

@@ -35,6 +35,7 @@ class FakeRecord:
     offset: int
     key: bytes | None
     value: bytes | None
+    timestamp: int = 0  # ms since the epoch (Kafka's CreateTime); tests that measure set it
 
 
 class FakeStore:

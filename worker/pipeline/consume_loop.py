@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,8 +63,11 @@ class ConsumeLoop:
         writer: PlanWriter,
         consumer: Consumer,
         metrics: Metrics,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
+        # The wall clock (Unix seconds) of the commit times and lags; tests pin it.
+        self.clock = clock
         self.preparer = preparer
         self.writer = writer
         self.consumer = consumer
@@ -85,7 +88,7 @@ class ConsumeLoop:
         self._fatal: BaseException | None = None
         # Joined the group (a member with an assignment, possibly empty).
         self.joined = False
-        self.started_at = time.time()
+        self.started_at = clock()
         self.lag = LagTracker(consumer, metrics, config.topic)
 
     async def on_revoked(self, partitions: set[int]) -> None:
@@ -178,7 +181,7 @@ class ConsumeLoop:
         the backpressure), and a commit never covers a batch whose writes are not durable.
         """
         self.running = True
-        self.started_at = time.time()
+        self.started_at = self.clock()
         lag_task = asyncio.create_task(self.lag.run(stop), name="ringlog-lag")
         try:
             while not stop.is_set():
@@ -276,11 +279,12 @@ class ConsumeLoop:
             await self._rewind(dropped, revoked=set())
         return batch
 
-    async def _commit(self, batch: Sequence[Any]) -> None:
+    async def _commit(self, batch: Sequence[Message]) -> None:
         offsets: dict[TopicPartition, int] = {}
         for msg in batch:
             tp = TopicPartition(msg.topic, msg.partition)
             offsets[tp] = max(offsets.get(tp, 0), msg.offset + 1)
+        fetched = len(offsets)
         assigned = self.consumer.assignment()
         offsets = {tp: off for tp, off in offsets.items() if tp in assigned}
         if not offsets:
@@ -307,14 +311,20 @@ class ConsumeLoop:
         for tp in offsets:
             self._rewound_to.pop(tp, None)
         self.lag.committed(offsets)
-        self.last_commit = time.time()
+        self.last_commit = self.clock()
         self.metrics.last_commit.set(self.last_commit)
+        # Record timestamp -> this commit, for the records it covers (all of them unless a
+        # rebalance took a partition away), one histogram update for the whole batch.
+        covered = batch
+        if len(offsets) < fetched:
+            covered = [m for m in batch if TopicPartition(m.topic, m.partition) in offsets]
+        self.metrics.commit_latency.observe_ages(self.last_commit, [m.timestamp for m in covered])
 
     def _update_lag(self) -> None:
         metrics = self.metrics
         self.lag.publish()
         if self.writer.newest_written is not None:
-            lag_s = time.time() - self.writer.newest_written.timestamp()
+            lag_s = self.clock() - self.writer.newest_written.timestamp()
             metrics.event_lag.set(max(0.0, lag_s))
         now = time.monotonic()
         if now - self._gauges_at >= 1.0:  # open_count walks the cache: once a second is plenty

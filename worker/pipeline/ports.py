@@ -24,8 +24,14 @@ class TopicPartition(NamedTuple):
     partition: int
 
 
-Message = Record
-"""A consumed record: what the pipeline needs of aiokafka's ConsumerRecord."""
+class Message(Record, Protocol):
+    """A consumed record: what the pipeline needs of aiokafka's ConsumerRecord (the core's
+    `Record`, plus the timestamp the commit latency is measured from)."""
+
+    @property
+    def timestamp(self) -> int:
+        """Milliseconds since the epoch: CreateTime (the producer's clock) or LogAppendTime
+        (the broker's), as the topic is configured; -1 when the record has none."""
 
 
 # -- failures ---------------------------------------------------------------------------------

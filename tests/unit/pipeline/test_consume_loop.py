@@ -9,6 +9,7 @@ dead-lettered once per delivery.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import zlib
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -33,9 +34,9 @@ from worker.pipeline import consume_loop
 from worker.pipeline.batch_preparer import BatchPreparer
 from worker.pipeline.config import PipelineConfig
 from worker.pipeline.consume_loop import ConsumeLoop
-from worker.pipeline.metrics import Metrics
+from worker.pipeline.metrics import COMMIT_LATENCY_BUCKETS, Metrics
 from worker.pipeline.plan_writer import PlanWriter
-from worker.pipeline.ports import Message, StoreError, TopicPartition
+from worker.pipeline.ports import CommitRejected, Message, StoreError, TopicPartition
 from worker.pipeline.retry import OutageRetry
 
 TOPIC = "calls"
@@ -301,3 +302,84 @@ def test_at_most_one_batch_is_in_flight() -> None:
 
     asyncio.run(scenario())
     p.assert_exact()
+
+
+# -- commit latency ---------------------------------------------------------------------------
+
+NOW_S = 1_900_000_000.0  # the loop's pinned wall clock
+NOW_MS = 1_900_000_000_000
+# Record ages at the commit, in ms (ages on a bucket's bound land in it), and one record whose
+# producer clock runs 5 s ahead (observed as 0): every record's bucket is known exactly.
+AGES_MS = [0, 50, 51, 499, 500, 1_500, 4_000, 299_999, 400_000, -5_000]
+LATENCY = "ringlog_event_commit_latency_seconds"
+
+
+def stamp(p: Pipeline, age_of: Callable[[int], int]) -> list[int]:
+    """Give the n-th record of the logs the timestamp NOW_MS - age_of(n); returns the ages."""
+    ages: list[int] = []
+    for tp, log in p.consumer.logs.items():
+        for i, rec in enumerate(log):
+            ages.append(age_of(len(ages)))
+            log[i] = dataclasses.replace(rec, timestamp=NOW_MS - ages[-1])
+        assert all(r.partition == tp.partition for r in log)
+    return ages
+
+
+def latency(p: Pipeline, suffix: str, le: str | None = None) -> float:
+    labels = {} if le is None else {"le": le}
+    value = p.loop.metrics.registry.get_sample_value(LATENCY + suffix, labels)
+    assert value is not None, (suffix, le)
+    return value
+
+
+def test_commit_latency_is_recorded_per_record_at_the_commit() -> None:
+    p = Pipeline(traffic(seed=61))
+    p.loop.clock = lambda: NOW_S
+    ages = stamp(p, lambda n: AGES_MS[n % len(AGES_MS)])
+    asyncio.run(p.run())
+    p.assert_exact()
+    commits = [e for e in p.journal if e[0] == "commit"]
+    assert len(commits) > 5  # many batches, each added at its commit
+    # every record committed once (no rewind in this run): exactly one observation each
+    assert latency(p, "_count") == len(ages)
+    observed = [max(0, a) for a in ages]
+    for bound in COMMIT_LATENCY_BUCKETS:
+        expected_count = sum(a <= round(bound * 1000) for a in observed)
+        assert latency(p, "_bucket", repr(float(bound))) == expected_count, bound
+    # by hand: records of each age in AGES_MS
+    of_age = [sum(1 for n in range(len(ages)) if n % len(AGES_MS) == i) for i in range(10)]
+    assert latency(p, "_bucket", "0.05") == of_age[0] + of_age[1] + of_age[9]  # 0, 50, future
+    assert latency(p, "_bucket", "0.1") == latency(p, "_bucket", "0.05") + of_age[2]  # 51
+    assert latency(p, "_bucket", "+Inf") == latency(p, "_bucket", "300.0") + of_age[8]
+    assert latency(p, "_bucket", "+Inf") == len(ages)
+    assert latency(p, "_sum") == pytest.approx(sum(observed) / 1000)
+
+
+def test_commit_latency_counts_only_what_the_commit_covers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Records of a partition no longer assigned are not committed, so not observed; a
+    rejected commit observes nothing."""
+    p = Pipeline(traffic(seed=71))
+    p.loop.clock = lambda: NOW_S
+    stamp(p, lambda n: 200)
+    tp0, tp1 = TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 1)
+    batch = [*p.consumer.logs[tp0][:4], *p.consumer.logs[tp1][:3]]
+
+    async def commit_with(assigned: set[TopicPartition]) -> None:
+        await p.loop.start()
+        await p.consumer.assign(assigned)
+        await p.loop._commit(batch)
+
+    asyncio.run(commit_with({tp0}))
+    assert p.consumer.committed_offsets == {tp0: 4}
+    assert latency(p, "_count") == 4
+    assert latency(p, "_bucket", "0.25") == 4
+    assert latency(p, "_bucket", "0.1") == 0
+
+    async def rejected(offsets: object) -> None:
+        raise CommitRejected("rebalanced (scripted)")
+
+    monkeypatch.setattr(p.consumer, "commit", rejected)
+    asyncio.run(p.loop._commit(batch))
+    assert latency(p, "_count") == 4
