@@ -78,6 +78,8 @@ class ConsumeLoop:
         self.batches = 0
         self.running = False
         self._gauges_at = 0.0
+        # When the current batch window opened: the end of the previous fetch (see _fetch).
+        self._window_opened: float | None = None
         # The batch being written (and then committed): at most one (the backpressure).
         self._inflight: InFlight | None = None
         self._generation = 0
@@ -253,22 +255,38 @@ class ConsumeLoop:
             await self._drain()
 
     async def _fetch(self, stop: asyncio.Event) -> list[Any]:
-        """Fill a batch bounded by size and time; drop what a rebalance took away."""
+        """Fill a batch bounded by size and time; drop what a rebalance took away.
+
+        THE BATCH WINDOW: a batch closes batch_max_seconds after the previous fetch ended,
+        not after this one began. Records keep arriving in the consumer's buffer while the
+        previous batch is prepared; counting that time keeps a record's wait for its batch
+        within the bound (measured at 5000 events/s: p99 event-to-durable 2.3-2.8 s with the
+        window opened at each fetch's start). A window already over takes what is buffered
+        without waiting; with nothing buffered, a fresh window waits for records.
+        """
         self._revoked = set()
         max_events = self.config.batch_max_events
-        deadline = time.monotonic() + self.config.batch_max_seconds
+        max_seconds = self.config.batch_max_seconds
+        opened = self._window_opened if self._window_opened is not None else time.monotonic()
+        deadline = opened + max_seconds
         batch: list[Any] = []
         while len(batch) < max_events and not stop.is_set():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                break
+                if batch:
+                    break
+                remaining = 0.0  # the window is over: take what is buffered, now
             records = await self.consumer.getmany(
                 timeout_ms=int(remaining * 1000), max_records=max_events - len(batch)
             )
             for tp_records in records.values():
                 batch.extend(tp_records)
-            if not records and batch:
-                break  # nothing more buffered: flush what we have rather than wait
+            if not records:
+                if batch:
+                    break  # nothing more buffered: flush what we have rather than wait
+                if remaining == 0.0:
+                    deadline = time.monotonic() + max_seconds  # idle: a fresh window
+        self._window_opened = time.monotonic()
         if self._revoked:
             # Those partitions now belong to another worker, which resumes from our last
             # commit; processing them here too would only race it. One may have been assigned

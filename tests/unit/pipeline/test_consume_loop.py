@@ -383,3 +383,31 @@ def test_commit_latency_counts_only_what_the_commit_covers(
     monkeypatch.setattr(p.consumer, "commit", rejected)
     asyncio.run(p.loop._commit(batch))
     assert latency(p, "_count") == 4
+
+
+def test_the_batch_window_opens_when_the_previous_fetch_ends() -> None:
+    """Records buffered while the previous batch was prepared wait at most
+    batch_max_seconds for their batch: a fetch whose window is already over takes what is
+    buffered without waiting (getmany with no timeout)."""
+
+    async def scenario() -> tuple[int, int, list[int]]:
+        pipeline = Pipeline(traffic(calls=20))
+        await pipeline.loop.start()
+        timeouts: list[int] = []
+        real = pipeline.consumer.getmany
+
+        async def recording(timeout_ms: int, max_records: int) -> Any:
+            timeouts.append(timeout_ms)
+            return await real(timeout_ms=timeout_ms, max_records=max_records)
+
+        pipeline.consumer.getmany = recording  # type: ignore[method-assign]
+        stop = asyncio.Event()
+        first = await pipeline.loop._fetch(stop)
+        await asyncio.sleep(CONFIG.batch_max_seconds * 3)  # preparing the first batch
+        timeouts.clear()
+        second = await pipeline.loop._fetch(stop)
+        return len(first), len(second), timeouts
+
+    first, second, timeouts = asyncio.run(scenario())
+    assert first > 0 and second > 0
+    assert timeouts[0] == 0, timeouts
