@@ -346,3 +346,16 @@ def test_unreachable_server_is_unavailable_and_hides_the_password() -> None:
 def test_tables_module_is_consistent() -> None:
     assert TABLES_BY_NAME["call_event"] is CALL_EVENT
     assert INCOMING_CALL_LOG.order_by == ("project_id", "call_provider_call_id")
+
+
+def test_load_call_events_keys_with_quotes_backslashes_and_control_characters(
+    store: ClickHouseStore,
+) -> None:
+    """The keys travel as a JSON string literal in the statement: any call_id round-trips."""
+    odd = ["it's", 'say "hi"', "back\\slash", "tab\there\n", "\x00\x01\x7f", "☎ 電話", "{x}%s"]
+    store.insert("call_event", [_event_row(PROJECT, c, "e1", i) for i, c in enumerate(odd)])
+    got = store.load_call_events([(PROJECT, c) for c in odd] + [(PROJECT, "it")])
+    assert sorted(r[1] for r in got) == sorted(odd)
+    # The worst case of escaping still fits one statement (the chunks are sized for it).
+    worst = [(PROJECT, f"{i:05d}" + "\x01" * 123) for i in range(5000)]
+    assert store.load_call_events(worst) == []
