@@ -29,7 +29,7 @@ import orjson
 from schemas.rows import CallEventRow, RejectedEventRow, TableName
 from worker.core.call_state import CallCache, CallKey, CallState
 from worker.core.correlation import Row, build_call_rows
-from worker.core.decode import Rejection, ValidEvent, decode, decode_stored, without_payload
+from worker.core.decode import Rejection, ValidEvent, decode, decode_stored
 from worker.core.rates import RatePlan
 
 log = logging.getLogger("ringlog.plan")
@@ -144,7 +144,7 @@ class BatchPlanner:
             touched = False
             for record, ev in items:
                 e = ev.event
-                if state.merge(without_payload(ev)):
+                if state.merge(ev):
                     touched = True
                     plan.event_rows.append(_call_event_row(record, ev, ingested_at))
                     plan.counts[(e.type, "written")] += 1
@@ -200,7 +200,7 @@ class BatchPlanner:
                 log.error("stored event no longer validates: %s", event.message)
                 skipped += 1
                 continue
-            state.merge(without_payload(event))
+            state.merge(event)
         for key in decoded.missing:
             state = self.cache.get(key)
             if state is not None and state.events:
@@ -292,7 +292,8 @@ def _call_event_row(record: Record, ev: ValidEvent, ingested_at: datetime) -> Ca
         "occurred_at": e.occurred_at,
         "sequence": e.sequence,
         "source": e.source,
-        "payload": ev.payload,
+        # The exact text it arrived as (valid UTF-8: the decoder parsed it).
+        "payload": record.value.decode("utf-8") if record.value is not None else "",
         "topic": record.topic,
         "partition": record.partition,
         "offset": record.offset,

@@ -47,18 +47,14 @@ class Rejection:
 
 @dataclass(frozen=True, slots=True)
 class ValidEvent:
-    """A validated event plus the exact text it arrived as (kept in `call_event.payload`)."""
+    """A validated event and the digest of the exact bytes it arrived as. The text itself is
+    kept once, in `call_event.payload` (taken from the record when that row is built), not in
+    the call cache."""
 
     event: Envelope
-    payload: str
     # Deterministic tie-break between two different payloads that share an event_id: the
     # larger digest survives, in memory and in call_event (ReplacingMergeTree(version)).
     digest: int
-
-
-def without_payload(event: ValidEvent) -> ValidEvent:
-    """The form kept in the call cache: the text is only needed once, for call_event."""
-    return ValidEvent(event.event, "", event.digest)
 
 
 def payload_digest(payload: bytes) -> int:
@@ -71,12 +67,12 @@ _JSON_TYPE_NAMES = {list: "list", str: "str", int: "int", float: "float", bool: 
 def decode(key: bytes | None, value: bytes) -> ValidEvent | Rejection:
     """Validate one message value (and its key) against the producer contract."""
     try:
-        text = value.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return Rejection(NOT_UTF8, f"payload is not UTF-8: {exc.reason}")
-    try:
-        data = orjson.loads(value)
+        data = orjson.loads(value)  # refuses invalid UTF-8 too (then told apart below)
     except orjson.JSONDecodeError as exc:
+        try:
+            value.decode("utf-8")
+        except UnicodeDecodeError as not_utf8:
+            return Rejection(NOT_UTF8, f"payload is not UTF-8: {not_utf8.reason}")
         return Rejection(INVALID_JSON, f"payload is not JSON: {exc}")
     if not isinstance(data, dict):
         kind = _JSON_TYPE_NAMES.get(type(data), "null")
@@ -93,7 +89,7 @@ def decode(key: bytes | None, value: bytes) -> ValidEvent | Rejection:
             "each event by call_id so a call's events share a partition",
             "call_id",
         )
-    return ValidEvent(event, text, payload_digest(value))
+    return ValidEvent(event, payload_digest(value))
 
 
 def validate_object(data: dict[str, Any]) -> Envelope | Rejection:
@@ -219,4 +215,4 @@ def decode_stored(payload: str) -> ValidEvent | Rejection:
     event = validate_object(data)
     if isinstance(event, Rejection):
         return event
-    return ValidEvent(event, payload, payload_digest(raw))
+    return ValidEvent(event, payload_digest(raw))
