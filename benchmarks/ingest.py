@@ -1141,8 +1141,10 @@ def summary(result: BenchResult) -> str:
         lines.append(f"    note: {w.note}")
     for fig in result.supervised:
         lines.append(
-            f"(b) --processes {fig.processes}: from the group's first assignment to its "
-            f"commits covering the topic; peak RSS {fig.rss_peak_kib / 1024:,.0f} MiB "
+            f"(b) --processes {fig.processes}: {fig.steady_messages:,} messages committed from "
+            f"every worker in the group to the end ({fig.seconds:.2f}s; "
+            f"{fig.seconds_from_first_assignment:.2f}s from the first assignment, start-up "
+            f"rebalances included); peak RSS {fig.rss_peak_kib / 1024:,.0f} MiB "
             "(supervisor + workers)" + (f"; note: {fig.note}" if fig.note else "")
         )
     if w.latency is not None:
