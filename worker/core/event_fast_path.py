@@ -20,7 +20,7 @@ import types
 from datetime import datetime
 from typing import Annotated, Any, Union, get_args, get_origin, get_type_hints
 
-from pydantic import BeforeValidator, Field, create_model
+from pydantic import BeforeValidator, Field, StrictInt, create_model
 from pydantic_core import PydanticCustomError
 
 from schemas.events import (
@@ -82,9 +82,13 @@ def _fast_annotation(annotation: Any, int_range: tuple[int, int] | None) -> Any:
     return annotation
 
 
+# schema_version: the contract's Literal[1] takes `true` too, which the decoder refuses first.
+FastSchemaVersion = Annotated[StrictInt, Field(ge=1, le=1)]
+
+
 def _fast_model(model: type[Envelope]) -> type[Envelope]:
     hints = get_type_hints(model, include_extras=True)
-    overrides: dict[str, Any] = {}
+    overrides: dict[str, Any] = {"schema_version": (FastSchemaVersion, 1)}
     for name, info in model.model_fields.items():
         fast = _fast_annotation(hints[name], INT_RANGES.get(name))
         if fast is not hints[name]:

@@ -157,6 +157,20 @@ def _sample_of(event_type: str) -> dict[str, Any]:
         ("incoming_call.dial_started", "repeat_count", 2**32 - 1),
         ("incoming_call.dial_started", "sequence", 2**63),
         ("incoming_call.received", "occurred_at", "2105-12-31T23:30:00.000-01:00"),
+        # what the contract path checks before any model
+        ("incoming_call.received", "schema_version", True),
+        ("incoming_call.received", "schema_version", 1.0),
+        ("incoming_call.received", "schema_version", "1"),
+        ("incoming_call.received", "schema_version", 2),
+        ("incoming_call.received", "schema_version", 1),
+        ("incoming_call.received", "schema_version", None),
+        ("incoming_call.received", "type", None),
+        ("incoming_call.received", "type", 5),
+        ("incoming_call.received", "type", ["incoming_call.received"]),
+        ("incoming_call.received", "type", "incoming_call.nope"),
+        ("incoming_call.received", "type", "incoming_call.dial_ended"),
+        ("incoming_call.received", "source", None),
+        ("incoming_call.received", "caller_phone_number", None),
     ],
 )
 def test_column_range_edges_answer_as_the_contract(
