@@ -25,9 +25,11 @@ state from call_event (its state is the RocksDB store and its changelog).
 
 The app runs in a process of its own (chDB allows one process per data directory, and peak
 RSS is then the app's), started and watched by `run_quix_peer`, which reads the group's
-committed offsets from Kafka until they cover the topic's end offsets. `--mode decode` (decode
-only: no state, no sink) and `--mode noop` (iterate raw bytes) show what quixstreams itself
-costs. Standalone, on a topic that already holds the events (e.g. one left by an ingest run),
+committed offsets from Kafka until they cover the topic's end offsets. What quixstreams itself
+costs: `--mode noop` iterates raw bytes; `--mode state` does the bare loop's (a) work in
+quixstreams (orjson + per call its last event type and count, here in the RocksDB state with
+its changelog instead of a dict); `--mode decode` runs ringlog's decoder only (no state, no
+sink). Standalone, on a topic that already holds the events (e.g. one left by an ingest run),
 it also times the bare aiokafka loop (a) on the same topic for the ratio:
 
     python -m benchmarks.quix_peer --brokers 127.0.0.1:9092 --topic T [--mode decode]
@@ -54,6 +56,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+import orjson
 from aiokafka.admin import AIOKafkaAdminClient
 from quixstreams import Application, State, message_context
 from quixstreams.sinks.base import BatchingSink, SinkBatch
@@ -70,8 +73,8 @@ from worker.core.rates import load_rate_plan
 from worker.service.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-Mode = Literal["full", "decode", "noop"]
-MODES: tuple[Mode, ...] = ("full", "decode", "noop")
+Mode = Literal["full", "decode", "state", "noop"]
+MODES: tuple[Mode, ...] = ("full", "decode", "state", "noop")
 # The worker's batch bounds (RINGLOG_BATCH_MAX_EVENTS / _SECONDS) as the checkpoint bounds, so
 # both write batches of the same size.
 COMMIT_EVERY: int = Settings.model_fields["batch_max_events"].default
@@ -301,6 +304,19 @@ def run_app(spec: PeerSpec) -> dict[str, Any]:
             decode(key, value)
 
         sdf.apply(decode_only, metadata=True)
+    elif spec.mode == "state":
+
+        def seen(value: bytes, state: State[str, list[Any]]) -> None:
+            progress.tick()
+            try:
+                obj = orjson.loads(value)
+            except orjson.JSONDecodeError:
+                return
+            if isinstance(obj, dict):  # [last event type, events seen] of the message's call
+                count: int = state.get("seen", [None, 0])[1]
+                state.set("seen", [obj.get("type"), count + 1])
+
+        sdf.apply(seen, stateful=True)
     else:
 
         def noop(value: bytes) -> None:
@@ -471,7 +487,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--brokers", default="127.0.0.1:9092")
     p.add_argument("--topic", help="a topic that already holds the events")
-    p.add_argument("--mode", choices=MODES, default="full", help="full, decode (no state) or noop")
+    p.add_argument("--mode", choices=MODES, default="full", help="what the app does (full)")
     p.add_argument("--timeout", type=float, default=900.0, help="cap in seconds (900)")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     return p
