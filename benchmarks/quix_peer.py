@@ -396,6 +396,8 @@ async def run_quix_peer(
     timeout_s: float,
     mode: Mode = "full",
     database: str = "bench",
+    commit_interval: float = COMMIT_INTERVAL_S,
+    commit_every: int = COMMIT_EVERY,
 ) -> QuixFigures:
     """Run the app in a child process, into a fresh chDB directory and state directory, until
     its group's committed offsets cover `ends` (or `timeout_s` from its start)."""
@@ -410,6 +412,8 @@ async def run_quix_peer(
         database=database,
         state_dir=f"{tmp_dir}/state",
         mode=mode,
+        commit_interval=commit_interval,
+        commit_every=commit_every,
     )
     if mode == "full":
         await ensure_topic(brokers, spec.dlq_topic, partitions=1)
@@ -489,20 +493,41 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--topic", help="a topic that already holds the events")
     p.add_argument("--mode", choices=MODES, default="full", help="what the app does (full)")
     p.add_argument("--timeout", type=float, default=900.0, help="cap in seconds (900)")
+    p.add_argument(
+        "--commit-interval",
+        type=float,
+        default=COMMIT_INTERVAL_S,
+        help=f"checkpoint after this many seconds ({COMMIT_INTERVAL_S:g}: the worker's bound)",
+    )
+    p.add_argument(
+        "--commit-every",
+        type=int,
+        default=COMMIT_EVERY,
+        help=f"...or this many messages ({COMMIT_EVERY}, the worker's batch size)",
+    )
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     return p
 
 
-def _standalone(brokers: str, topic: str, mode: Mode, timeout_s: float) -> None:
+def _standalone(args: argparse.Namespace) -> None:
     from benchmarks.ingest import bare_consumer  # that module imports this one
 
+    brokers, topic, mode = args.brokers, args.topic, args.mode
     ends = asyncio.run(topic_end_offsets(brokers, topic))
     print(f"topic {topic}: {sum(ends.values()):,} messages; (a) bare aiokafka ...", flush=True)
     bare = asyncio.run(bare_consumer(brokers, topic, ends))
     print(f"  {bare.messages:,} in {bare.seconds:.2f}s = {bare.rate:,.0f}/s", flush=True)
     print(f"(d) quixstreams, mode {mode} ...", flush=True)
     fig = asyncio.run(
-        run_quix_peer(brokers=brokers, topic=topic, ends=ends, timeout_s=timeout_s, mode=mode)
+        run_quix_peer(
+            brokers=brokers,
+            topic=topic,
+            ends=ends,
+            timeout_s=args.timeout,
+            mode=mode,
+            commit_interval=args.commit_interval,
+            commit_every=args.commit_every,
+        )
     )
     ratio = fig.rate / bare.rate if bare.rate > 0 else 0.0
     print(
@@ -527,7 +552,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     if not args.topic:
         _parser().error("--topic is required")
-    _standalone(args.brokers, args.topic, args.mode, args.timeout)
+    _standalone(args)
 
 
 if __name__ == "__main__":
