@@ -1217,7 +1217,7 @@ def summary(result: BenchResult) -> str:
             f"(d) {q.describe()}",
             "    rows (count() FINAL): "
             + ", ".join(f"{t}={n:,}" for t, n in sorted(q.rows.items()))
-            + f"; dead letters on {result.topic}.dlq.quix: {q.dead_letters:,}",
+            + f"; dead letters on {q.dlq_topic}: {q.dead_letters:,}",
         ]
     busy = w.fetch_seconds + w.prepare_seconds + w.write_seconds + w.commit_seconds
     lines += [

@@ -358,7 +358,8 @@ class QuixFigures:
     startup_seconds: float = 0.0  # process start -> first message
     flushes: int = 0  # sink flushes (checkpoints with rows)
     rows: dict[str, int] = field(default_factory=dict)  # table -> count() FINAL
-    dead_letters: int = 0  # messages on the peer's DLQ topic
+    dead_letters: int = 0  # messages on its DLQ topic
+    dlq_topic: str = ""  # of this run only: a rerun on the same topic must not count these
     rss_baseline_kib: int = 0
     rss_peak_kib: int = 0
     note: str = ""
@@ -401,13 +402,14 @@ async def run_quix_peer(
 ) -> QuixFigures:
     """Run the app in a child process, into a fresh chDB directory and state directory, until
     its group's committed offsets cover `ends` (or `timeout_s` from its start)."""
-    figures = QuixFigures(mode=mode)
+    run_id = uuid.uuid4().hex[:12]
+    figures = QuixFigures(mode=mode, dlq_topic=f"{topic}.dlq.quix-{run_id}")
     tmp_dir = tempfile.mkdtemp(prefix="ringlog-bench-quix-")
     spec = PeerSpec(
         brokers=brokers,
         topic=topic,
-        dlq_topic=f"{topic}.dlq.quix",
-        group_id=f"ringlog-bench-quix-{uuid.uuid4().hex[:12]}",
+        dlq_topic=figures.dlq_topic,
+        group_id=f"ringlog-bench-quix-{run_id}",
         clickhouse_url=f"chdb://{tmp_dir}/clickhouse",
         database=database,
         state_dir=f"{tmp_dir}/state",
@@ -538,7 +540,7 @@ def _standalone(args: argparse.Namespace) -> None:
     print(f"  {fig.describe()}", flush=True)
     if fig.rows:
         print("  rows: " + ", ".join(f"{t}={n:,}" for t, n in sorted(fig.rows.items())))
-        print(f"  dead letters: {fig.dead_letters:,}", flush=True)
+        print(f"  dead letters on {fig.dlq_topic}: {fig.dead_letters:,}", flush=True)
     print(json.dumps({**asdict(fig), "rate": fig.rate, "bare_rate": bare.rate, "ratio": ratio}))
 
 
