@@ -1,7 +1,8 @@
-"""Ingestion benchmark: bare aiokafka (a) vs the real worker (b) vs a no-op Faust agent (c).
+"""Ingestion benchmark: bare aiokafka (a) vs the real worker (b) vs a no-op Faust agent (c)
+vs a quixstreams app with ringlog's core (d).
 
-All three read the same freshly produced topic in one run, so their figures are comparable;
-machines are shared and noisy, so compare the ratios (b)/(a) and (c)/(a), not absolute rates.
+All read the same freshly produced topic in one run, so their figures are comparable;
+machines are shared and noisy, so compare the ratios to (a), not absolute rates.
 
     python -m benchmarks.ingest                      # 200k events, 4 partitions
     python -m benchmarks.ingest --events 50000 --skip-faust --profile /tmp/ingest.prof
@@ -13,6 +14,10 @@ Steps:
 2. (a) a bare aiokafka consumer: getmany + orjson.loads + a dict keyed by call id + commit per
    batch, timed from its first message to its last;
 3. (c) a faust-streaming agent iterating raw bytes, in a subprocess (`benchmarks.faust_consumer`);
+   (d) a quixstreams app doing the worker's job with ringlog's pure core (decode, state in its
+   RocksDB store, `build_call_rows`, a batching ClickHouse sink into a fresh chDB directory),
+   in a subprocess (`benchmarks.quix_peer`), timed from its first message to the commit that
+   covers the topic's end offsets; skipped when quixstreams is not installed (`--skip-quix`);
 4. (b) the worker (the `ringlog worker` Faust app and lifecycle) with a fresh chDB store, timed
    from its first fetched message to the commit that covers the topic's end offsets, i.e. until
    everything is durable in ClickHouse. By default it runs in a child process that does
@@ -35,6 +40,7 @@ import argparse
 import asyncio
 import contextlib
 import cProfile
+import importlib.util
 import io
 import json
 import math
@@ -53,7 +59,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer
@@ -69,6 +75,9 @@ from worker.service.faust_host import start_in_background
 from worker.service.lifecycle import Worker
 from worker.service.settings import Settings
 
+if TYPE_CHECKING:  # quixstreams is a dev extra: imported only when (d) runs
+    from benchmarks.quix_peer import QuixFigures
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # Same fetch sizes as the worker's consumer (worker/adapters/kafka/consumer.py), so (a) is not
@@ -80,6 +89,7 @@ BARE_MAX_RECORDS = 10_000
 BARE_TIMEOUT_MS = 1_000
 PHASE_TIMEOUT_S = 900.0  # (a) and (b) give up after this long
 FAUST_TIMEOUT_S = 120.0
+QUIX_TIMEOUT_S = 600.0  # (d): from its process start
 POLL_S = 0.01
 JOIN_TIMEOUT_S = 120.0  # --rate: the worker must have joined its group before producing
 RATE_TICK_S = 0.01  # --rate: a burst of rate * 10 ms events every 10 ms
@@ -189,6 +199,8 @@ class BenchResult:
     worker: WorkerFigures
     faust: ConsumerFigures | None
     faust_skipped_reason: str = ""
+    quix: QuixFigures | None = None
+    quix_skipped_reason: str = ""
     supervised: list[SupervisedFigures] = field(default_factory=list)
     checks: dict[str, bool] = field(default_factory=dict)
     profile: str = ""
@@ -208,6 +220,12 @@ class BenchResult:
         if self.faust is None or self.bare is None or self.bare.rate <= 0:
             return None
         return self.faust.rate / self.bare.rate
+
+    @property
+    def quix_ratio(self) -> float | None:
+        if self.quix is None or self.bare is None or self.bare.rate <= 0:
+            return None
+        return self.quix.rate / self.bare.rate
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -229,6 +247,9 @@ class BenchResult:
             bare = self.bare.rate if self.bare is not None else 0.0
             out["ratio_to_bare"] = figures.rate / bare if bare > 0 else 0.0
         data["ratio_faust_to_bare"] = self.faust_ratio
+        if self.quix is not None:
+            data["quix"]["rate"] = self.quix.rate
+        data["ratio_quix_to_bare"] = self.quix_ratio
         data["accounted_for"] = self.accounted_for
         return data
 
@@ -246,6 +267,8 @@ class Options:
     seed: int = 1
     skip_faust: bool = False
     faust_timeout: float = FAUST_TIMEOUT_S
+    skip_quix: bool = False
+    quix_timeout: float = QUIX_TIMEOUT_S
     json: bool = False
     clickhouse_url: str | None = None  # None: a fresh temporary chDB directory
     database: str = "bench"
@@ -433,6 +456,47 @@ def faust_consumer(brokers: str, topic: str, total: int, timeout_s: float) -> Co
         f"; first message {startup:.1f}s after app start" if startup is not None else ""
     )
     return figures
+
+
+# ---------------------------------------------------------------------------------------------
+# (d) quixstreams + ringlog core, in a subprocess
+
+
+def quix_consumer(
+    opts: Options, topic: str, ends: dict[int, int]
+) -> tuple[QuixFigures | None, str]:
+    """(d), or None and why it was skipped."""
+    if opts.skip_quix:
+        return None, "--skip-quix"
+    if importlib.util.find_spec("quixstreams") is None:
+        return None, "quixstreams is not installed (the dev extra)"
+    from benchmarks.quix_peer import run_quix_peer
+
+    _say(f"(d) quixstreams + ringlog core (subprocess, cap {opts.quix_timeout:.0f}s) ...")
+    quix = asyncio.run(
+        run_quix_peer(
+            brokers=opts.brokers,
+            topic=topic,
+            ends=ends,
+            timeout_s=opts.quix_timeout,
+            database=opts.database,
+        )
+    )
+    _say(f"  {quix.messages:,} messages durable in {quix.seconds:.2f}s = {quix.rate:,.0f}/s")
+    return quix, ""
+
+
+def _quix_checks(quix: QuixFigures, expected: Expected) -> dict[str, bool]:
+    return {
+        "(d) committed every offset": quix.complete and quix.messages == expected.messages,
+        "(d) call_event rows = distinct valid events": (
+            quix.rows.get("call_event") == expected.distinct_valid
+        ),
+        "(d) rejected_event rows = invalid messages": (
+            quix.rows.get("rejected_event") == expected.invalid
+        ),
+        "(d) DLQ messages = invalid messages": quix.dead_letters == expected.invalid,
+    }
 
 
 def _child_env() -> dict[str, str]:
@@ -913,6 +977,7 @@ def run(opts: Options) -> BenchResult:
             f"  {faust.messages:,} messages in {faust.seconds:.2f}s = {faust.rate:,.0f} msg/s "
             f"({faust.note})"
         )
+    quix, quix_skipped = quix_consumer(opts, topic, ends)
 
     url, tmp_dir = _store_url(opts)
     spec = _worker_spec(opts, topic, url, ends)
@@ -942,6 +1007,8 @@ def run(opts: Options) -> BenchResult:
         worker=worker,
         faust=faust,
         faust_skipped_reason=skipped,
+        quix=quix,
+        quix_skipped_reason=quix_skipped,
         supervised=supervised,
     )
     result.checks = {
@@ -950,6 +1017,8 @@ def run(opts: Options) -> BenchResult:
     }
     if faust is not None:
         result.checks["(c) read every message"] = faust.complete
+    if quix is not None:
+        result.checks.update(_quix_checks(quix, expected))
     for fig in supervised:
         result.checks[f"(b) --processes {fig.processes}: committed every offset"] = (
             fig.complete and fig.messages == expected.messages
@@ -1048,6 +1117,7 @@ def run_at_rate(opts: Options, topic: str, rate: float) -> BenchResult:
         worker=worker,
         faust=None,
         faust_skipped_reason="--rate",
+        quix_skipped_reason="--rate",
     )
     result.checks = {
         **_worker_checks(worker, expected),
@@ -1078,12 +1148,14 @@ def profile_report(path: Path, top: int = 15) -> str:
 
 
 def _rate_row(
-    name: str, fig: ConsumerFigures | WorkerFigures | SupervisedFigures | None, ratio: str
+    name: str,
+    fig: ConsumerFigures | WorkerFigures | SupervisedFigures | QuixFigures | None,
+    ratio: str,
 ) -> str:
     if fig is None:
-        return f"{name:<44} {'-':>10} {'-':>9} {'-':>11} {ratio:>8}"
+        return f"{name:<45} {'-':>10} {'-':>9} {'-':>11} {ratio:>8}"
     flag = "" if fig.complete else "  (partial)"
-    return f"{name:<44} {fig.messages:>10,} {fig.seconds:>9.2f} {fig.rate:>11,.0f} {ratio:>8}{flag}"
+    return f"{name:<45} {fig.messages:>10,} {fig.seconds:>9.2f} {fig.rate:>11,.0f} {ratio:>8}{flag}"
 
 
 def summary(result: BenchResult) -> str:
@@ -1095,7 +1167,7 @@ def summary(result: BenchResult) -> str:
         f"{result.partitions} partitions, batch_max_events={result.batch_max_events}",
         f"topic {result.topic}; produced at {result.produce_rate:,.0f} msg/s",
         "",
-        f"{'consumer':<44} {'messages':>10} {'seconds':>9} {'events/s':>11} {'vs (a)':>8}",
+        f"{'consumer':<45} {'messages':>10} {'seconds':>9} {'events/s':>11} {'vs (a)':>8}",
     ]
     if result.bare is not None:
         lines += [
@@ -1121,11 +1193,32 @@ def summary(result: BenchResult) -> str:
         )
     else:
         lines.append(_rate_row(f"(c) faust: skipped ({result.faust_skipped_reason})", None, "-"))
+    if result.quix is not None:
+        ratio = result.quix_ratio
+        lines.append(
+            _rate_row(
+                "(d) quixstreams + ringlog core, until durable",
+                result.quix,
+                f"{ratio:.3f}" if ratio else "-",
+            )
+        )
+    else:
+        lines.append(
+            _rate_row(f"(d) quixstreams: skipped ({result.quix_skipped_reason})", None, "-")
+        )
     lines.append("")
     if result.bare is not None:
         lines.append(f"(a) {result.bare.note}")
     if result.faust is not None:
         lines.append(f"(c) {result.faust.note}")
+    if result.quix is not None:
+        q = result.quix
+        lines += [
+            f"(d) {q.describe()}",
+            "    rows (count() FINAL): "
+            + ", ".join(f"{t}={n:,}" for t, n in sorted(q.rows.items()))
+            + f"; dead letters on {q.dlq_topic}: {q.dead_letters:,}",
+        ]
     busy = w.fetch_seconds + w.prepare_seconds + w.write_seconds + w.commit_seconds
     lines += [
         f"(b) {w.batches} batches (mean {w.messages / max(1, w.batches):,.0f} messages); "
@@ -1184,7 +1277,8 @@ def _latency_lines(lat: LatencyFigures) -> list[str]:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m benchmarks.ingest",
-        description="Kafka ingestion benchmark: bare aiokafka vs the ringlog worker vs Faust.",
+        description="Kafka ingestion benchmark: bare aiokafka vs the ringlog worker vs Faust "
+        "vs quixstreams.",
     )
     p.add_argument("--events", type=int, default=200_000, help="events to generate (200000)")
     p.add_argument("--partitions", type=int, default=4, help="partitions of the fresh topic")
@@ -1198,6 +1292,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1, help="traffic generator seed")
     p.add_argument("--skip-faust", action="store_true", help="do not run consumer (c)")
     p.add_argument("--faust-timeout", type=float, default=FAUST_TIMEOUT_S, help="cap for (c), s")
+    p.add_argument("--skip-quix", action="store_true", help="do not run consumer (d)")
+    p.add_argument("--quix-timeout", type=float, default=QUIX_TIMEOUT_S, help="cap for (d), s")
     p.add_argument("--json", action="store_true", help="also print the result as a JSON line")
     p.add_argument("--clickhouse-url", default=None, help="store URL (default: fresh chDB dir)")
     p.add_argument("--database", default="bench", help="ClickHouse database (bench)")
@@ -1256,6 +1352,8 @@ def main(
         seed=args.seed,
         skip_faust=args.skip_faust,
         faust_timeout=args.faust_timeout,
+        skip_quix=args.skip_quix,
+        quix_timeout=args.quix_timeout,
         json=args.json,
         clickhouse_url=clickhouse_url if clickhouse_url is not None else args.clickhouse_url,
         database=database if database is not None else args.database,

@@ -25,6 +25,7 @@ def test_benchmark_accounts_for_every_event(chdb_store_url: str) -> None:
             "--events",
             "2000",
             "--skip-faust",
+            "--skip-quix",  # (d) has a test of its own below
             "--in-process",
             "--no-progress",
             "--brokers",
@@ -42,7 +43,7 @@ def test_benchmark_accounts_for_every_event(chdb_store_url: str) -> None:
     assert result.worker.rows["call_event"] == exp.distinct_valid
     assert result.worker.rows["rejected_event"] == exp.invalid
     assert result.worker.dead_letters == exp.invalid
-    assert result.faust is None
+    assert result.faust is None and result.quix is None
     # `ringlog worker --processes 2` (the default extra run): the command, into its own store.
     [supervised] = result.supervised
     assert (supervised.processes, supervised.messages) == (2, exp.messages)
@@ -51,6 +52,47 @@ def test_benchmark_accounts_for_every_event(chdb_store_url: str) -> None:
     assert result.bare.rate > 0 and result.worker.rate > 0
     assert result.worker.latency is None  # measured in the --rate mode only
     assert "latency" not in result.to_json()["worker"]
+
+
+def test_benchmark_quix_peer_accounts_for_every_event(chdb_store_url: str) -> None:
+    """(d), the quixstreams app with ringlog's core, in its own process and chDB directory:
+    every offset committed, every message in its rows and DLQ, the worker's row counts."""
+    pytest.importorskip("quixstreams")
+    brokers = kafka_up()
+    result = main(
+        [
+            "--events",
+            "2000",
+            "--skip-faust",
+            "--processes",
+            "",
+            "--in-process",
+            "--no-progress",
+            "--brokers",
+            brokers,
+        ],
+        clickhouse_url=chdb_store_url,
+        database=f"bench_quix_{uuid.uuid4().hex[:8]}",
+    )
+    assert result is not None
+    exp, quix = result.expected, result.quix
+    assert quix is not None and quix.complete, quix
+    assert exp.invalid > 0 and exp.duplicates > 0  # both paths exercised
+    assert quix.messages == exp.messages
+    assert quix.rows["call_event"] == exp.distinct_valid
+    assert quix.rows["rejected_event"] == exp.invalid
+    assert quix.dead_letters == exp.invalid
+    # The same core on the same events: as many rows as the worker wrote, table by table.
+    assert quix.rows == result.worker.rows
+    assert result.accounted_for, result.checks
+    assert {name for name in result.checks if name.startswith("(d)")} == {
+        "(d) committed every offset",
+        "(d) call_event rows = distinct valid events",
+        "(d) rejected_event rows = invalid messages",
+        "(d) DLQ messages = invalid messages",
+    }
+    data = result.to_json()
+    assert data["quix"]["messages"] == exp.messages and data["ratio_quix_to_bare"] is not None
 
 
 def test_benchmark_rate_mode_measures_every_record(chdb_store_url: str) -> None:
