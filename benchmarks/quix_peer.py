@@ -157,7 +157,7 @@ class CallProcessor:
         current = stored.get(e.event_id)
         if current is not None and payload_digest(current.encode()) >= decoded.digest:
             return None  # a duplicate changes nothing (CallState.merge)
-        stored[e.event_id] = decoded.payload
+        stored[e.event_id] = value.decode("utf-8")  # the exact text (valid: decode parsed it)
         state.set(e.project_id, stored)
         events = [decoded]
         for event_id, payload in stored.items():
