@@ -197,11 +197,11 @@ class Options:
 # helpers
 
 
-def _say(text: str) -> None:
+def say(text: str) -> None:
     print(text, flush=True)
 
 
-def _proc_status_kib(field_name: str) -> int:
+def proc_status_kib(field_name: str) -> int:
     """A `kB` field of /proc/self/status (VmRSS, VmHWM); 0 where there is no /proc."""
     try:
         with open("/proc/self/status", encoding="ascii") as status:
@@ -224,20 +224,20 @@ class RssSampler:
         self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
 
     def start(self) -> None:
-        self.baseline = self.peak = _proc_status_kib("VmRSS")
+        self.baseline = self.peak = proc_status_kib("VmRSS")
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
-        self.peak = max(self.peak, _proc_status_kib("VmRSS"))
+        self.peak = max(self.peak, proc_status_kib("VmRSS"))
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
-            self.peak = max(self.peak, _proc_status_kib("VmRSS"))
+            self.peak = max(self.peak, proc_status_kib("VmRSS"))
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
@@ -344,7 +344,7 @@ def faust_consumer(brokers: str, topic: str, total: int, timeout_s: float) -> Co
         proc = subprocess.run(
             cmd,
             cwd=REPO_ROOT,
-            env=_child_env(),
+            env=child_env(),
             capture_output=True,
             text=True,
             timeout=timeout_s + 90,
@@ -371,7 +371,7 @@ def faust_consumer(brokers: str, topic: str, total: int, timeout_s: float) -> Co
     return figures
 
 
-def _child_env() -> dict[str, str]:
+def child_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
     return env
@@ -423,7 +423,7 @@ class _ThreadProfiles:
         threading.setprofile(None)
 
 
-def _timed(
+def timed(
     call: Callable[..., Awaitable[Any]], on_done: Callable[[float, float, Any], None]
 ) -> Callable[..., Awaitable[Any]]:
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -435,21 +435,28 @@ def _timed(
     return wrapper
 
 
-async def run_worker_phase(spec: WorkerSpec) -> WorkerFigures:
-    """Run the worker (the `ringlog worker` app, in process) until every offset up to
-    `spec.ends` is committed."""
-    figures = WorkerFigures()
-    settings = Settings(
+def worker_settings(spec: WorkerSpec, **extra: Any) -> Settings:
+    """The worker's settings for `spec` (a free HTTP port); `extra` sets other fields, and
+    fields left unset come from RINGLOG_* variables as for `ringlog worker`."""
+    return Settings(
         kafka_brokers=spec.brokers,
         topic=spec.topic,
         dlq_topic=spec.dlq_topic,
         group_id=spec.group_id,
         clickhouse_url=spec.clickhouse_url,
         database=spec.database,
-        http_port=_free_port(),
+        http_port=free_port(),
         batch_max_events=spec.batch_max_events,
         log_level="WARNING",
+        **extra,
     )
+
+
+async def run_worker_phase(spec: WorkerSpec) -> WorkerFigures:
+    """Run the worker (the `ringlog worker` app, in process) until every offset up to
+    `spec.ends` is committed."""
+    figures = WorkerFigures()
+    settings = worker_settings(spec)
     marks: dict[str, float] = {}
 
     def on_fetch(t0: float, t1: float, records: Any) -> None:
@@ -482,12 +489,12 @@ async def run_worker_phase(spec: WorkerSpec) -> WorkerFigures:
             marks["start"] = time.perf_counter()
             # Benchmark instrumentation on this instance only (the worker's code is untouched).
             consumer = w.loop.consumer
-            setattr(consumer, "getmany", _timed(consumer.getmany, on_fetch))  # noqa: B010
-            setattr(w.preparer, "prepare", _timed(w.preparer.prepare, on_prepare))  # noqa: B010
-            setattr(w.writer, "write", _timed(w.writer.write, on_write))  # noqa: B010
-            setattr(w.loop, "_commit", _timed(w.loop._commit, on_commit))  # noqa: B010
+            setattr(consumer, "getmany", timed(consumer.getmany, on_fetch))  # noqa: B010
+            setattr(w.preparer, "prepare", timed(w.preparer.prepare, on_prepare))  # noqa: B010
+            setattr(w.writer, "write", timed(w.writer.write, on_write))  # noqa: B010
+            setattr(w.loop, "_commit", timed(w.loop._commit, on_commit))  # noqa: B010
             deadline = time.monotonic() + PHASE_TIMEOUT_S
-            while not _all_committed(w, spec):
+            while not all_committed(w, spec):
                 if task.done():
                     task.result()
                     raise RuntimeError("the worker stopped before committing everything")
@@ -506,7 +513,7 @@ async def run_worker_phase(spec: WorkerSpec) -> WorkerFigures:
             last = marks.get("last_commit", time.perf_counter())
             figures.seconds = last - marks.get("first", marks["start"])
             figures.seconds_from_start = last - marks["start"]
-            figures.rows = await asyncio.to_thread(_row_counts, w)
+            figures.rows = await asyncio.to_thread(row_counts, w)
         finally:
             stop.set()
             with contextlib.suppress(Exception):
@@ -522,14 +529,14 @@ async def run_worker_phase(spec: WorkerSpec) -> WorkerFigures:
     return figures
 
 
-def _all_committed(w: Worker, spec: WorkerSpec) -> bool:
+def all_committed(w: Worker, spec: WorkerSpec) -> bool:
     committed = {
         tp.partition: off for tp, off in w.loop.committed.items() if tp.topic == spec.topic
     }
     return all(committed.get(p, 0) >= end for p, end in spec.ends.items() if end > 0)
 
 
-def _row_counts(w: Worker) -> dict[str, int]:
+def row_counts(w: Worker) -> dict[str, int]:
     counts: dict[str, int] = {}
     for table in ALL_TABLES:
         _, rows = w.store.query(f"SELECT count() FROM {table.name} FINAL")
@@ -559,7 +566,7 @@ def _worker_subprocess(spec: WorkerSpec) -> WorkerFigures:
     proc = subprocess.run(
         cmd,
         cwd=REPO_ROOT,
-        env=_child_env(),
+        env=child_env(),
         capture_output=True,
         text=True,
         timeout=PHASE_TIMEOUT_S + 120,
@@ -581,10 +588,10 @@ def _worker_child(spec_json: str) -> None:
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     spec = WorkerSpec.from_json(spec_json)
-    baseline = _proc_status_kib("VmRSS")
+    baseline = proc_status_kib("VmRSS")
     figures = asyncio.run(run_worker_phase(spec))
     figures.rss_baseline_kib = baseline
-    figures.rss_peak_kib = _proc_status_kib("VmHWM")
+    figures.rss_peak_kib = proc_status_kib("VmHWM")
     figures.rss_note = (
         "worker subprocess (it only runs the worker): peak = its VmHWM at the end, "
         "baseline = its VmRSS after imports, before the worker started"
@@ -600,11 +607,11 @@ def _worker_child(spec_json: str) -> None:
 
 
 async def _prepare(opts: Options, topic: str) -> tuple[float, float, Expected, dict[int, int]]:
-    _say(f"generating {opts.events:,} events (seed {opts.seed}) ...")
+    say(f"generating {opts.events:,} events (seed {opts.seed}) ...")
     t0 = time.perf_counter()
     messages = list(generate_events(opts.events, seed=opts.seed, invalid_share=0.02, oversized=0))
     expected = expected_of(messages)
-    _say(
+    say(
         f"  {len(messages):,} messages ({expected.invalid:,} invalid, {expected.duplicates:,} "
         f"duplicate valid) in {time.perf_counter() - t0:.1f}s"
     )
@@ -619,7 +626,7 @@ async def _prepare(opts: Options, topic: str) -> tuple[float, float, Expected, d
     ends = await topic_end_offsets(opts.brokers, topic)
     if sum(ends.values()) != expected.messages:
         raise RuntimeError(f"topic holds {sum(ends.values())} messages, sent {expected.messages}")
-    _say(
+    say(
         f"produced {stats.sent:,} messages ({stats.bytes / 1e6:.1f} MB) to {topic} "
         f"({opts.partitions} partitions) at {stats.rate:,.0f} msg/s"
     )
@@ -631,18 +638,18 @@ def run(opts: Options) -> BenchResult:
     topic = f"ringlog-bench-{stamp}-{uuid.uuid4().hex[:6]}"
     produce_rate, produce_s, expected, ends = asyncio.run(_prepare(opts, topic))
 
-    _say("(a) bare aiokafka consumer ...")
+    say("(a) bare aiokafka consumer ...")
     bare = asyncio.run(bare_consumer(opts.brokers, topic, ends))
-    _say(f"  {bare.messages:,} messages in {bare.seconds:.2f}s = {bare.rate:,.0f} msg/s")
+    say(f"  {bare.messages:,} messages in {bare.seconds:.2f}s = {bare.rate:,.0f} msg/s")
 
     faust: ConsumerFigures | None = None
     skipped = ""
     if opts.skip_faust:
         skipped = "--skip-faust"
     else:
-        _say(f"(c) faust-streaming no-op agent (subprocess, cap {opts.faust_timeout:.0f}s) ...")
+        say(f"(c) faust-streaming no-op agent (subprocess, cap {opts.faust_timeout:.0f}s) ...")
         faust = faust_consumer(opts.brokers, topic, expected.messages, opts.faust_timeout)
-        _say(
+        say(
             f"  {faust.messages:,} messages in {faust.seconds:.2f}s = {faust.rate:,.0f} msg/s "
             f"({faust.note})"
         )
@@ -664,7 +671,7 @@ def run(opts: Options) -> BenchResult:
         profile=str(opts.profile) if opts.profile is not None else None,
     )
     where = "in this process" if opts.in_process else "in a subprocess"
-    _say(f"(b) worker ({where}, batch_max_events={opts.batch_max_events}, store {url}) ...")
+    say(f"(b) worker ({where}, batch_max_events={opts.batch_max_events}, store {url}) ...")
     try:
         if opts.in_process:
             worker = asyncio.run(_worker_in_process(spec))
@@ -673,7 +680,7 @@ def run(opts: Options) -> BenchResult:
     finally:
         if tmp_dir is not None:
             shutil.rmtree(tmp_dir, ignore_errors=True)
-    _say(f"  {worker.messages:,} messages durable in {worker.seconds:.2f}s = {worker.rate:,.0f}/s")
+    say(f"  {worker.messages:,} messages durable in {worker.seconds:.2f}s = {worker.rate:,.0f}/s")
 
     result = BenchResult(
         command=opts.command,
@@ -851,11 +858,11 @@ def main(
         command=shlex.join(["python", "-m", "benchmarks.ingest", *shown]),
     )
     result = run(opts)
-    _say(summary(result))
+    say(summary(result))
     if result.profile:
-        _say(result.profile)
+        say(result.profile)
     if opts.json:
-        _say(json.dumps(result.to_json()))
+        say(json.dumps(result.to_json()))
     return result
 
 
