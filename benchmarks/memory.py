@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ctypes
 import gc
 import itertools
 import json
@@ -165,6 +166,13 @@ class RunFigures:
     hwm_baseline_kib: int = 0  # VmHWM then (the start-up peak)
     rss_after_kib: int = 0  # VmRSS once every offset is committed
     hwm_after_kib: int = 0  # VmHWM then
+    # VmRSS after that, once gc.collect() and glibc's malloc_trim(0) ran: what of `after` is
+    # garbage or free heap the allocators kept (0: not measured, no glibc)
+    rss_trimmed_kib: int = 0
+    # chDB's own MemoryTracking (ClickHouse's allocations in this process), when the store
+    # is embedded (0 otherwise): how much of the growth is chDB's
+    chdb_baseline_bytes: int = 0
+    chdb_after_bytes: int = 0
     cached_calls: int = 0  # len(cache) at the end
     open_calls: int = 0  # cached calls without an end event at the end
     evictions: int = 0  # CallCache.evictions
@@ -249,7 +257,7 @@ class Breakdown:
     calls: int
     traced_per_call: float  # tracemalloc: bytes held after the run, per call
     events: list[EventParts]
-    call_state: int  # sys.getsizeof(CallState) (its attribute values are inline, not seen)
+    call_state: int  # sys.getsizeof(CallState) (a slotted dataclass)
     events_dict: int  # CallState.events
 
     @property
@@ -381,6 +389,7 @@ async def worker_run(spec: RunSpec, feed: Feed, progress: Callable[[str], None])
         await asyncio.sleep(IDLE_S)
         figures.rss_baseline_kib = proc_status_kib("VmRSS")
         figures.hwm_baseline_kib = proc_status_kib("VmHWM")
+        figures.chdb_baseline_bytes = await asyncio.to_thread(chdb_memory, w)
         progress(
             f"  worker idle: VmRSS {figures.rss_baseline_kib / 1024:,.0f} MiB "
             f"(start-up peak {figures.hwm_baseline_kib / 1024:,.0f} MiB); producing ..."
@@ -433,6 +442,8 @@ async def worker_run(spec: RunSpec, feed: Feed, progress: Callable[[str], None])
             await asyncio.sleep(POLL_S)
         figures.rss_after_kib = proc_status_kib("VmRSS")
         figures.hwm_after_kib = proc_status_kib("VmHWM")
+        figures.chdb_after_bytes = await asyncio.to_thread(chdb_memory, w)
+        figures.rss_trimmed_kib = rss_after_trim()
         figures.committed = _committed(w, spec.worker)
         last = marks.get("last_commit", time.perf_counter())
         figures.seconds = last - marks.get("first", started)
@@ -450,6 +461,25 @@ async def worker_run(spec: RunSpec, feed: Feed, progress: Callable[[str], None])
         (await topic_end_offsets(spec.worker.brokers, spec.worker.dlq_topic)).values()
     )
     return figures
+
+
+def chdb_memory(w: Worker) -> int:
+    """Bytes ClickHouse tracks as allocated in this process (embedded chDB store only)."""
+    if not w.settings.clickhouse_url.startswith("chdb:"):
+        return 0
+    _, rows = w.store.query("SELECT value FROM system.metrics WHERE metric = 'MemoryTracking'")
+    return int(str(rows[0][0])) if rows else 0
+
+
+def rss_after_trim() -> int:
+    """VmRSS once the garbage is collected and glibc returned its free heap (0: no glibc)."""
+    gc.collect()
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return 0
+    libc.malloc_trim(0)
+    return proc_status_kib("VmRSS")
 
 
 def _committed(w: Worker, spec: WorkerSpec) -> int:
@@ -771,8 +801,7 @@ def breakdown_lines(b: Breakdown) -> list[str]:
     traced = max(1.0, b.traced_per_call)
     lines += [
         f"  CallState {b.call_state} + its events dict {b.events_dict}; walked total {b.walked:,};"
-        f" not seen by the walk {unwalked:,.0f} (the LRU's OrderedDict entry and key tuple,",
-        "  CallState's inline attribute values, allocator rounding)",
+        f" not seen by the walk {unwalked:,.0f} (the LRU's OrderedDict entry and key tuple)",
         "per call: "
         f"__pydantic_fields_set__ {fields_set:,} ({fields_set / traced:.0%}), "
         f"model __dict__ {dicts:,} ({dicts / traced:.0%}), "
@@ -792,6 +821,27 @@ def breakdown_lines(b: Breakdown) -> list[str]:
     return lines
 
 
+def growth_lines(runs: Sequence[RunFigures], breakdown: Breakdown | None) -> list[str]:
+    """Where each run's RSS growth went: chDB's own allocations, what gc.collect() and
+    malloc_trim gave back, and the cache as the in-process breakdown measures it."""
+    lines = ["where the growth went (MiB):"]
+    for r in runs:
+        grown = (r.rss_after_kib - r.rss_baseline_kib) / 1024
+        chdb = (r.chdb_after_bytes - r.chdb_baseline_bytes) / 2**20
+        parts = [f"  {r.label}: +{grown:,.0f}", f"chDB MemoryTracking {chdb:+,.0f}"]
+        if r.rss_trimmed_kib:
+            kept = (r.rss_after_kib - r.rss_trimmed_kib) / 1024
+            parts.append(f"freed by gc.collect + malloc_trim {kept:,.0f}")
+        if breakdown is not None:
+            cache = r.cached_calls * breakdown.traced_per_call / 2**20
+            parts.append(
+                f"the cache ~{cache:,.0f} ({r.cached_calls:,} calls x "
+                f"{breakdown.traced_per_call:,.0f} B, tracemalloc in-process)"
+            )
+        lines.append(", ".join(parts))
+    return lines
+
+
 def summary(result: MemoryResult) -> str:
     lines = [
         "",
@@ -805,6 +855,7 @@ def summary(result: MemoryResult) -> str:
         lines.append("1. memory (RINGLOG_CACHE_MAX_CALLS = calls): RSS above the idle worker")
         lines += ["   " + ln for ln in memory_table(result.runs)]
         lines.append(f"   ({result.runs[0].rss_note})")
+        lines += ["   " + ln for ln in growth_lines(result.runs, result.breakdown)]
         lines.append("")
     fits, evict = result.fits_run, result.evict_run
     if fits is not None and evict is not None:
