@@ -48,7 +48,6 @@ import os
 import pstats
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -65,6 +64,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 
 from benchmarks.supervised import SupervisedFigures, run_supervised
+from devtools.fault_harness import free_port
 from devtools.kafka_local import topic_end_offsets
 from devtools.producer import ProduceStats, ensure_topic, produce
 from devtools.traffic import Message, generate_events
@@ -284,11 +284,11 @@ class Options:
 # helpers
 
 
-def _say(text: str) -> None:
+def say(text: str) -> None:
     print(text, flush=True)
 
 
-def _proc_status_kib(field_name: str) -> int:
+def proc_status_kib(field_name: str) -> int:
     """A `kB` field of /proc/self/status (VmRSS, VmHWM); 0 where there is no /proc."""
     try:
         with open("/proc/self/status", encoding="ascii") as status:
@@ -311,24 +311,17 @@ class RssSampler:
         self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
 
     def start(self) -> None:
-        self.baseline = self.peak = _proc_status_kib("VmRSS")
+        self.baseline = self.peak = proc_status_kib("VmRSS")
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
-        self.peak = max(self.peak, _proc_status_kib("VmRSS"))
+        self.peak = max(self.peak, proc_status_kib("VmRSS"))
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
-            self.peak = max(self.peak, _proc_status_kib("VmRSS"))
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+            self.peak = max(self.peak, proc_status_kib("VmRSS"))
 
 
 def expected_of(messages: Sequence[Message]) -> Expected:
@@ -431,7 +424,7 @@ def faust_consumer(brokers: str, topic: str, total: int, timeout_s: float) -> Co
         proc = subprocess.run(
             cmd,
             cwd=REPO_ROOT,
-            env=_child_env(),
+            env=child_env(),
             capture_output=True,
             text=True,
             timeout=timeout_s + 90,
@@ -472,7 +465,7 @@ def quix_consumer(
         return None, "quixstreams is not installed (the dev extra)"
     from benchmarks.quix_peer import run_quix_peer
 
-    _say(f"(d) quixstreams + ringlog core (subprocess, cap {opts.quix_timeout:.0f}s) ...")
+    say(f"(d) quixstreams + ringlog core (subprocess, cap {opts.quix_timeout:.0f}s) ...")
     quix = asyncio.run(
         run_quix_peer(
             brokers=opts.brokers,
@@ -482,7 +475,7 @@ def quix_consumer(
             database=opts.database,
         )
     )
-    _say(f"  {quix.messages:,} messages durable in {quix.seconds:.2f}s = {quix.rate:,.0f}/s")
+    say(f"  {quix.messages:,} messages durable in {quix.seconds:.2f}s = {quix.rate:,.0f}/s")
     return quix, ""
 
 
@@ -499,7 +492,7 @@ def _quix_checks(quix: QuixFigures, expected: Expected) -> dict[str, bool]:
     }
 
 
-def _child_env() -> dict[str, str]:
+def child_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
     return env
@@ -553,7 +546,7 @@ class _ThreadProfiles:
         threading.setprofile(None)
 
 
-def _timed(
+def timed(
     call: Callable[..., Awaitable[Any]], on_done: Callable[[float, float, Any], None]
 ) -> Callable[..., Awaitable[Any]]:
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -628,23 +621,30 @@ async def _joined(w: Worker, task: asyncio.Task[None]) -> None:
         await asyncio.sleep(POLL_S)
 
 
-async def run_worker_phase(spec: WorkerSpec, feed: EndsFeed | None = None) -> WorkerFigures:
-    """Run the worker (the `ringlog worker` app, in process) until every offset up to
-    `spec.ends` is committed. With `feed` (--rate), the events are produced once the worker has
-    joined its group, the end offsets are what `feed` returns, and each committed record's
-    latency is measured."""
-    figures = WorkerFigures()
-    settings = Settings(
+def worker_settings(spec: WorkerSpec, **extra: Any) -> Settings:
+    """The worker's settings for `spec` (a free HTTP port); `extra` sets other fields, and
+    fields left unset come from RINGLOG_* variables as for `ringlog worker`."""
+    return Settings(
         kafka_brokers=spec.brokers,
         topic=spec.topic,
         dlq_topic=spec.dlq_topic,
         group_id=spec.group_id,
         clickhouse_url=spec.clickhouse_url,
         database=spec.database,
-        http_port=_free_port(),
+        http_port=free_port(),
         batch_max_events=spec.batch_max_events,
         log_level="WARNING",
+        **extra,
     )
+
+
+async def run_worker_phase(spec: WorkerSpec, feed: EndsFeed | None = None) -> WorkerFigures:
+    """Run the worker (the `ringlog worker` app, in process) until every offset up to
+    `spec.ends` is committed. With `feed` (--rate), the events are produced once the worker has
+    joined its group, the end offsets are what `feed` returns, and each committed record's
+    latency is measured."""
+    figures = WorkerFigures()
+    settings = worker_settings(spec)
     marks: dict[str, float] = {}
 
     def on_fetch(t0: float, t1: float, records: Any) -> None:
@@ -677,14 +677,14 @@ async def run_worker_phase(spec: WorkerSpec, feed: EndsFeed | None = None) -> Wo
             marks["start"] = time.perf_counter()
             # Benchmark instrumentation on this instance only (the worker's code is untouched).
             consumer = w.loop.consumer
-            setattr(consumer, "getmany", _timed(consumer.getmany, on_fetch))  # noqa: B010
-            setattr(w.preparer, "prepare", _timed(w.preparer.prepare, on_prepare))  # noqa: B010
-            setattr(w.writer, "write", _timed(w.writer.write, on_write))  # noqa: B010
+            setattr(consumer, "getmany", timed(consumer.getmany, on_fetch))  # noqa: B010
+            setattr(w.preparer, "prepare", timed(w.preparer.prepare, on_prepare))  # noqa: B010
+            setattr(w.writer, "write", timed(w.writer.write, on_write))  # noqa: B010
             commit: Callable[[Sequence[Any]], Awaitable[None]] = w.loop._commit
             latencies: list[float] = []
             if feed is not None:
                 commit = _recording_latencies(w.loop, commit, latencies)
-            setattr(w.loop, "_commit", _timed(commit, on_commit))  # noqa: B010
+            setattr(w.loop, "_commit", timed(commit, on_commit))  # noqa: B010
             ends = spec.ends
             feeding: asyncio.Task[dict[int, int]] | None = None
             if feed is not None:
@@ -700,7 +700,7 @@ async def run_worker_phase(spec: WorkerSpec, feed: EndsFeed | None = None) -> Wo
                     if not feeding.done():
                         return False
                     ends = feeding.result()  # re-raises why producing failed
-                return _all_committed(w, spec.topic, ends)
+                return all_committed(w, spec.topic, ends)
 
             while not finished():
                 if task.done():
@@ -725,7 +725,7 @@ async def run_worker_phase(spec: WorkerSpec, feed: EndsFeed | None = None) -> Wo
             last = marks.get("last_commit", time.perf_counter())
             figures.seconds = last - marks.get("first", marks["start"])
             figures.seconds_from_start = last - marks["start"]
-            figures.rows = await asyncio.to_thread(_row_counts, w)
+            figures.rows = await asyncio.to_thread(row_counts, w)
         finally:
             stop.set()
             with contextlib.suppress(Exception):
@@ -746,12 +746,12 @@ def _produce_seconds(spec: WorkerSpec) -> float:
     return spec.events / spec.rate if spec.rate else 0.0
 
 
-def _all_committed(w: Worker, topic: str, ends: dict[int, int]) -> bool:
+def all_committed(w: Worker, topic: str, ends: dict[int, int]) -> bool:
     committed = {tp.partition: off for tp, off in w.loop.committed.items() if tp.topic == topic}
     return all(committed.get(p, 0) >= end for p, end in ends.items() if end > 0)
 
 
-def _row_counts(w: Worker) -> dict[str, int]:
+def row_counts(w: Worker) -> dict[str, int]:
     counts: dict[str, int] = {}
     for table in ALL_TABLES:
         _, rows = w.store.query(f"SELECT count() FROM {table.name} FINAL")
@@ -786,7 +786,7 @@ def _worker_subprocess(spec: WorkerSpec) -> WorkerFigures:
     proc = subprocess.run(
         cmd,
         cwd=REPO_ROOT,
-        env=_child_env(),
+        env=child_env(),
         capture_output=True,
         text=True,
         timeout=PHASE_TIMEOUT_S + 120,
@@ -811,7 +811,7 @@ def _worker_subprocess_at_rate(spec: WorkerSpec, produce_at_rate: EndsFeed) -> W
         proc = subprocess.Popen(
             cmd,
             cwd=REPO_ROOT,
-            env=_child_env(),
+            env=child_env(),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=errors,
@@ -857,11 +857,11 @@ def _worker_child(spec_json: str) -> None:
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     spec = WorkerSpec.from_json(spec_json)
-    baseline = _proc_status_kib("VmRSS")
+    baseline = proc_status_kib("VmRSS")
     feed = _ends_from_parent if spec.rate is not None else None
     figures = asyncio.run(run_worker_phase(spec, feed))
     figures.rss_baseline_kib = baseline
-    figures.rss_peak_kib = _proc_status_kib("VmHWM")
+    figures.rss_peak_kib = proc_status_kib("VmHWM")
     figures.rss_note = (
         "worker subprocess (it only runs the worker): peak = its VmHWM at the end, "
         "baseline = its VmRSS after imports, before the worker started"
@@ -877,11 +877,11 @@ def _worker_child(spec_json: str) -> None:
 
 
 def _generate(opts: Options) -> tuple[list[Message], Expected]:
-    _say(f"generating {opts.events:,} events (seed {opts.seed}) ...")
+    say(f"generating {opts.events:,} events (seed {opts.seed}) ...")
     t0 = time.perf_counter()
     messages = list(generate_events(opts.events, seed=opts.seed, invalid_share=0.02, oversized=0))
     expected = expected_of(messages)
-    _say(
+    say(
         f"  {len(messages):,} messages ({expected.invalid:,} invalid, {expected.duplicates:,} "
         f"duplicate valid) in {time.perf_counter() - t0:.1f}s"
     )
@@ -902,7 +902,7 @@ async def _produced(
     ends = await topic_end_offsets(opts.brokers, topic)
     if sum(ends.values()) != expected.messages:
         raise RuntimeError(f"topic holds {sum(ends.values())} messages, sent {expected.messages}")
-    _say(
+    say(
         f"produced {stats.sent:,} messages ({stats.bytes / 1e6:.1f} MB) to {topic} "
         f"({opts.partitions} partitions) at {stats.rate:,.0f} msg/s"
     )
@@ -962,18 +962,18 @@ def run(opts: Options) -> BenchResult:
         return run_at_rate(opts, topic, opts.rate)
     produce_rate, produce_s, expected, ends = asyncio.run(_prepare(opts, topic))
 
-    _say("(a) bare aiokafka consumer ...")
+    say("(a) bare aiokafka consumer ...")
     bare = asyncio.run(bare_consumer(opts.brokers, topic, ends))
-    _say(f"  {bare.messages:,} messages in {bare.seconds:.2f}s = {bare.rate:,.0f} msg/s")
+    say(f"  {bare.messages:,} messages in {bare.seconds:.2f}s = {bare.rate:,.0f} msg/s")
 
     faust: ConsumerFigures | None = None
     skipped = ""
     if opts.skip_faust:
         skipped = "--skip-faust"
     else:
-        _say(f"(c) faust-streaming no-op agent (subprocess, cap {opts.faust_timeout:.0f}s) ...")
+        say(f"(c) faust-streaming no-op agent (subprocess, cap {opts.faust_timeout:.0f}s) ...")
         faust = faust_consumer(opts.brokers, topic, expected.messages, opts.faust_timeout)
-        _say(
+        say(
             f"  {faust.messages:,} messages in {faust.seconds:.2f}s = {faust.rate:,.0f} msg/s "
             f"({faust.note})"
         )
@@ -982,7 +982,7 @@ def run(opts: Options) -> BenchResult:
     url, tmp_dir = _store_url(opts)
     spec = _worker_spec(opts, topic, url, ends)
     where = "in this process" if opts.in_process else "in a subprocess"
-    _say(f"(b) worker ({where}, batch_max_events={opts.batch_max_events}, store {url}) ...")
+    say(f"(b) worker ({where}, batch_max_events={opts.batch_max_events}, store {url}) ...")
     try:
         if opts.in_process:
             worker = asyncio.run(_worker_in_process(spec))
@@ -991,7 +991,7 @@ def run(opts: Options) -> BenchResult:
     finally:
         if tmp_dir is not None:
             shutil.rmtree(tmp_dir, ignore_errors=True)
-    _say(f"  {worker.messages:,} messages durable in {worker.seconds:.2f}s = {worker.rate:,.0f}/s")
+    say(f"  {worker.messages:,} messages durable in {worker.seconds:.2f}s = {worker.rate:,.0f}/s")
     supervised = [_supervised(opts, topic, ends, n) for n in opts.processes]
 
     result = BenchResult(
@@ -1038,7 +1038,7 @@ def _supervised(opts: Options, topic: str, ends: dict[int, int], n: int) -> Supe
     if url is None or url.startswith("chdb:"):
         tmp_dir = tempfile.mkdtemp(prefix=f"ringlog-bench-p{n}-")
         url = f"chdb://{tmp_dir}"
-    _say(f"(b) ringlog worker --processes {n} (the command, in a subprocess; store {url}) ...")
+    say(f"(b) ringlog worker --processes {n} (the command, in a subprocess; store {url}) ...")
     try:
         asyncio.run(ensure_topic(opts.brokers, f"{topic}.dlq.p{n}", partitions=1))
         figures = asyncio.run(
@@ -1055,7 +1055,7 @@ def _supervised(opts: Options, topic: str, ends: dict[int, int], n: int) -> Supe
     finally:
         if tmp_dir is not None:
             shutil.rmtree(tmp_dir, ignore_errors=True)
-    _say(
+    say(
         f"  {figures.messages:,} messages durable in {figures.seconds:.2f}s = {figures.rate:,.0f}/s"
     )
     return figures
@@ -1072,7 +1072,7 @@ def run_at_rate(opts: Options, topic: str, rate: float) -> BenchResult:
     produced: list[ProduceStats] = []
 
     async def produce_at_rate() -> dict[int, int]:
-        _say(f"  worker joined its group; producing {len(messages):,} events at {rate:,.0f}/s")
+        say(f"  worker joined its group; producing {len(messages):,} events at {rate:,.0f}/s")
         stats = await produce(
             messages,
             brokers=opts.brokers,
@@ -1086,7 +1086,7 @@ def run_at_rate(opts: Options, topic: str, rate: float) -> BenchResult:
         return await _produced(opts, topic, stats, expected)
 
     where = "in this process" if opts.in_process else "in a subprocess"
-    _say(
+    say(
         f"(b) worker ({where}, batch_max_events={opts.batch_max_events}, store {url}), "
         f"events produced at {rate:,.0f}/s while it consumes ..."
     )
@@ -1102,7 +1102,7 @@ def run_at_rate(opts: Options, topic: str, rate: float) -> BenchResult:
     latency = worker.latency or LatencyFigures()
     worker.latency = latency
     latency.target_rate, latency.produced_rate = rate, stats.rate
-    _say(f"  {worker.messages:,} messages durable in {worker.seconds:.2f}s = {worker.rate:,.0f}/s")
+    say(f"  {worker.messages:,} messages durable in {worker.seconds:.2f}s = {worker.rate:,.0f}/s")
 
     result = BenchResult(
         command=opts.command,
@@ -1365,11 +1365,11 @@ def main(
         processes=_process_counts(args.processes),
     )
     result = run(opts)
-    _say(summary(result))
+    say(summary(result))
     if result.profile:
-        _say(result.profile)
+        say(result.profile)
     if opts.json:
-        _say(json.dumps(result.to_json()))
+        say(json.dumps(result.to_json()))
     return result
 
 

@@ -41,7 +41,6 @@ import argparse
 import asyncio
 import json
 import logging
-import os
 import shutil
 import signal
 import subprocess
@@ -61,6 +60,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from quixstreams import Application, State, message_context
 from quixstreams.sinks.base import BatchingSink, SinkBatch
 
+from benchmarks.ingest import bare_consumer, child_env, proc_status_kib
 from devtools.kafka_local import topic_end_offsets
 from devtools.producer import ensure_topic
 from schemas.rows import TableName
@@ -259,16 +259,6 @@ class PeerSpec:
     commit_every: int = COMMIT_EVERY
 
 
-def _proc_status_kib(field_name: str) -> int:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field_name + ":"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
 def run_app(spec: PeerSpec) -> dict[str, Any]:
     """Run the app until SIGTERM (quixstreams then stops and commits its last checkpoint);
     returns the child's figures."""
@@ -323,7 +313,7 @@ def run_app(spec: PeerSpec) -> dict[str, Any]:
             progress.tick()
 
         sdf.apply(noop)
-    baseline = _proc_status_kib("VmRSS")
+    baseline = proc_status_kib("VmRSS")
     app.run()
     result: dict[str, Any] = {
         "mode": spec.mode,
@@ -340,7 +330,7 @@ def run_app(spec: PeerSpec) -> dict[str, Any]:
             _, rows = store.query(f"SELECT count() FROM {table.name} FINAL")
             result["rows"][table.name] = int(str(rows[0][0]))
         store.close()
-    result["rss_peak_kib"] = _proc_status_kib("VmHWM")
+    result["rss_peak_kib"] = proc_status_kib("VmHWM")
     return result
 
 
@@ -383,12 +373,6 @@ async def _committed(admin: AIOKafkaAdminClient, group: str, topic: str) -> dict
     return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic}
 
 
-def _child_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
-    return env
-
-
 async def run_quix_peer(
     *,
     brokers: str,
@@ -426,7 +410,7 @@ async def run_quix_peer(
         proc = subprocess.Popen(  # noqa: ASYNC220 (once, at start)
             command,
             cwd=REPO_ROOT,
-            env=_child_env(),
+            env=child_env(),
             stdout=subprocess.PIPE,
             stderr=errors,
             text=True,
@@ -512,8 +496,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _standalone(args: argparse.Namespace) -> None:
-    from benchmarks.ingest import bare_consumer  # that module imports this one
-
     brokers, topic, mode = args.brokers, args.topic, args.mode
     ends = asyncio.run(topic_end_offsets(brokers, topic))
     print(f"topic {topic}: {sum(ends.values()):,} messages; (a) bare aiokafka ...", flush=True)

@@ -24,6 +24,8 @@ from pathlib import Path
 import orjson
 from aiokafka.admin import AIOKafkaAdminClient
 
+from devtools.fault_harness import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 READY_TIMEOUT_S = 120.0
 DRAIN_TIMEOUT_S = 900.0
@@ -46,14 +48,6 @@ class SupervisedFigures:
     @property
     def rate(self) -> float:
         return self.steady_messages / self.seconds if self.seconds > 0 else 0.0
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _tree_rss_kib(pid: int) -> int:
@@ -110,7 +104,7 @@ async def run_supervised(
 ) -> SupervisedFigures:
     figures = SupervisedFigures(processes)
     group = f"ringlog-bench-p{processes}-{uuid.uuid4().hex[:10]}"
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "RINGLOG_KAFKA_BROKERS": brokers,

@@ -128,6 +128,62 @@ def test_benchmark_rate_mode_measures_every_record(chdb_store_url: str) -> None:
     assert data["records"] == exp.messages and isinstance(data["within_goal"], bool)
 
 
+def test_memory_benchmark_caches_every_open_call_then_reloads_past_the_cache(
+    chdb_store_url: str,
+) -> None:
+    """benchmarks/memory.py on 200 open calls: every offset committed, every call cached and
+    open when the cache holds them all; with a cache of 50 and batches of 20 events on one
+    partition (a call's next event comes 200 events later), calls are evicted and reloaded
+    from call_event, and the rows are still exact."""
+    from benchmarks.memory import main as memory_main
+
+    result = memory_main(
+        [
+            "--calls",
+            "200",
+            "--evict-calls",
+            "200",  # the memory run is the "fits" run: two worker runs in all
+            "--evict-cache",
+            "50",
+            "--batch-max-events",
+            "20",
+            "--partitions",
+            "1",
+            "--breakdown-calls",
+            "20",
+            "--in-process",
+            "--no-progress",
+            "--brokers",
+            kafka_up(),
+        ],
+        clickhouse_url=chdb_store_url,
+        database=f"bench_memory_{uuid.uuid4().hex[:8]}",
+    )
+    assert result is not None
+    (fits,) = result.runs
+    assert result.fits_run is fits
+    evicting = result.evict_run
+    assert evicting is not None
+    for run in (fits, evicting):
+        assert run.events == run.committed == 600
+        assert run.rows["call_event"] == 600
+        assert run.rows["incoming_call_log"] == run.rows["incoming_call_log_item"] == 200
+        assert run.rows["rejected_event"] == run.dead_letters == 0
+    assert fits.cached_calls == fits.open_calls == 200 and fits.evictions == 0
+    assert fits.reloaded_calls == 0
+    assert evicting.evictions > 0 and evicting.reloaded_calls > 0
+    assert evicting.reloaded_events >= evicting.reloaded_calls
+    assert result.ok, [r.checks() for r in result.all_runs]
+    breakdown = result.breakdown
+    assert breakdown is not None
+    assert [e.type for e in breakdown.events] == [
+        "incoming_call.received",
+        "incoming_call.dial_started",
+        "incoming_call.dial_ringing",
+    ]
+    assert breakdown.traced_per_call > 0
+
+
 def test_gateway_benchmark_runs_both_contenders() -> None:
     """benchmarks/gateway.py on a tiny load: every webhook answered 2xx after its event was
     acknowledged (the gateway raises otherwise), both contenders measured."""
