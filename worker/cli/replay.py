@@ -127,7 +127,7 @@ def _opened(path: Path | None) -> Iterator[BinaryIO]:
 
 
 def _progress() -> Progress:
-    # Shown on a terminal only (stderr): piped or redirected, rich prints nothing.
+    # On a terminal only (stderr): redirected, it would still print a blank line.
     return Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -137,6 +137,7 @@ def _progress() -> Progress:
         TimeRemainingColumn(),
         console=console,
         transient=True,
+        disable=not console.is_terminal,
     )
 
 
