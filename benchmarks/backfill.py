@@ -322,7 +322,7 @@ def run_replay(opts: Options, path: Path, topic: str) -> ReplayFigures:
         produced=produced,
         refused=refused,
         blank=blank,
-        note=" ".join(stdout.split()),
+        note=stdout.strip().splitlines()[0],  # the summary line (the reasons follow it)
     )
     figures.topic_messages = sum(asyncio.run(topic_end_offsets(opts.brokers, topic)).values())
     figures.dlq_messages = sum(
@@ -387,8 +387,8 @@ def watching_commits(opts: Options, group: str, topic: str, total: int) -> Itera
         await admin.start()
         started = time.perf_counter()
         try:
-            while not done.is_set():
-                await asyncio.sleep(WATCH_EVERY_S)
+            # Wakes at once when the worker phase ends.
+            while not await asyncio.to_thread(done.wait, WATCH_EVERY_S):
                 offsets = await admin.list_consumer_group_offsets(group)
                 committed = sum(m.offset for tp, m in offsets.items() if tp.topic == topic)
                 elapsed = time.perf_counter() - started
@@ -408,6 +408,7 @@ def watching_commits(opts: Options, group: str, topic: str, total: int) -> Itera
         yield
     finally:
         done.set()
+        thread.join(30)
 
 
 def run_worker(opts: Options, topic: str, url: str, ends: dict[int, int]) -> WorkerFigures:
