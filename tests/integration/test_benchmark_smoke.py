@@ -193,3 +193,42 @@ def test_gateway_benchmark_runs_both_contenders() -> None:
     assert [f["requests"] for f in result["figures"]] == [60, 60]
     assert all(f["per_second"] > 0 for f in result["figures"])
     assert result["gateway_over_bare"] > 0
+
+
+def test_backfill_benchmark_accounts_for_every_line(chdb_store_url: str) -> None:
+    """benchmarks/backfill.py on 2000 events: `ringlog replay` produced every valid line and
+    refused the rest, the worker committed every offset, call_event holds every distinct valid
+    event, and `ringlog rebuild` rebuilt every call from them. Counts only, never timings."""
+    from benchmarks.backfill import main as backfill_main
+    from devtools.traffic import generate_events
+
+    result = backfill_main(
+        ["--events", "2000", "--in-process", "--no-progress", "--brokers", kafka_up()],
+        clickhouse_url=chdb_store_url,
+        database=f"bench_backfill_{uuid.uuid4().hex[:8]}",
+    )
+    exp = result.expected
+    # What the file must hold, from the generator's own labels (a key-mismatch message is a
+    # valid event once the replay keys it by its call_id).
+    generated = list(generate_events(2000, seed=1, invalid_share=0.02, oversized=0))
+    assert exp.lines == len(generated) and exp.blank == 0
+    assert exp.valid == sum(1 for m in generated if m.valid or m.case == "key_mismatch")
+    assert exp.refused > 0 and exp.duplicates > 0  # both paths exercised
+    replay, worker, rebuild = result.replay, result.worker, result.rebuild
+    assert (replay.lines, replay.produced, replay.refused) == (exp.lines, exp.valid, exp.refused)
+    assert replay.topic_messages == exp.valid and replay.dlq_messages == exp.refused
+    assert result.bare.messages == exp.valid
+    assert worker.complete and worker.messages == exp.valid  # every offset committed
+    assert worker.rows["call_event"] == exp.distinct_valid
+    assert worker.rows["rejected_event"] == 0  # refused lines never reached the topic
+    assert worker.dead_letters == exp.refused
+    assert (rebuild.calls, rebuild.events) == (exp.calls, exp.distinct_valid)
+    assert result.accounted_for, result.checks
+    data = result.to_json()
+    assert data["replay"]["produced"] == exp.valid and data["rebuild"]["calls"] == exp.calls
+    assert set(data["ratios"]) == {
+        "replay_to_read_decode",
+        "worker_to_bare_consumer",
+        "worker_to_read_decode",
+        "rebuild_to_read_decode",
+    }

@@ -74,9 +74,10 @@ def test_help_explains_every_verb() -> None:
     runner = CliRunner()
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for verb in ("worker", "api", "apikey", "migrate", "rebuild", "sql", "lag", "schema"):
+    verbs = ("worker", "api", "apikey", "replay", "migrate", "rebuild", "sql", "lag")
+    for verb in (*verbs, "schema"):
         assert verb in result.output
-    for verb in ("worker", "api", "apikey", "migrate", "rebuild", "sql", "lag"):
+    for verb in verbs:
         sub = runner.invoke(app, [verb, "--help"])
         assert sub.exit_code == 0, sub.output
 

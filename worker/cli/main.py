@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from worker.cli import apikey, imports, ops, query, run, schema, store
+from worker.cli import apikey, imports, ops, query, replay, run, schema, store
 
 app = typer.Typer(
     name="ringlog",
@@ -27,6 +27,7 @@ app.command()(run.api)
 app.command()(run.gateway)
 app.add_typer(apikey.apikey_app, name="apikey")
 app.add_typer(imports.import_app, name="import")
+app.command()(replay.replay)
 app.command()(store.migrate)
 app.command()(store.rebuild)
 app.command()(query.sql)
