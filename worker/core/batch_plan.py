@@ -144,7 +144,7 @@ class BatchPlanner:
             touched = False
             for record, ev in items:
                 e = ev.event
-                if state.merge(ev):
+                if state.merge(ev, key):
                     touched = True
                     plan.event_rows.append(_call_event_row(record, ev, ingested_at))
                     plan.counts[(e.type, "written")] += 1
@@ -200,7 +200,7 @@ class BatchPlanner:
                 log.error("stored event no longer validates: %s", event.message)
                 skipped += 1
                 continue
-            state.merge(event)
+            state.merge(event, key)
         for key in decoded.missing:
             state = self.cache.get(key)
             if state is not None and state.events:

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from schemas.events import Envelope
 from worker.core.decode import ValidEvent
 
 CallKey = tuple[str, str]  # (project_id, call_id)
@@ -28,13 +29,34 @@ class CallState:
     # Set once the timeout close has been written, so it is not rewritten every batch.
     timeout_closed: bool = False
 
-    def merge(self, event: ValidEvent) -> bool:
-        """Add an event; True if it changed the call's event set."""
+    def merge(self, event: ValidEvent, key: CallKey) -> bool:
+        """Add an event of the call `key`; True if it changed the call's event set."""
         current = self.events.get(event.event.event_id)
         if current is not None and current.digest >= event.digest:
             return False
+        _compact(event.event, key)
         self.events[event.event.event_id] = event
         return True
+
+
+# One fields-set per set of fields (events of one type share a few), instead of pydantic's set
+# per event (728 B). A frozenset: nothing may change a set that events share. Bounded: a
+# producer varying its optional fields cannot grow it without limit.
+_FIELDS_SETS: dict[frozenset[str], frozenset[str]] = {}
+_FIELDS_SETS_MAX = 4096
+
+
+def _compact(event: Envelope, key: CallKey) -> None:
+    """Make a cached event smaller without changing any value (benchmarks/memory.py measures
+    it): events are frozen models, so they can share their fields-set, and the ids every
+    event of the call repeats can be the cache key's own strings."""
+    fields = frozenset(event.__pydantic_fields_set__)
+    shared = _FIELDS_SETS.get(fields)
+    if shared is None and len(_FIELDS_SETS) < _FIELDS_SETS_MAX:
+        shared = _FIELDS_SETS[fields] = fields
+    object.__setattr__(event, "__pydantic_fields_set__", shared or fields)
+    values = event.__dict__
+    values["project_id"], values["call_id"] = key  # equal strings: the key is made of them
 
 
 class CallCache:

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from devtools.traffic import generate_calls
 from tests.support import builders as b
-from worker.core.call_state import CallState
+from worker.core.call_state import CallKey, CallState
 from worker.core.correlation import CallRows, build_call_rows
 from worker.core.decode import ValidEvent, decode
 from worker.core.rates import RatePlan
@@ -25,6 +25,10 @@ from worker.core.rates import RatePlan
 RATES: RatePlan = b.test_rates()
 ITEM_STATUSES = {"Ringing", "Connected", "Completed", "NoAnswer", "Busy", "Failed", "CallerHungUp"}
 PARENT_STATUSES = ITEM_STATUSES | {"Initiated", "Escalated"}
+
+
+def key_of(ev: ValidEvent) -> CallKey:
+    return (ev.event.project_id, ev.event.call_id)
 
 
 def generated_calls(seed: int, n_calls: int) -> list[list[ValidEvent]]:
@@ -101,8 +105,8 @@ def test_incremental_merging_in_batches_equals_one_shot(seed: int, rnd: random.R
             if rnd.random() < 0.3:  # evicted: reload from call_event
                 state = CallState(partition=0)
                 for ev in stored:
-                    state.merge(ev)
-            changed = [ev for ev in batch if state.merge(ev)]
+                    state.merge(ev, key_of(ev))
+            changed = [ev for ev in batch if state.merge(ev, key_of(ev))]
             stored.extend(changed)
             if changed:
                 last = build_call_rows(state.events.values(), RATES)
@@ -274,10 +278,32 @@ def test_arbitrary_events_merged_in_batches_equal_one_shot(
         if rnd.random() < 0.3:
             state = CallState(partition=0)
             for ev in stored:
-                state.merge(ev)
-        changed = [ev for ev in batch if state.merge(ev)]
+                state.merge(ev, key_of(ev))
+        changed = [ev for ev in batch if state.merge(ev, key_of(ev))]
         stored.extend(changed)
         if changed:
             last = build_call_rows(state.events.values(), RATES)
     assert last is not None
     assert canonical(last) == canonical(build_call_rows(decoded, RATES))
+
+
+def test_the_cache_keeps_events_smaller_with_the_same_values() -> None:
+    """CallState.merge shares fields-sets between events of one shape and takes the call's
+    ids from its key (benchmarks/memory.py): no value changes."""
+    [first_call, second_call, *_] = generated_calls(seed=3, n_calls=4)
+    states = []
+    for events in (first_call, second_call):
+        before = [ev.event.model_dump() for ev in events]
+        key = (str(events[0].event.project_id), "".join(events[0].event.call_id))  # new strings
+        state = CallState(partition=0)
+        for ev in events:
+            state.merge(ev, key)
+        assert [ev.event.model_dump() for ev in events] == before
+        assert all(ev.event.call_id is key[1] for ev in state.events.values())
+        states.append(state)
+    shapes: dict[tuple[str, frozenset[str]], object] = {}
+    for state in states:
+        for ev in state.events.values():
+            fields = ev.event.__pydantic_fields_set__
+            seen = shapes.setdefault((ev.event.type, frozenset(fields)), fields)
+            assert seen is fields  # one shared set per shape
