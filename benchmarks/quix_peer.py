@@ -61,6 +61,7 @@ from quixstreams import Application, State, message_context
 from quixstreams.sinks.base import BatchingSink, SinkBatch
 
 from benchmarks.ingest import bare_consumer, child_env, proc_status_kib
+from benchmarks.supervised import committed_offsets
 from devtools.kafka_local import topic_end_offsets
 from devtools.producer import ensure_topic
 from schemas.rows import TableName
@@ -368,11 +369,6 @@ class QuixFigures:
         )
 
 
-async def _committed(admin: AIOKafkaAdminClient, group: str, topic: str) -> dict[int, int]:
-    offsets = await admin.list_consumer_group_offsets(group)
-    return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic}
-
-
 async def run_quix_peer(
     *,
     brokers: str,
@@ -420,7 +416,7 @@ async def run_quix_peer(
         try:
             deadline = time.monotonic() + timeout_s
             while proc.poll() is None:
-                committed = await _committed(admin, spec.group_id, topic)
+                committed = await committed_offsets(admin, spec.group_id, topic)
                 figures.messages = sum(min(committed.get(p, 0), end) for p, end in ends.items())
                 if all(committed.get(p, 0) >= end for p, end in ends.items() if end > 0):
                     covered_at = time.time()

@@ -87,7 +87,8 @@ async def _stable_members(admin: AIOKafkaAdminClient, group: str) -> int:
     return 0
 
 
-async def _committed(admin: AIOKafkaAdminClient, group: str, topic: str) -> dict[int, int]:
+async def committed_offsets(admin: AIOKafkaAdminClient, group: str, topic: str) -> dict[int, int]:
+    """The group's committed offset of each partition of `topic`, read from Kafka."""
     offsets = await admin.list_consumer_group_offsets(group)
     return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic}
 
@@ -143,9 +144,9 @@ async def run_supervised(
                 steady = time.perf_counter()
                 before = sum(
                     min(off, ends.get(p, 0))
-                    for p, off in (await _committed(admin, group, topic)).items()
+                    for p, off in (await committed_offsets(admin, group, topic)).items()
                 )
-            committed = await _committed(admin, group, topic)
+            committed = await committed_offsets(admin, group, topic)
             figures.messages = sum(min(committed.get(p, 0), end) for p, end in ends.items())
             done = all(committed.get(p, 0) >= end for p, end in ends.items() if end > 0)
             if done or proc.poll() is not None or time.monotonic() > deadline:
