@@ -28,8 +28,8 @@ from devtools.traffic.native.config import asterisk_endpoint
 from devtools.traffic.native.model import (
     Encoded,
     closed_incoming_problem,
+    encodable,
     incoming_of,
-    note_costs,
 )
 
 _DIALSTATUS = {
@@ -54,16 +54,14 @@ class _Channels:
         return f"{ms // 1000}.{self.n}", f"{self.n:08x}"
 
 
+def _problem(call: Call) -> str | None:
+    return closed_incoming_problem(call, "CEL carries no direction")
+
+
 def encode(calls: Iterable[Call]) -> Encoded:
     out = Encoded()
     channels = _Channels()
-    for call in calls:
-        problem = closed_incoming_problem(call, "CEL carries no direction")
-        if problem is not None:
-            out.skipped[problem] += 1
-            continue
-        out.calls.append(call)
-        note_costs(out, call)
+    for call in encodable(calls, out, _problem):
         incoming = incoming_of(call)
         linkedid, suffix = channels.next(incoming.start_ms)
         out.renamed[call.call_id] = linkedid

@@ -26,8 +26,8 @@ from devtools.traffic.native.model import (
     Encoded,
     Post,
     closed_incoming_problem,
+    encodable,
     incoming_of,
-    note_costs,
     outbound_of,
 )
 
@@ -62,13 +62,7 @@ def leg_uuid(*parts: str) -> str:
 
 def encode(calls: Iterable[Call]) -> Encoded:
     out = Encoded()
-    for call in calls:
-        problem = _problem(call)
-        if problem is not None:
-            out.skipped[problem] += 1
-            continue
-        out.calls.append(call)
-        note_costs(out, call)
+    for call in encodable(calls, out, _problem):
         a_leg = out.renamed[call.call_id] = leg_uuid(call.call_id)
         if call.kind == "outbound":
             out.posts.append(_outbound(call, a_leg))

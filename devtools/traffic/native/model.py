@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -186,6 +187,21 @@ def closed_incoming_problem(call: Call, outbound: str) -> str | None:
     if any(d.outcome == "completed" and d.answered_ms is None for d in incoming_of(call).dials):
         return "a dial answered without an answer time"
     return None
+
+
+def encodable(
+    calls: Iterable[Call], out: Encoded, problem: Callable[[Call], str | None]
+) -> Iterator[Call]:
+    """The calls an encoder can express, each recorded in `out` (its calls, its late costs);
+    the others are counted in `out.skipped` by the reason `problem` gives."""
+    for call in calls:
+        reason = problem(call)
+        if reason is not None:
+            out.skipped[reason] += 1
+            continue
+        out.calls.append(call)
+        note_costs(out, call)
+        yield call
 
 
 def note_costs(encoded: Encoded, call: Call) -> None:

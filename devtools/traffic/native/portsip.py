@@ -26,8 +26,8 @@ from devtools.traffic.native.model import (
     Encoded,
     Post,
     closed_incoming_problem,
+    encodable,
     incoming_of,
-    note_costs,
 )
 
 RESOLUTION_MS = 1000
@@ -60,13 +60,7 @@ def _unix(ms: int | None) -> str:
 
 def encode(calls: Iterable[Call]) -> Encoded:
     out = Encoded()
-    for call in calls:
-        problem = _problem(call)
-        if problem is not None:
-            out.skipped[problem] += 1
-            continue
-        out.calls.append(call)
-        note_costs(out, call)
+    for call in encodable(calls, out, _problem):
         session = out.renamed[call.call_id] = session_id(call.call_id)
         incoming = incoming_of(call)
         targets = []

@@ -22,7 +22,7 @@ from email.utils import format_datetime
 from typing import Any
 
 from devtools.traffic.call import Call
-from devtools.traffic.native.model import Encoded, Post, note_costs, outbound_of, timeline
+from devtools.traffic.native.model import Encoded, Post, encodable, outbound_of, timeline
 
 ACCOUNT_SID = "AC" + "5" * 32
 RESOLUTION_MS = 1000
@@ -58,14 +58,8 @@ def timestamp(ms: int) -> str:
 
 def encode(calls: Iterable[Call]) -> Encoded:
     out = Encoded()
-    for call in calls:
-        problem = _problem(call)
-        if problem is not None:
-            out.skipped[problem] += 1
-            continue
-        out.calls.append(call)
+    for call in encodable(calls, out, _problem):
         out.renamed[call.call_id] = sid(call.call_id)
-        note_costs(out, call)
         if call.kind == "incoming":
             out.posts.extend(_incoming(call, out.renamed))
         else:
