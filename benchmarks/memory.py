@@ -237,19 +237,19 @@ class EventParts:
     """Bytes of one cached event (sys.getsizeof of the objects only this call holds)."""
 
     type: str
-    fields: int  # set in the model
-    wrapper: int  # the ValidEvent (slots) and its digest int
-    model: int  # the pydantic model object itself
-    model_dict: int  # its __dict__
-    fields_set: int  # its __pydantic_fields_set__
+    fields: int  # set in the event (its fields-set, shared by every event of its shape)
+    entry: int  # the packed tuple the cache holds (CallState.events: digest, class, fields-set,
+    # then a pointer per field)
     values: int  # the field values (strings, datetime, ints) not shared with other calls
+    strings: int  # of `values`: the strings (ids, phone numbers)
+    datetimes: int  # of `values`: the datetime objects
     repeated_values: int  # of `values`: equal to a value of an earlier event of the call
-    slotted_record: int  # a __slots__ object of the same fields, measured (an alternative)
-    payload_bytes: int  # the event's JSON as a bytes object, measured (another alternative)
+    as_decoded: int  # the ValidEvent, pydantic model and __dict__ the entry stands for
+    payload_bytes: int  # the event's JSON as a bytes object, measured (for scale)
 
     @property
     def total(self) -> int:
-        return self.wrapper + self.model + self.model_dict + self.fields_set + self.values
+        return self.entry + self.values
 
 
 @dataclass
@@ -682,7 +682,7 @@ def measure_breakdown(calls: int, batch: int) -> Breakdown:
     states = [state for _, state in planner.cache.items()]
     if len(states) < 2:
         raise RuntimeError("the breakdown needs at least 2 calls")
-    key = states[0].events and next(iter(states[0].events.values())).event.call_id.encode()
+    key = states[0].events and states[0].valid_events()[0].event.call_id.encode()
     payloads = {
         str(orjson.loads(r.value)["event_id"]): r.value
         for r in records
@@ -702,33 +702,27 @@ def _event_parts(
 ) -> list[EventParts]:
     """sys.getsizeof of the objects of `state`'s events that `other` (another call) does not
     share: values such as the type literal, small ints and None are shared by every call."""
-    shared = {id(v) for ev in other.events.values() for v in ev.event.__dict__.values()}
+    shared = {id(v) for packed in other.events.values() for v in packed[3:]}
     seen_values: list[object] = []
+    counted: set[int] = set()  # an object held by several events of the call counts once
     parts: list[EventParts] = []
-    for ev in state.events.values():
-        model = ev.event
-        values = model.__dict__
-        own = [v for v in values.values() if id(v) not in shared and v is not None]
+    for packed, ev in zip(state.events.values(), state.valid_events(), strict=True):
+        own = [v for v in packed[3:] if id(v) not in shared | counted and v is not None]
+        counted.update(id(v) for v in own)
         repeated = [v for v in own if any(v == s and v is not s for s in seen_values)]
         seen_values.extend(own)
-        # the same fields (None ones included) in a plain __slots__ object, for comparison
-        slotted = type("SlottedEvent", (), {"__slots__": tuple(values)})
-        record = slotted()
-        for name, value in values.items():
-            setattr(record, name, value)
-        payload = payloads.get(model.event_id, b"")
+        model = ev.event
         parts.append(
             EventParts(
                 type=model.type,
                 fields=len(model.__pydantic_fields_set__),
-                wrapper=sys.getsizeof(ev) + sys.getsizeof(ev.digest),
-                model=sys.getsizeof(model),
-                model_dict=sys.getsizeof(values),
-                fields_set=sys.getsizeof(model.__pydantic_fields_set__),
+                entry=sys.getsizeof(packed) + sys.getsizeof(packed[0]),
                 values=sum(sys.getsizeof(v) for v in own),
+                strings=sum(sys.getsizeof(v) for v in own if isinstance(v, str)),
+                datetimes=sum(sys.getsizeof(v) for v in own if isinstance(v, datetime)),
                 repeated_values=sum(sys.getsizeof(v) for v in repeated),
-                slotted_record=sys.getsizeof(record),
-                payload_bytes=sys.getsizeof(payload),
+                as_decoded=sys.getsizeof(ev) + sys.getsizeof(model) + sys.getsizeof(model.__dict__),
+                payload_bytes=sys.getsizeof(payloads.get(model.event_id, b"")),
             )
         )
     return parts
@@ -781,41 +775,31 @@ def breakdown_lines(b: Breakdown) -> list[str]:
         f"breakdown ({b.calls:,} calls planned in this process, no Kafka/ClickHouse): "
         f"tracemalloc {b.traced_per_call:,.0f} B held per cached open call",
         "one cached call, sys.getsizeof of the objects it does not share with other calls (B):",
-        f"  {'event':<28} {'fields':>6} {'ValidEvent':>10} {'model':>6} {'__dict__':>8} "
-        f"{'fields_set':>10} {'values':>7} {'total':>6}",
+        f"  {'event':<28} {'fields':>6} {'entry':>6} {'values':>7} {'strings':>7} "
+        f"{'datetimes':>9} {'total':>6} {'as decoded':>10}",
     ]
     for e in b.events:
         lines.append(
-            f"  {e.type:<28} {e.fields:>6} {e.wrapper:>10} {e.model:>6} {e.model_dict:>8} "
-            f"{e.fields_set:>10} {e.values:>7} {e.total:>6}"
+            f"  {e.type:<28} {e.fields:>6} {e.entry:>6} {e.values:>7} {e.strings:>7} "
+            f"{e.datetimes:>9} {e.total:>6} {e.as_decoded + e.values:>10}"
         )
-    fields_set = sum(e.fields_set for e in b.events)
-    dicts = sum(e.model_dict for e in b.events)
+    entries = sum(e.entry for e in b.events)
     values = sum(e.values for e in b.events)
+    strings = sum(e.strings for e in b.events)
+    datetimes = sum(e.datetimes for e in b.events)
     repeated = sum(e.repeated_values for e in b.events)
-    model_overhead = sum(e.model + e.model_dict + e.fields_set for e in b.events)
-    slotted = sum(e.slotted_record for e in b.events)
+    decoded = sum(e.as_decoded for e in b.events)
     payloads = sum(e.payload_bytes for e in b.events)
-    wrappers = sum(e.wrapper for e in b.events)
     unwalked = b.traced_per_call - b.walked
     traced = max(1.0, b.traced_per_call)
     lines += [
         f"  CallState {b.call_state} + its events dict {b.events_dict}; walked total {b.walked:,};"
         f" not seen by the walk {unwalked:,.0f} (the LRU's OrderedDict entry and key tuple)",
         "per call: "
-        f"__pydantic_fields_set__ {fields_set:,} ({fields_set / traced:.0%}), "
-        f"model __dict__ {dicts:,} ({dicts / traced:.0%}), "
-        f"field values {values:,} ({values / traced:.0%}; {repeated:,} of it copies of "
-        "project_id/call_id/source/dial_id already held by an earlier event of the call), "
-        f"ValidEvent wrappers {wrappers:,}",
-        "what would cut it (not done; sizes measured on this call):",
-        f"  one shared fields-set per (type, fields) instead of one set per event: -{fields_set:,}"
-        " B/call",
-        f"  one copy per call of the repeated values (interned, or taken from the CallKey): "
-        f"-{repeated:,} B/call",
-        f"  a __slots__ record of the same fields instead of the pydantic model (object + "
-        f"__dict__ + fields-set {model_overhead:,} -> {slotted:,}): "
-        f"-{model_overhead - slotted:,} B/call",
+        f"packed entries {entries:,} ({entries / traced:.0%}; the ValidEvent, model and "
+        f"__dict__ they stand for: {decoded:,}), "
+        f"field values {values:,} ({values / traced:.0%}: strings {strings:,}, datetimes "
+        f"{datetimes:,}; {repeated:,} of it equal to a value of an earlier event of the call)",
         f"  (for scale: the three events' JSON as bytes objects is {payloads:,} B)",
     ]
     return lines

@@ -137,6 +137,8 @@ class BatchPlanner:
         plan.stored_events_skipped = self._load(decoded, missing, reloaded)
 
         changed: list[CallKey] = []
+        # The events merged by this batch, by call: its rebuild uses them as they are.
+        merged: dict[CallKey, dict[str, ValidEvent]] = {}
         for key, items in decoded.by_call.items():
             state = self.cache.get(key)
             if state is None:
@@ -146,6 +148,7 @@ class BatchPlanner:
                 e = ev.event
                 if state.merge(ev, key):
                     touched = True
+                    merged.setdefault(key, {})[e.event_id] = ev
                     plan.event_rows.append(_call_event_row(record, ev, ingested_at))
                     plan.counts[(e.type, "written")] += 1
                 else:
@@ -163,7 +166,7 @@ class BatchPlanner:
                 changed.append(key)
 
         for key in changed:
-            self._rebuild(key, plan.tables, now=None)
+            self._rebuild(key, plan.tables, now=None, known=merged.get(key))
         # Timeout close (DESIGN.md section 3): open cached calls that have been silent for
         # the call timeout (event time) are closed at their last event.
         for key in self._timed_out_calls(exclude=set(changed)):
@@ -204,17 +207,21 @@ class BatchPlanner:
         for key in decoded.missing:
             state = self.cache.get(key)
             if state is not None and state.events:
-                state.last_event_at = max(ev.event.occurred_at for ev in state.events.values())
+                state.last_event_at = max(ev.event.occurred_at for ev in state.valid_events())
         return skipped
 
     def _rebuild(
-        self, key: CallKey, tables: dict[TableName, list[Row]], now: datetime | None
+        self,
+        key: CallKey,
+        tables: dict[TableName, list[Row]],
+        now: datetime | None,
+        known: dict[str, ValidEvent] | None = None,
     ) -> None:
         state = self.cache.get(key)
         if state is None:
             return
         rows = build_call_rows(
-            state.events.values(), self.rates, now=now, timeout=self.call_timeout
+            state.valid_events(known), self.rates, now=now, timeout=self.call_timeout
         )
         state.open = rows.open
         state.last_event_at = rows.last_event_at
