@@ -248,7 +248,8 @@ share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 
 # 4 MiB record batches, so a 2 MB message fits (clients must raise their own limits too:
-# producer max_request_size, consumer max_partition_fetch_bytes)
+# producer max_request_size, consumer max_partition_fetch_bytes); the same value as
+# MAX_MESSAGE_BYTES in worker/adapters/kafka/topics.py
 message.max.bytes=4194304
 replica.fetch.max.bytes=4194304
 

@@ -16,6 +16,8 @@ from typer.testing import CliRunner
 
 from devtools.kafka_local import topic_end_offsets
 from tests.support import builders as b
+from worker.adapters.kafka.bulk_publisher import record_bytes
+from worker.adapters.kafka.topics import MAX_MESSAGE_BYTES
 from worker.cli.main import app
 
 pytestmark = pytest.mark.kafka
@@ -162,3 +164,71 @@ def test_replay_help_and_a_missing_file(tmp_path: Path) -> None:
     no_argument = runner.invoke(app, ["replay"])
     assert no_argument.exit_code == 2
     assert "Missing argument" in no_argument.output
+
+
+def test_replay_dead_letters_a_line_too_large_for_kafka_and_prints_json(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """A valid event above the topics' max.message.bytes (as the local broker sets it too):
+    dead-lettered with its line number and a prefix that fits, the rest produced, the
+    summary as JSON alone on stdout."""
+    call_id = f"call-big-{uuid.uuid4().hex[:6]}"
+    events = b.caller_hangs_up(call_id)
+    valid = [orjson.dumps(e) for e in events]
+    big = orjson.dumps(dict(events[1], event_id="big", note="x" * MAX_MESSAGE_BYTES))
+    # The largest event that goes: exactly MAX_MESSAGE_BYTES as a record (the broker agrees).
+    pad = MAX_MESSAGE_BYTES - record_bytes(call_id.encode(), valid[2]) - len(',"note":""')
+    largest = orjson.dumps(dict(events[2], note="y" * pad))
+    pad -= record_bytes(call_id.encode(), largest) - MAX_MESSAGE_BYTES  # longer length prefixes
+    largest = orjson.dumps(dict(events[2], note="y" * pad))
+    assert record_bytes(call_id.encode(), largest) == MAX_MESSAGE_BYTES
+    valid[2] = largest
+    lines = [valid[0], big, b"", *valid[1:]]
+    path = tmp_path / "archive.jsonl"
+    path.write_bytes(b"".join(line + b"\n" for line in lines))
+    env = env_for(kafka_bootstrap)
+
+    result = CliRunner().invoke(app, ["replay", "--json", str(path)], env=env)
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.count("\n") == 1, result.stdout  # one JSON line, nothing else
+    summary = orjson.loads(result.stdout)
+    seconds, rate = summary.pop("seconds"), summary.pop("events_per_second")
+    assert isinstance(seconds, float) and isinstance(rate, float)  # wall time: not asserted
+    size = record_bytes(call_id.encode(), big)
+    message = (
+        f"the event is {size} bytes as a Kafka record, above the topic's limit of "
+        f"{MAX_MESSAGE_BYTES} bytes (max.message.bytes)"
+    )
+    assert summary == {
+        "source": str(path),
+        "topic": env["RINGLOG_TOPIC"],
+        "dlq_topic": env["RINGLOG_DLQ_TOPIC"],
+        "lines": 7,
+        "blank": 1,
+        "produced": len(valid),
+        "refused": 1,
+        "bytes": sum(len(line) + 1 for line in lines),
+        "reasons": {"message_too_large": 1},
+        "examples": [{"line": 2, "code": "message_too_large", "message": message, "field": None}],
+    }
+
+    records = read_topic(kafka_bootstrap, env["RINGLOG_TOPIC"])
+    assert [r.value for r in records] == valid  # one call: one partition, the file's order
+    [letter] = read_topic(kafka_bootstrap, env["RINGLOG_DLQ_TOPIC"])
+    assert len(letter.value) <= MAX_MESSAGE_BYTES  # it went through Kafka: it fit
+    body = orjson.loads(letter.value)
+    rejected_at = body.pop("rejected_at")
+    payload = body["payload"]
+    assert rejected_at.endswith("Z") and len(payload) > MAX_MESSAGE_BYTES - 1024
+    assert (letter.key, body) == (
+        call_id.encode(),
+        {
+            "error": {"code": "message_too_large", "message": message, "field": None},
+            "source": {"replay": str(path), "line": 2, "key": call_id},
+            "payload": big[: len(payload)].decode(),
+            "payload_encoding": "utf-8",
+            "payload_bytes": len(big),
+            "payload_truncated": True,
+        },
+    )

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, BinaryIO, Final
 
+import orjson
 import typer
 from rich.markup import escape
 from rich.progress import (
@@ -43,6 +44,14 @@ def replay(
     brokers: Brokers = None,
     topic: Topic = None,
     dlq_topic: DlqTopic = None,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print the summary as one JSON object on stdout, and nothing else there "
+            "(errors and the progress bar go to stderr)",
+        ),
+    ] = False,
 ) -> None:
     """Publish canonical events, one JSON object per line, to the input topic, each
     keyed by its call_id and byte for byte (the event's exact text is what
@@ -60,6 +69,10 @@ def replay(
     consumer that reads the topic from the start. Those lines are in the DLQ
     only (not in rejected_event: they never had an offset); run the replay
     with the workers' ringlog version, whose decoder decides.
+
+    A valid line too large for Kafka (above the topics' max.message.bytes,
+    4 MiB) is refused the same way, as message_too_large; a dead letter too
+    large for Kafka keeps the longest prefix of its line that fits.
 
     Valid duplicates are published (the worker drops them), so a replay run
     twice, or resumed from the start after a failure, changes no row. Blank
@@ -79,17 +92,17 @@ def replay(
     except (BrokerUnavailable, DeadLetterUnavailable) as exc:
         console.print(f"[bold red]Kafka unavailable:[/] {escape(str(exc))}")
         if summary.lines:
-            _report(summary, settings, source, time.monotonic() - started)
+            _report(summary, settings, source, time.monotonic() - started, as_json)
             console.print("Rerun the replay: the worker drops what was already produced.")
         raise typer.Exit(1) from None
     except KafkaCredentialsRejected as exc:
         console.print(f"[bold red]Kafka refused the connection:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
-        _report(summary, settings, source, time.monotonic() - started)
+        _report(summary, settings, source, time.monotonic() - started, as_json)
         console.print("interrupted: rerun the replay (the worker drops what was produced)")
         raise typer.Exit(130) from None
-    _report(summary, settings, source, time.monotonic() - started)
+    _report(summary, settings, source, time.monotonic() - started, as_json)
 
 
 async def _replay(
@@ -141,7 +154,36 @@ def _progress() -> Progress:
     )
 
 
-def _report(summary: ReplaySummary, settings: Settings, source: str, seconds: float) -> None:
+def summary_json(
+    summary: ReplaySummary, settings: Settings, source: str, seconds: float
+) -> dict[str, Any]:
+    """The summary as `ringlog replay --json` prints it."""
+    return {
+        "source": source,
+        "topic": settings.topic,
+        "dlq_topic": settings.dlq_topic,
+        "lines": summary.lines,
+        "blank": summary.blank,
+        "produced": summary.produced,
+        "refused": summary.refused,
+        "bytes": summary.size,
+        "reasons": dict(sorted(summary.reasons.items())),
+        "examples": [
+            {"line": number, "code": why.code, "message": why.message, "field": why.field}
+            for number, why in summary.examples
+        ],
+        "seconds": round(seconds, 3),
+        "events_per_second": round(summary.produced / seconds, 1) if seconds > 0 else 0.0,
+    }
+
+
+def _report(
+    summary: ReplaySummary, settings: Settings, source: str, seconds: float, as_json: bool
+) -> None:
+    if as_json:
+        # Not through rich: the JSON text must reach stdout exactly (no markup, no wrapping).
+        typer.echo(orjson.dumps(summary_json(summary, settings, source, seconds)).decode())
+        return
     out.print(
         f"read {summary.lines} lines, produced {summary.produced} events, refused "
         f"{summary.refused} lines, skipped {summary.blank} blank lines in {seconds:.1f}s "

@@ -8,7 +8,13 @@ line's `call_id`) before anything is produced:
   worker drops it: same `event_id`);
 * a line it would refuse, or that cannot be keyed (not JSON, not an object, no string
   `call_id`), is dead-lettered at once with the worker's reason, its line number and its
-  text, and is not produced.
+  text, and is not produced;
+* a line it would accept but Kafka would refuse for its size (above MAX_MESSAGE_BYTES as a
+  record) is dead-lettered the same way, as `message_too_large`: sent, it would fail its whole
+  record batch.
+
+A dead letter keeps the whole line when the envelope fits in MAX_MESSAGE_BYTES, else the
+longest prefix that does (`payload_truncated`; `payload_bytes` is the line's size either way).
 
 Lines are read, checked and queued in batches of BATCH_LINES; a batch is counted only once
 Kafka acknowledged it (acks=all), and the next one is prepared while it is in flight.
@@ -24,14 +30,20 @@ from typing import Any, Final
 
 import orjson
 
-from worker.adapters.kafka.bulk_publisher import Acks, BulkPublisher
+from worker.adapters.kafka.bulk_publisher import Acks, BulkPublisher, fits, record_bytes
 from worker.adapters.kafka.connection import check_credentials
 from worker.adapters.kafka.dead_letters import DeadLetterProducer
+from worker.adapters.kafka.topics import MAX_MESSAGE_BYTES
 from worker.core.decode import Rejection, decode
 from worker.service.settings import Settings
 
 BATCH_LINES: Final = 5000
 EXAMPLES: Final = 5  # refused lines shown in the summary (the DLQ has all of them)
+
+# Replay's own refusal, beside the decoder's codes (worker.core.decode.ERROR_CODES): the
+# worker never sees such a message (Kafka refuses it to its producer), so it is in no worker
+# metric, alert or `rejected_event` row; only in the replay's summary and dead letters.
+MESSAGE_TOO_LARGE: Final = "message_too_large"
 
 
 @dataclass
@@ -105,12 +117,18 @@ class Replayer:
             return
         key = _key_of(value)
         verdict = decode(key, value)
-        if isinstance(verdict, Rejection):
-            batch.dead.append(self._dead_letter(number, key, value, verdict))
-            batch.refusals.append((number, verdict))
-        else:
+        if not isinstance(verdict, Rejection):
             assert key is not None  # decode accepts only an event keyed by its call_id
-            batch.events.append((key, value))
+            if fits(key, value):
+                batch.events.append((key, value))
+                return
+            verdict = Rejection(
+                MESSAGE_TOO_LARGE,
+                f"the event is {record_bytes(key, value)} bytes as a Kafka record, above the "
+                f"topic's limit of {MAX_MESSAGE_BYTES} bytes (max.message.bytes)",
+            )
+        batch.dead.append(self._dead_letter(number, key, value, verdict))
+        batch.refusals.append((number, verdict))
 
     async def _rotate(
         self, in_flight: tuple[Acks, _Batch] | None, batch: _Batch, progress: Progress | None
@@ -144,11 +162,14 @@ class Replayer:
         self, number: int, key: bytes | None, value: bytes, why: Rejection
     ) -> tuple[bytes | None, bytes]:
         """The worker's DLQ envelope (DESIGN.md section 2); its source is the line of the
-        replayed file, since the line never reached the topic (no offset)."""
+        replayed file, since the line never reached the topic (no offset). It always fits in
+        a Kafka message: past MAX_MESSAGE_BYTES it keeps the longest prefix of the line that
+        fits, and says so."""
         try:
-            payload, encoding = value.decode("utf-8"), "utf-8"
+            value.decode("utf-8")
+            encoding = "utf-8"
         except UnicodeDecodeError:
-            payload, encoding = base64.b64encode(value).decode("ascii"), "base64"
+            encoding = "base64"
         body: dict[str, Any] = {
             "error": {"code": why.code, "message": why.message, "field": why.field},
             "source": {
@@ -156,11 +177,28 @@ class Replayer:
                 "line": number,
                 "key": key.decode("utf-8") if key is not None else None,
             },
-            "payload": payload,
+            "payload": _payload_text(value, encoding),
             "payload_encoding": encoding,
+            "payload_bytes": len(value),
+            "payload_truncated": False,
             "rejected_at": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")[:-6] + "Z",
         }
-        return key, orjson.dumps(body)
+        letter = orjson.dumps(body)
+        if fits(key, letter):
+            return key, letter
+        body["payload_truncated"] = True
+        body["payload"] = ""
+        room = MAX_MESSAGE_BYTES - record_bytes(key, orjson.dumps(body))
+        if room < 0 and key is not None:
+            # Only a call_id of megabytes (the contract refuses it) leaves no room: unkeyed.
+            return self._dead_letter(number, None, value, why)
+        while True:
+            body["payload"] = _payload_text(value, encoding, room)
+            letter = orjson.dumps(body)
+            over = record_bytes(key, letter) - MAX_MESSAGE_BYTES
+            if over <= 0:
+                return key, letter
+            room -= over  # the record's length prefix grew with the payload: a byte or three
 
 
 def _key_of(value: bytes) -> bytes | None:
@@ -172,3 +210,32 @@ def _key_of(value: bytes) -> bytes | None:
         return None
     call_id = data.get("call_id") if isinstance(data, dict) else None
     return call_id.encode("utf-8") if isinstance(call_id, str) and call_id else None
+
+
+def _payload_text(value: bytes, encoding: str, room: int | None = None) -> str:
+    """`value` as text in `encoding` (utf-8 or base64); with `room`, its longest prefix whose
+    JSON string takes at most `room` bytes between the quotes, escapes included."""
+    if encoding == "base64":
+        end = len(value) if room is None else max(room, 0) // 4 * 3
+        return base64.b64encode(value[:end]).decode("ascii")
+    if room is None:
+        return value.decode("utf-8")
+    # No more than `room` bytes: each takes at least one in JSON. Those fit unless some must
+    # be escaped (a control character takes six); then the longest prefix that fits is
+    # searched (escaped sizes grow with the prefix).
+    hi = min(len(value), max(room, 0))
+    if _escaped_size(value[:hi]) <= room:
+        return value[:hi].decode("utf-8", "ignore")
+    lo = 0  # lo fits, hi does not
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if _escaped_size(value[:mid]) <= room:
+            lo = mid
+        else:
+            hi = mid
+    return value[:lo].decode("utf-8", "ignore")
+
+
+def _escaped_size(prefix: bytes) -> int:
+    # A prefix of UTF-8 text: "ignore" drops only a character cut in two at its end.
+    return len(orjson.dumps(prefix.decode("utf-8", "ignore"))) - 2

@@ -7,6 +7,9 @@ Kafka's default partitioner picks for the key (murmur2, as aiokafka's and the Ja
 so a replayed event lands on the partition of the call's live events. Every batch is
 acknowledged by all in-sync replicas (acks=all) and the producer is idempotent, so a retry
 inside the client never doubles a record.
+
+A record Kafka would refuse for its size (`fits` is False) must not be sent: the broker refuses
+the whole record batch it travels in, and every record of that batch fails with it.
 """
 
 from __future__ import annotations
@@ -19,8 +22,10 @@ from typing import Any, Final
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import murmur2
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from worker.adapters.kafka.connection import KafkaConnection
+from worker.adapters.kafka.topics import MAX_MESSAGE_BYTES
 from worker.pipeline.ports import BrokerUnavailable
 
 # Batches this large amortize a produce request per partition; a record larger than this
@@ -56,6 +61,8 @@ class BulkPublisher:
             enable_idempotence=True,
             linger_ms=LINGER_MS,
             max_batch_size=BATCH_BYTES,
+            # The topics' max.message.bytes (topics.py), so client and topic agree on one limit.
+            max_request_size=MAX_MESSAGE_BYTES,
         )
         self._partitions: list[int] = []
 
@@ -103,6 +110,17 @@ class BulkPublisher:
             builder, self.topic, partition=partition
         )
         return future
+
+
+def record_bytes(key: bytes | None, value: bytes) -> int:
+    """The size Kafka judges `value` by when it travels alone: its record batch, headers and
+    record overhead included (aiokafka's own upper bound, the one its producer checks)."""
+    return int(DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, []))
+
+
+def fits(key: bytes | None, value: bytes) -> bool:
+    """Whether a topic created with MAX_MESSAGE_BYTES (and this producer) accepts the record."""
+    return record_bytes(key, value) <= MAX_MESSAGE_BYTES
 
 
 @lru_cache(maxsize=8)

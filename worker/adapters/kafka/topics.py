@@ -12,6 +12,10 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError, for_code
 
+# The one size limit of a record batch: topics created here get it as max.message.bytes, the
+# bulk publisher as its max request size, and `ringlog replay` dead-letters a line above it and
+# bounds its dead letters by it. deploy/kafka.sh gives the local broker the same
+# message.max.bytes.
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 
 
