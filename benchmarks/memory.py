@@ -16,15 +16,16 @@ events therefore come N calls after its earlier ones.
    has joined the group and idles on the still empty topic, its VmRSS is the baseline; its
    fetches are then held while this process produces the 3N events, released, and the run
    ends when every offset is committed. Printed: (VmRSS - baseline) / N and
-   (VmHWM - baseline) / N, the worker's memory per cached open call.
+   (VmHWM - baseline) / N, the worker's memory per cached open call, and where the growth went
+   (anonymous or file-backed pages, chDB's tracked memory, what gc + malloc_trim return).
 2. Past the cache: the same workload of --evict-calls calls with a cache of --evict-cache
    calls, so a call's later events arrive after it was evicted and it is reloaded from
    call_event; events/s against the same workload when every call fits, with the evictions
    and reloads counted.
 3. Breakdown, in this process without Kafka or ClickHouse: the worker's planner decodes and
    plans --breakdown-calls calls; tracemalloc measures what the cache holds per call, and a
-   sys.getsizeof walk of one cached call splits it into its parts (the pydantic model of each
-   event, its __dict__ and fields-set, the field values, the ValidEvent wrapper).
+   sys.getsizeof walk of one cached call splits it into its parts (each event's packed entry
+   and its field values, beside the ValidEvent, model and __dict__ the entry stands for).
 
 Each run is checked: every offset committed, call_event = 3N rows, incoming_call_log and
 incoming_call_log_item = N rows, nothing rejected, every call cached and open when it fits.
@@ -166,6 +167,12 @@ class RunFigures:
     hwm_baseline_kib: int = 0  # VmHWM then (the start-up peak)
     rss_after_kib: int = 0  # VmRSS once every offset is committed
     hwm_after_kib: int = 0  # VmHWM then
+    # VmRSS split in anonymous memory (heaps: Python's, glibc's, chDB's) and file-backed pages
+    # (mapped libraries and store files), at the baseline and after
+    anon_baseline_kib: int = 0
+    file_baseline_kib: int = 0
+    anon_after_kib: int = 0
+    file_after_kib: int = 0
     # VmRSS after that, once gc.collect() and glibc's malloc_trim(0) ran: what of `after` is
     # garbage or free heap the allocators kept (0: not measured, no glibc)
     rss_trimmed_kib: int = 0
@@ -389,6 +396,8 @@ async def worker_run(spec: RunSpec, feed: Feed, progress: Callable[[str], None])
         await asyncio.sleep(IDLE_S)
         figures.rss_baseline_kib = proc_status_kib("VmRSS")
         figures.hwm_baseline_kib = proc_status_kib("VmHWM")
+        figures.anon_baseline_kib = proc_status_kib("RssAnon")
+        figures.file_baseline_kib = proc_status_kib("RssFile")
         figures.chdb_baseline_bytes = await asyncio.to_thread(chdb_memory, w)
         progress(
             f"  worker idle: VmRSS {figures.rss_baseline_kib / 1024:,.0f} MiB "
@@ -442,6 +451,8 @@ async def worker_run(spec: RunSpec, feed: Feed, progress: Callable[[str], None])
             await asyncio.sleep(POLL_S)
         figures.rss_after_kib = proc_status_kib("VmRSS")
         figures.hwm_after_kib = proc_status_kib("VmHWM")
+        figures.anon_after_kib = proc_status_kib("RssAnon")
+        figures.file_after_kib = proc_status_kib("RssFile")
         figures.chdb_after_bytes = await asyncio.to_thread(chdb_memory, w)
         figures.rss_trimmed_kib = rss_after_trim()
         figures.committed = _committed(w, spec.worker)
@@ -812,7 +823,12 @@ def growth_lines(runs: Sequence[RunFigures], breakdown: Breakdown | None) -> lis
     for r in runs:
         grown = (r.rss_after_kib - r.rss_baseline_kib) / 1024
         chdb = (r.chdb_after_bytes - r.chdb_baseline_bytes) / 2**20
-        parts = [f"  {r.label}: +{grown:,.0f}", f"chDB MemoryTracking {chdb:+,.0f}"]
+        parts = [f"  {r.label}: +{grown:,.0f}"]
+        if r.anon_after_kib:
+            anon = (r.anon_after_kib - r.anon_baseline_kib) / 1024
+            mapped = (r.file_after_kib - r.file_baseline_kib) / 1024
+            parts.append(f"anonymous {anon:+,.0f}, file-backed {mapped:+,.0f}")
+        parts.append(f"chDB MemoryTracking {chdb:+,.0f}")
         if r.rss_trimmed_kib:
             kept = (r.rss_after_kib - r.rss_trimmed_kib) / 1024
             parts.append(f"freed by gc.collect + malloc_trim {kept:,.0f}")
