@@ -21,20 +21,22 @@ then a producer process streams N generated events (devtools.traffic: 2% invalid
 duplicates, nothing oversized; never held in memory) to a fresh 4-partition topic, as fast as it
 can or at --rate, while the worker consumes. Every --rss-every seconds one line: seconds since
 producing started, messages produced and committed (offsets the worker's group committed, i.e.
-durable in ClickHouse), committed events/s over the interval, the worker's VmRSS and VmHWM (its
-/proc/<pid>/status) and the calls in its cache (ringlog_cached_calls and ringlog_open_calls
+durable in ClickHouse), committed events/s over the interval, the worker's VmRSS (its
+/proc/<pid>/status, read every second), the floor (the lowest VmRSS read since the previous
+line: a transient peak such as a merge in chDB does not raise it, memory kept for good does),
+VmHWM, and the calls in its cache (ringlog_cached_calls and ringlog_open_calls
 from its /metrics). The first line is the idle worker, the last the moment every offset is
 committed.
 
 Then the verdict on flatness: the run is split at the first line with at least half of the
-committed events; VmRSS growth over each half in MiB and MiB per million events (the first half
-includes the call cache filling up), and the least-squares slope of VmRSS over the second
-half's lines. Checks: every message produced and every offset committed, call_event rows =
-distinct valid events produced, rejected_event rows and DLQ messages = invalid messages
-produced, the worker stopped cleanly on SIGTERM, and the second half's slope at most
---max-growth MiB per million events. --json prints every figure and the RSS series as one
-JSON line. Exit status 1 if a check fails. The worker's logs and the store are kept in a
-temporary directory (the store is removed at the end with --remove-store).
+committed events; the floor's growth over each half in MiB and MiB per million events (the
+first half includes the call cache filling up), and the least-squares slope of the floor over
+the second half's lines (VmHWM's growth is printed beside it). Checks: every message produced
+and every offset committed, call_event rows = distinct valid events produced, rejected_event
+rows and DLQ messages = invalid messages produced, the worker stopped cleanly on SIGTERM, and
+the second half's slope at most --max-growth MiB per million events. --json prints every
+figure and the RSS series as one JSON line. Exit status 1 if a check fails. The worker's logs
+and the store are kept in a temporary directory (--remove-store removes the store at the end).
 """
 
 from __future__ import annotations
@@ -201,6 +203,9 @@ class Sample:
     committed: int  # offsets the worker's group committed: messages durable in ClickHouse
     rate: float  # committed messages per second since the previous line
     rss_kib: int  # the worker's VmRSS
+    # the lowest VmRSS read (every second) since the previous line: a transient peak (a merge
+    # in chDB, a large batch) does not raise it, memory kept for good does
+    floor_kib: int
     hwm_kib: int  # its VmHWM (the peak so far)
     cached_calls: int | None  # ringlog_cached_calls (None: /metrics did not answer)
     open_calls: int | None  # ringlog_open_calls
@@ -208,8 +213,8 @@ class Sample:
 
 @dataclass(frozen=True)
 class Flatness:
-    """VmRSS over the two halves of a run, split at the first sample holding at least half of
-    the committed messages."""
+    """The VmRSS floor (Sample.floor_kib) over the two halves of a run, split at the first
+    sample holding at least half of the committed messages."""
 
     split_committed: int  # committed at the split sample
     first_events: int  # messages committed in the first half
@@ -219,8 +224,8 @@ class Flatness:
     end_rss_mib: float
     second_hwm_growth_mib: float  # VmHWM at the end minus at the split
     second_samples: int  # samples of the second half, the split included
-    # least-squares slope of VmRSS against committed messages over the second half's samples
-    # (None with fewer than 3 samples there): less sensitive to one sample's noise than the ends
+    # least-squares slope of the floor against committed messages over the second half's
+    # samples (None with fewer than 3 samples there): less sensitive to one sample than the ends
     second_slope_mib_per_million: float | None
 
     @property
@@ -290,7 +295,7 @@ def flatness(samples: Sequence[Sample]) -> Flatness | None:
     split = samples[split_at]
     second = samples[split_at:]
     slope = (
-        least_squares_slope([(s.committed / 1e6, _mib(s.rss_kib)) for s in second])
+        least_squares_slope([(s.committed / 1e6, _mib(s.floor_kib)) for s in second])
         if len(second) >= 3
         else None
     )
@@ -298,9 +303,9 @@ def flatness(samples: Sequence[Sample]) -> Flatness | None:
         split_committed=split.committed,
         first_events=split.committed - first.committed,
         second_events=last.committed - split.committed,
-        start_rss_mib=_mib(first.rss_kib),
-        split_rss_mib=_mib(split.rss_kib),
-        end_rss_mib=_mib(last.rss_kib),
+        start_rss_mib=_mib(first.floor_kib),
+        split_rss_mib=_mib(split.floor_kib),
+        end_rss_mib=_mib(last.floor_kib),
         second_hwm_growth_mib=_mib(last.hwm_kib - split.hwm_kib),
         second_samples=len(second),
         second_slope_mib_per_million=slope,
@@ -384,7 +389,8 @@ class LongResult:
 def _header() -> str:
     return (
         f"{'elapsed':>8} {'produced':>11} {'committed':>11} {'events/s':>9} "
-        f"{'VmRSS MiB':>10} {'VmHWM MiB':>10} {'cached calls':>13} {'open calls':>11}"
+        f"{'VmRSS MiB':>10} {'floor MiB':>10} {'VmHWM MiB':>10} {'cached calls':>13} "
+        f"{'open calls':>11}"
     )
 
 
@@ -393,8 +399,8 @@ def _line(s: Sample, note: str = "") -> str:
     opened = "-" if s.open_calls is None else f"{s.open_calls:,}"
     return (
         f"{s.seconds:>7.0f}s {s.produced:>11,} {s.committed:>11,} {s.rate:>9,.0f} "
-        f"{_mib(s.rss_kib):>10,.0f} {_mib(s.hwm_kib):>10,.0f} {cached:>13} {opened:>11}"
-        + (f"  {note}" if note else "")
+        f"{_mib(s.rss_kib):>10,.0f} {_mib(s.floor_kib):>10,.0f} {_mib(s.hwm_kib):>10,.0f} "
+        f"{cached:>13} {opened:>11}" + (f"  {note}" if note else "")
     )
 
 
@@ -411,6 +417,17 @@ class _Monitor:
         self.worker = worker
         self.started = started
         self.samples: list[Sample] = []
+        self.floor_kib: int | None = None  # the lowest VmRSS read since the last sample
+
+    def _pid(self) -> int | None:
+        return self.worker.proc.pid if self.worker.proc is not None else None
+
+    def read_rss(self) -> int:
+        """Read the worker's VmRSS now (every second), keeping the lowest since the last line."""
+        pid = self._pid()
+        rss = proc_status_kib("VmRSS", pid) if pid is not None else 0
+        self.floor_kib = rss if self.floor_kib is None else min(self.floor_kib, rss)
+        return rss
 
     async def offsets(self) -> tuple[int, int, bool]:
         """(produced, committed, every offset on the topic committed)."""
@@ -420,7 +437,7 @@ class _Monitor:
 
     async def sample(self, now: float) -> Sample:
         produced, committed, _ = await self.offsets()
-        pid = self.worker.proc.pid if self.worker.proc is not None else None
+        pid = self._pid()
         cached = await asyncio.to_thread(_gauge, self.worker, "ringlog_cached_calls")
         opened = await asyncio.to_thread(_gauge, self.worker, "ringlog_open_calls")
         previous = self.samples[-1] if self.samples else None
@@ -428,12 +445,16 @@ class _Monitor:
         rate = 0.0
         if previous is not None and seconds > previous.seconds:
             rate = (committed - previous.committed) / (seconds - previous.seconds)
+        rss = self.read_rss()
+        floor = self.floor_kib if self.floor_kib is not None else rss
+        self.floor_kib = None
         sample = Sample(
             seconds=seconds,
             produced=produced,
             committed=committed,
             rate=rate,
-            rss_kib=proc_status_kib("VmRSS", pid) if pid is not None else 0,
+            rss_kib=rss,
+            floor_kib=floor,
             hwm_kib=proc_status_kib("VmHWM", pid) if pid is not None else 0,
             cached_calls=cached,
             open_calls=opened,
@@ -484,6 +505,7 @@ async def _consume_while_producing(
         last_progress = (time.monotonic(), 0)
         while True:
             now = time.monotonic()
+            monitor.read_rss()
             if producing.done():
                 result.producer = producing.result()  # re-raises why producing failed
                 _, committed, done = await monitor.offsets()
@@ -603,7 +625,7 @@ def long_summary(r: LongResult) -> str:
         lines.append("RSS: fewer than 3 lines, no verdict (a longer run or a shorter --rss-every)")
     else:
         lines += [
-            f"VmRSS: idle {f.start_rss_mib:,.0f} MiB -> {f.split_rss_mib:,.0f} MiB at "
+            f"VmRSS floor: idle {f.start_rss_mib:,.0f} MiB -> {f.split_rss_mib:,.0f} MiB at "
             f"{f.split_committed:,} messages -> {f.end_rss_mib:,.0f} MiB at the end",
             f"  first half  ({f.first_events:>11,} messages): {f.first_growth_mib:+,.1f} MiB = "
             f"{_fmt(f.first_mib_per_million)} MiB per million (start-up, the call cache fills)",

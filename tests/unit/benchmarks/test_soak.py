@@ -10,15 +10,18 @@ from benchmarks.soak import Sample, Tally, flatness, least_squares_slope, tallie
 from devtools.traffic import generate_events
 
 
-def sample(committed: int, rss_mib: float, hwm_mib: float | None = None) -> Sample:
-    rss = round(rss_mib * 1024)
+def sample(
+    committed: int, floor_mib: float, hwm_mib: float | None = None, rss_mib: float | None = None
+) -> Sample:
+    floor = round(floor_mib * 1024)
     return Sample(
         seconds=committed / 10_000,
         produced=committed,
         committed=committed,
         rate=10_000.0,
-        rss_kib=rss,
-        hwm_kib=round((hwm_mib if hwm_mib is not None else rss_mib) * 1024),
+        rss_kib=round(rss_mib * 1024) if rss_mib is not None else floor,
+        floor_kib=floor,
+        hwm_kib=round((hwm_mib if hwm_mib is not None else floor_mib) * 1024),
         cached_calls=None,
         open_calls=None,
     )
@@ -54,6 +57,16 @@ def test_a_leak_shows_in_the_second_half() -> None:
     assert flat.second_mib_per_million == pytest.approx(10, abs=0.01)
     assert flat.second_slope_mib_per_million == pytest.approx(10, abs=0.01)
     assert flat.second_hwm_growth_mib == pytest.approx(20, abs=0.01)
+
+
+def test_transient_peaks_do_not_count() -> None:
+    # VmRSS read at the line jumps by 200 MiB at two lines of the second half (a merge), but
+    # it came back to 1,800 MiB within those intervals
+    rss = [500, 1_800, 1_800, 1_800, 2_000, 1_800, 2_000]
+    samples = [sample(i * 1_000_000, 1_800 if i else 500, rss_mib=r) for i, r in enumerate(rss)]
+    flat = flatness(samples)
+    assert flat is not None
+    assert flat.second_growth_mib == 0 and flat.judged_mib_per_million == pytest.approx(0)
 
 
 def test_too_few_samples_give_no_verdict() -> None:
