@@ -288,10 +288,11 @@ def say(text: str) -> None:
     print(text, flush=True)
 
 
-def proc_status_kib(field_name: str) -> int:
-    """A `kB` field of /proc/self/status (VmRSS, VmHWM); 0 where there is no /proc."""
+def proc_status_kib(field_name: str, pid: int | None = None) -> int:
+    """A `kB` field of /proc/<pid>/status (VmRSS, VmHWM), of this process by default; 0 where
+    there is no /proc or the process is gone."""
     try:
-        with open("/proc/self/status", encoding="ascii") as status:
+        with open(f"/proc/{'self' if pid is None else pid}/status", encoding="ascii") as status:
             for line in status:
                 if line.startswith(field_name + ":"):
                     return int(line.split()[1])
