@@ -76,7 +76,7 @@ from devtools.planner_load import as_records
 from devtools.producer import ensure_topic, produce
 from devtools.traffic import Message
 from worker.core.batch_plan import BatchPlanner
-from worker.core.call_state import CallState
+from worker.core.decode import ValidEvent
 from worker.core.rates import load_rate_plan
 from worker.service.faust_host import start_in_background
 from worker.service.lifecycle import Worker
@@ -241,22 +241,13 @@ class RunFigures:
 
 @dataclass
 class EventParts:
-    """Bytes of one cached event (sys.getsizeof of the objects only this call holds)."""
+    """One event of the measured call, as the decoder made it (for comparison: the cache
+    keeps it packed)."""
 
     type: str
-    fields: int  # set in the event (its fields-set, shared by every event of its shape)
-    entry: int  # the packed tuple the cache holds (CallState.events: digest, class, fields-set,
-    # then a pointer per field)
-    values: int  # the field values (strings, datetime, ints) not shared with other calls
-    strings: int  # of `values`: the strings (ids, phone numbers)
-    datetimes: int  # of `values`: the datetime objects
-    repeated_values: int  # of `values`: equal to a value of an earlier event of the call
-    as_decoded: int  # the ValidEvent, pydantic model and __dict__ the entry stands for
-    payload_bytes: int  # the event's JSON as a bytes object, measured (for scale)
-
-    @property
-    def total(self) -> int:
-        return self.entry + self.values
+    fields: int  # set in the event
+    as_decoded: int  # its ValidEvent, pydantic model, __dict__ and field values (B)
+    payload_bytes: int  # its JSON as a bytes object (B)
 
 
 @dataclass
@@ -265,18 +256,17 @@ class Breakdown:
     traced_per_call: float  # tracemalloc: bytes held after the run, per call
     events: list[EventParts]
     call_state: int  # sys.getsizeof(CallState) (a slotted dataclass)
-    events_dict: int  # CallState.events
+    packed: int  # sys.getsizeof of the call's packed events (one bytes object)
+    key: int  # the cache key: its tuple and call_id string (project_id is shared)
 
     @property
     def walked(self) -> int:
-        return sum(e.total for e in self.events) + self.call_state + self.events_dict
+        return self.call_state + self.packed + self.key
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["walked_per_call"] = self.walked
         data["unwalked_per_call"] = self.traced_per_call - self.walked
-        for part, event in zip(data["events"], self.events, strict=True):
-            part["total"] = event.total
         return data
 
 
@@ -686,57 +676,45 @@ def measure_breakdown(calls: int, batch: int) -> Breakdown:
         for first in range(0, len(records), batch):
             plan = planner.plan(planner.decode(records[first : first + batch]), [], T0)
             del plan
+        planner.rest()  # what the worker does once idle: every call packed
         gc.collect()
         held = tracemalloc.get_traced_memory()[0] - before
     finally:
         tracemalloc.stop()
-    states = [state for _, state in planner.cache.items()]
-    if len(states) < 2:
-        raise RuntimeError("the breakdown needs at least 2 calls")
-    key = states[0].events and states[0].valid_events()[0].event.call_id.encode()
+    cached = list(planner.cache.items())
+    if not cached:
+        raise RuntimeError("the breakdown needs a cached call")
+    (project_id, call_id), state = cached[0]
     payloads = {
         str(orjson.loads(r.value)["event_id"]): r.value
         for r in records
-        if r.key == key and r.value is not None
+        if r.key == call_id.encode() and r.value is not None
     }
+    packed = state.packed  # read before valid_events() unpacks the call
+    parts = [_event_parts(ev, payloads) for ev in state.valid_events()]
+    state.pack()
     return Breakdown(
         calls=calls,
         traced_per_call=held / calls,
-        events=_event_parts(states[0], states[1], payloads),
-        call_state=sys.getsizeof(states[0]),
-        events_dict=sys.getsizeof(states[0].events),
+        events=parts,
+        call_state=sys.getsizeof(state),
+        packed=sys.getsizeof(packed),
+        key=sys.getsizeof((project_id, call_id)) + sys.getsizeof(call_id),
     )
 
 
-def _event_parts(
-    state: CallState, other: CallState, payloads: dict[str, bytes]
-) -> list[EventParts]:
-    """sys.getsizeof of the objects of `state`'s events that `other` (another call) does not
-    share: values such as the type literal, small ints and None are shared by every call."""
-    shared = {id(v) for packed in other.events.values() for v in packed[3:]}
-    seen_values: list[object] = []
-    counted: set[int] = set()  # an object held by several events of the call counts once
-    parts: list[EventParts] = []
-    for packed, ev in zip(state.events.values(), state.valid_events(), strict=True):
-        own = [v for v in packed[3:] if id(v) not in shared | counted and v is not None]
-        counted.update(id(v) for v in own)
-        repeated = [v for v in own if any(v == s and v is not s for s in seen_values)]
-        seen_values.extend(own)
-        model = ev.event
-        parts.append(
-            EventParts(
-                type=model.type,
-                fields=len(model.__pydantic_fields_set__),
-                entry=sys.getsizeof(packed) + sys.getsizeof(packed[0]),
-                values=sum(sys.getsizeof(v) for v in own),
-                strings=sum(sys.getsizeof(v) for v in own if isinstance(v, str)),
-                datetimes=sum(sys.getsizeof(v) for v in own if isinstance(v, datetime)),
-                repeated_values=sum(sys.getsizeof(v) for v in repeated),
-                as_decoded=sys.getsizeof(ev) + sys.getsizeof(model) + sys.getsizeof(model.__dict__),
-                payload_bytes=sys.getsizeof(payloads.get(model.event_id, b"")),
-            )
-        )
-    return parts
+def _event_parts(ev: ValidEvent, payloads: dict[str, bytes]) -> EventParts:
+    model = ev.event
+    values = [v for v in model.__dict__.values() if v is not None]
+    return EventParts(
+        type=model.type,
+        fields=len(model.__pydantic_fields_set__),
+        as_decoded=sys.getsizeof(ev)
+        + sys.getsizeof(model)
+        + sys.getsizeof(model.__dict__)
+        + sum(sys.getsizeof(v) for v in values),
+        payload_bytes=sys.getsizeof(payloads.get(model.event_id, b"")),
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -782,38 +760,18 @@ def marginal_per_call(smaller: RunFigures | None, larger: RunFigures) -> float |
 
 
 def breakdown_lines(b: Breakdown) -> list[str]:
-    lines = [
-        f"breakdown ({b.calls:,} calls planned in this process, no Kafka/ClickHouse): "
-        f"tracemalloc {b.traced_per_call:,.0f} B held per cached open call",
-        "one cached call, sys.getsizeof of the objects it does not share with other calls (B):",
-        f"  {'event':<28} {'fields':>6} {'entry':>6} {'values':>7} {'strings':>7} "
-        f"{'datetimes':>9} {'total':>6} {'as decoded':>10}",
-    ]
-    for e in b.events:
-        lines.append(
-            f"  {e.type:<28} {e.fields:>6} {e.entry:>6} {e.values:>7} {e.strings:>7} "
-            f"{e.datetimes:>9} {e.total:>6} {e.as_decoded + e.values:>10}"
-        )
-    entries = sum(e.entry for e in b.events)
-    values = sum(e.values for e in b.events)
-    strings = sum(e.strings for e in b.events)
-    datetimes = sum(e.datetimes for e in b.events)
-    repeated = sum(e.repeated_values for e in b.events)
     decoded = sum(e.as_decoded for e in b.events)
     payloads = sum(e.payload_bytes for e in b.events)
     unwalked = b.traced_per_call - b.walked
-    traced = max(1.0, b.traced_per_call)
-    lines += [
-        f"  CallState {b.call_state} + its events dict {b.events_dict}; walked total {b.walked:,};"
-        f" not seen by the walk {unwalked:,.0f} (the LRU's OrderedDict entry and key tuple)",
-        "per call: "
-        f"packed entries {entries:,} ({entries / traced:.0%}; the ValidEvent, model and "
-        f"__dict__ they stand for: {decoded:,}), "
-        f"field values {values:,} ({values / traced:.0%}: strings {strings:,}, datetimes "
-        f"{datetimes:,}; {repeated:,} of it equal to a value of an earlier event of the call)",
-        f"  (for scale: the three events' JSON as bytes objects is {payloads:,} B)",
+    return [
+        f"breakdown ({b.calls:,} calls planned in this process, no Kafka/ClickHouse): "
+        f"tracemalloc {b.traced_per_call:,.0f} B held per cached open call",
+        f"  one cached call (sys.getsizeof, B): its {len(b.events)} events packed {b.packed:,}, "
+        f"CallState {b.call_state}, key {b.key}; the rest {unwalked:,.0f} (the LRU's "
+        "OrderedDict entry, allocator rounding)",
+        f"  for scale: the same events as decoded (ValidEvent, model, __dict__, values) "
+        f"{decoded:,}, as JSON bytes objects {payloads:,}",
     ]
-    return lines
 
 
 def growth_lines(runs: Sequence[RunFigures], breakdown: Breakdown | None) -> list[str]:

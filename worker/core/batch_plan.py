@@ -38,6 +38,7 @@ log = logging.getLogger("ringlog.plan")
 # batch; a close is at most a minute (event time) late, and its rows do not depend on when it
 # ran (ended_at is the call's last event).
 SCAN_EVERY = timedelta(minutes=1)
+PROJECTS_SHARED = 4096  # project ids whose one string the cache keys share
 
 
 class Record(Protocol):
@@ -103,6 +104,8 @@ class BatchPlanner:
         self.cache = CallCache(cache_max_calls)
         # The newest event time seen: the clock of the timeout close.
         self.watermark: datetime | None = None
+        self._awake: set[CallKey] = set()  # calls the latest batch left unpacked
+        self._projects: dict[str, str] = {}
         self._last_scan: datetime | None = None
 
     def decode(self, records: Sequence[Record]) -> Decoded:
@@ -112,7 +115,7 @@ class BatchPlanner:
             decoded = decode(record.key, record.value if record.value is not None else b"")
             if isinstance(decoded, ValidEvent):
                 e = decoded.event
-                by_call[(e.project_id, e.call_id)].append((record, decoded))
+                by_call[(self._project(e.project_id), e.call_id)].append((record, decoded))
             else:
                 rejected.append((record, decoded))
         missing = [key for key in by_call if key not in self.cache]
@@ -137,8 +140,6 @@ class BatchPlanner:
         plan.stored_events_skipped = self._load(decoded, missing, reloaded)
 
         changed: list[CallKey] = []
-        # The events merged by this batch, by call: its rebuild uses them as they are.
-        merged: dict[CallKey, dict[str, ValidEvent]] = {}
         for key, items in decoded.by_call.items():
             state = self.cache.get(key)
             if state is None:
@@ -148,7 +149,6 @@ class BatchPlanner:
                 e = ev.event
                 if state.merge(ev, key):
                     touched = True
-                    merged.setdefault(key, {})[e.event_id] = ev
                     plan.event_rows.append(_call_event_row(record, ev, ingested_at))
                     plan.counts[(e.type, "written")] += 1
                 else:
@@ -166,18 +166,41 @@ class BatchPlanner:
                 changed.append(key)
 
         for key in changed:
-            self._rebuild(key, plan.tables, now=None, known=merged.get(key))
+            self._rebuild(key, plan.tables, now=None)
         # Timeout close (DESIGN.md section 3): open cached calls that have been silent for
         # the call timeout (event time) are closed at their last event.
         for key in self._timed_out_calls(exclude=set(changed)):
             self._rebuild(key, plan.tables, now=self.watermark)
+            if key not in decoded.by_call:
+                self._rest({key})
         for rows in plan.tables.values():
             for row in rows:
                 row["ingested_at"] = ingested_at
         plan.keys = set(decoded.by_call)
+        # The calls of this batch stay unpacked (CallState.pack) until a batch or an idle
+        # moment passes without them: an active call's next events tend to come in the next
+        # batch, which then neither unpacks nor packs it again.
+        self._rest(self._awake - plan.keys)
+        self._awake = plan.keys
         plan.calls_changed = len(changed)
         self.cache.evict_overflow(keep=plan.keys | (keep or set()))
         return plan
+
+    def _project(self, project_id: str) -> str:
+        """One string per project for every cached call's key (85 B less per call); bounded."""
+        shared = self._projects.get(project_id)
+        if shared is None:
+            if len(self._projects) >= PROJECTS_SHARED:
+                return project_id
+            shared = self._projects[project_id] = project_id
+        return shared
+
+    def rest(self) -> int:
+        """Pack every call a batch left unpacked (the pipeline calls it when idle)."""
+        count = len(self._awake)
+        self._rest(self._awake)
+        self._awake = set()
+        return count
 
     def forget_partitions(self, partitions: set[int]) -> int:
         """Drop the calls of partitions this worker no longer owns (or must re-read)."""
@@ -206,7 +229,7 @@ class BatchPlanner:
             state.merge(event, key)
         for key in decoded.missing:
             state = self.cache.get(key)
-            if state is not None and state.events:
+            if state is not None and state.event_count():
                 state.last_event_at = max(ev.event.occurred_at for ev in state.valid_events())
         return skipped
 
@@ -215,14 +238,11 @@ class BatchPlanner:
         key: CallKey,
         tables: dict[TableName, list[Row]],
         now: datetime | None,
-        known: dict[str, ValidEvent] | None = None,
     ) -> None:
         state = self.cache.get(key)
         if state is None:
             return
-        rows = build_call_rows(
-            state.valid_events(known), self.rates, now=now, timeout=self.call_timeout
-        )
+        rows = build_call_rows(state.valid_events(), self.rates, now=now, timeout=self.call_timeout)
         state.open = rows.open
         state.last_event_at = rows.last_event_at
         if now is not None:
@@ -231,6 +251,12 @@ class BatchPlanner:
             state.timeout_closed = False
         for table, table_rows in rows.tables().items():
             tables[table].extend(table_rows)
+
+    def _rest(self, keys: Iterable[CallKey]) -> None:
+        for key in keys:
+            state = self.cache.peek(key)
+            if state is not None:
+                state.pack()
 
     def _timed_out_calls(self, exclude: set[CallKey]) -> list[CallKey]:
         if self.watermark is None:

@@ -9,147 +9,82 @@ call had never left memory.
 
 from __future__ import annotations
 
-import types
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
-from schemas.events import Envelope
 from worker.core.decode import ValidEvent
+from worker.core.event_pack import CallKey, pack, unpack
 
-CallKey = tuple[str, str]  # (project_id, call_id)
-_T = TypeVar("_T")
+__all__ = ["CallCache", "CallKey", "CallState"]
 
 
-@dataclass(slots=True)  # no per-instance __dict__: 40 B less per cached call (benchmarks/memory.py)
+@dataclass(slots=True)  # no per-instance __dict__ (benchmarks/memory.py)
 class CallState:
+    """One call's distinct events and what the planner tracks of it.
+
+    Between batches the events rest packed in one bytes object (`worker.core.event_pack`:
+    about 0.2 KB per event instead of about 1.2 KB as models). A batch that touches the call
+    unpacks them once (`merge`, `valid_events`), works on the models, and `pack()` puts them
+    back to rest (`BatchPlanner` decides when).
+    """
+
     partition: int
-    # event_id -> the event, packed (`CachedEvent`): valid_events() gives them back.
-    events: dict[str, CachedEvent] = field(default_factory=dict)
     open: bool = True
     last_event_at: datetime | None = None
     # Set once the timeout close has been written, so it is not rewritten every batch.
     timeout_closed: bool = False
+    _key: CallKey | None = None
+    _packed: bytes = b""
+    _events: dict[str, ValidEvent] | None = None  # unpacked: a batch is working on the call
+    _changed: bool = False  # since unpacked: `pack()` must write the events again
 
     def merge(self, event: ValidEvent, key: CallKey) -> bool:
         """Add an event of the call `key`; True if it changed the call's event set."""
-        event_id = event.event.event_id
-        current = self.events.get(event_id)
-        if current is not None and current[0] >= event.digest:
+        events = self._unpacked(key)
+        current = events.get(event.event.event_id)
+        if current is not None and current.digest >= event.digest:
             return False
-        self.events[event_id] = _pack(event, key)
+        events[event.event.event_id] = event
+        self._changed = True
         return True
 
-    def valid_events(self, known: Mapping[str, ValidEvent] | None = None) -> list[ValidEvent]:
-        """The call's distinct events, as the decoder made them (same classes, values and
-        fields-sets). `known`: events of the call still at hand by event_id (those of the
-        batch being planned), used as they are instead of being unpacked again."""
-        if not known:
-            return [_unpack(packed) for packed in self.events.values()]
-        out: list[ValidEvent] = []
-        for event_id, packed in self.events.items():
-            ev = known.get(event_id)
-            out.append(ev if ev is not None and ev.digest == packed[0] else _unpack(packed))
-        return out
+    def valid_events(self) -> list[ValidEvent]:
+        """The call's distinct events, as the decoder made them (same classes, values,
+        fields-sets and digests)."""
+        if self._key is None:
+            return []
+        return list(self._unpacked(self._key).values())
 
+    @property
+    def resting(self) -> bool:
+        """True when the events are packed (no batch is working on the call)."""
+        return self._events is None
 
-CachedEvent = tuple[Any, ...]
-"""An event as the cache keeps it: (digest, model class, fields-set, *field values in the
-model's field order). About 170 B against 600 B for the ValidEvent and its pydantic model
-(object, `__dict__`) that it stands for; `_unpack` makes that model again in about 1 us,
-without validating (the values were validated when the event was decoded)."""
+    @property
+    def packed(self) -> bytes:
+        """The events as they rest between batches (benchmarks/memory.py measures it)."""
+        return self._packed
 
-# One fields-set per set of fields (events of one type share a few), instead of pydantic's set
-# per event (728 B). A frozenset: nothing may change a set that events share.
-_FIELDS_SETS: dict[frozenset[str], frozenset[str]] = {}
-_SOURCES: dict[str, str] = {}
-_POOL_MAX = 4096
+    def event_count(self) -> int:
+        if self._key is None:
+            return 0
+        return len(self._unpacked(self._key))
 
+    def pack(self) -> None:
+        """Put the events back to rest (the batch is done with them)."""
+        if self._events is not None and self._changed:
+            self._packed = pack(self._events)
+        self._events = None
+        self._changed = False
 
-@dataclass(frozen=True, slots=True)
-class _Shape:
-    """What packing and unpacking need to know of one event model."""
-
-    names: tuple[str, ...]  # the model's fields, in the order of its `__dict__`
-    ids: tuple[int, int]  # the positions of project_id and call_id among them
-    # Positions of the fields that hold a Literal, with the literal objects by value: each
-    # event then points at one shared string ("incoming_call.dial_started", 75 B), not a copy
-    # of its own.
-    literals: tuple[tuple[int, dict[object, object]], ...]
-    source: int  # the position of `source`: a few values (the producers), shared likewise
-
-
-def _literal_values(annotation: object) -> dict[object, object]:
-    if get_origin(annotation) is Literal:
-        return {value: value for value in get_args(annotation)}
-    if get_origin(annotation) in (Union, types.UnionType):
-        found: dict[object, object] = {}
-        for arg in get_args(annotation):
-            found |= _literal_values(arg)
-        return found
-    return {}
-
-
-def _shape_of(model: type[Envelope], first: Envelope) -> _Shape:
-    names = tuple(model.model_fields)
-    if tuple(first.__dict__) != names:  # what pydantic-core builds: every field, in order
-        raise ValueError(f"{model.__name__}'s values are not its fields in order: not cached")
-    literals = tuple(
-        (i, values)
-        for i, name in enumerate(names)
-        if (values := _literal_values(model.model_fields[name].annotation))
-    )
-    ids = (names.index("project_id"), names.index("call_id"))
-    return _Shape(names, ids, literals, names.index("source"))
-
-
-_SHAPES: dict[type[Envelope], _Shape] = {}
-
-
-def _pack(event: ValidEvent, key: CallKey) -> CachedEvent:
-    """The event, smaller and with the same values: its fields-set shared with every event of
-    its shape, the call's ids the cache key's own strings (equal: the key is made of them),
-    its literals the shared ones. The caller's ValidEvent is left as it was."""
-    model = event.event
-    cls = type(model)
-    shape = _SHAPES.get(cls)
-    if shape is None:
-        shape = _SHAPES[cls] = _shape_of(cls, model)
-    values = list(model.__dict__.values())
-    values[shape.ids[0]], values[shape.ids[1]] = key
-    for i, literal in shape.literals:
-        values[i] = literal.get(values[i], values[i])
-    source = values[shape.source]
-    if source is not None:
-        values[shape.source] = _shared(_SOURCES, source)
-    fields = _shared(_FIELDS_SETS, frozenset(model.__pydantic_fields_set__))
-    return (event.digest, cls, fields, *values)
-
-
-def _shared(pool: dict[_T, _T], value: _T) -> _T:
-    """The pool's object equal to `value`, which joins the pool if there is room: bounded, so
-    a producer that varies a value or its optional fields cannot grow it without limit."""
-    found = pool.get(value)
-    if found is None:
-        if len(pool) >= _POOL_MAX:
-            return value
-        found = pool[value] = value
-    return found
-
-
-_set = object.__setattr__  # the models are frozen: this is how pydantic itself fills them
-
-
-def _unpack(packed: CachedEvent) -> ValidEvent:
-    cls: type[Envelope] = packed[1]
-    model = cls.__new__(cls)
-    _set(model, "__dict__", dict(zip(_SHAPES[cls].names, packed[3:], strict=True)))
-    _set(model, "__pydantic_fields_set__", packed[2])
-    _set(model, "__pydantic_extra__", None)
-    _set(model, "__pydantic_private__", None)
-    return ValidEvent(model, packed[0])
+    def _unpacked(self, key: CallKey) -> dict[str, ValidEvent]:
+        if self._events is None:
+            if self._key is None:
+                self._key = key
+            self._events = unpack(self._packed, self._key)
+        return self._events
 
 
 class CallCache:
@@ -171,6 +106,10 @@ class CallCache:
         if state is not None:
             self._calls.move_to_end(key)
         return state
+
+    def peek(self, key: CallKey) -> CallState | None:
+        """The call's state, without counting it as used."""
+        return self._calls.get(key)
 
     def put(self, key: CallKey, state: CallState) -> None:
         self._calls[key] = state

@@ -45,7 +45,7 @@ class Rejection:
     field: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen init costs 0.4 us more per event; never changed
 class ValidEvent:
     """A validated event and the digest of the exact bytes it arrived as. The text itself is
     kept once, in `call_event.payload` (taken from the record when that row is built), not in

@@ -54,6 +54,10 @@ class BatchPreparer:
         self.metrics.cached_calls.set(len(self.planner.cache))
         return plan
 
+    def rest(self) -> int:
+        """Idle: pack the calls the last batch left unpacked (see BatchPlanner.plan)."""
+        return self.planner.rest()
+
     def forget_partitions(self, partitions: set[int]) -> int:
         """Forget the calls of `partitions` (revoked, or rewound to be read again)."""
         return self.planner.forget_partitions(partitions)

@@ -192,6 +192,7 @@ class ConsumeLoop:
                 if not batch:
                     await self._reap()
                     self._update_lag()
+                    self.preparer.rest()  # idle: the last batch's calls go back to rest
                     continue
                 generation = self._generation
                 plan = await self.preparer.prepare(batch, keep=self._calls_in_flight())

@@ -3,6 +3,8 @@ the decoder made, for every event type, on the fast path and the contract path a
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import timedelta, timezone
 from typing import Any
 
 import pytest
@@ -10,15 +12,22 @@ import pytest
 from schemas.events import EVENT_MODELS
 from tests.support.builders import (
     PROJECT,
+    T0,
     amended,
     answered_on_second_attempt,
     cdr_record,
     cost,
     deleted,
+    encode,
     late_cost_report,
     outbound_call,
     valid,
 )
+from tests.support.builders import (
+    test_rates as rates_for_tests,
+)
+from worker.core import event_pack
+from worker.core.batch_plan import BatchPlanner
 from worker.core.call_state import CallState
 from worker.core.decode import ValidEvent
 from worker.core.event_fast_path import CONTRACT_MODEL
@@ -41,55 +50,83 @@ def _every_type() -> list[dict[str, Any]]:
 
 def _as_it_was(ev: ValidEvent) -> tuple[object, ...]:
     e = ev.event
-    return (type(e), e.model_dump(), e.model_fields_set, e.__pydantic_extra__, ev.digest)
+    values = tuple((name, type(v), v) for name, v in e.__dict__.items())
+    return (type(e), values, e.model_fields_set, e.__pydantic_extra__, ev.digest)
 
 
-def test_every_event_type_comes_back_equal() -> None:
+def _rested(events: list[ValidEvent]) -> CallState:
+    """A call with `events`, packed to rest as between two batches."""
+    state = CallState(partition=0)
+    for ev in events:
+        state.merge(ev, (PROJECT, "c"))
+    state.pack()
+    return state
+
+
+def test_every_event_type_comes_back_equal_after_rest() -> None:
     decoded = [valid(ev) for ev in _every_type()]
     assert {ev.event.type for ev in decoded} == set(EVENT_MODELS)
-    state = CallState(partition=0)
-    for ev in decoded:
-        assert state.merge(ev, (PROJECT, "c"))
-    back = {ev.event.event_id: ev for ev in state.valid_events()}
+    back = {ev.event.event_id: ev for ev in _rested(decoded).valid_events()}
     assert {k: _as_it_was(v) for k, v in back.items()} == {
         ev.event.event_id: _as_it_was(ev) for ev in decoded
     }
-    assert all(ev.event == orig.event for orig in decoded for ev in [back[orig.event.event_id]])
+    assert all(back[ev.event.event_id].event == ev.event for ev in decoded)
+    assert all(ev.event.call_id is back[ev.event.event_id].event.call_id for ev in back.values())
 
 
 def test_a_contract_path_event_keeps_its_contract_model() -> None:
     # An uppercase UUID is not canonical: the fast model refuses it, the contract model
-    # accepts and canonicalises it; the cached event is of the contract class.
+    # accepts and canonicalises it; the packed event comes back of the contract class.
     ev = _every_type()[0]
     ev["incoming_call_policy_id"] = ev["incoming_call_policy_id"].upper()
     decoded = valid(ev)
     assert type(decoded.event) in CONTRACT_MODEL.values()
-    state = CallState(partition=0)
-    state.merge(decoded, (PROJECT, "c"))
-    [back] = state.valid_events()
+    [back] = _rested([decoded]).valid_events()
     assert _as_it_was(back) == _as_it_was(decoded)
 
 
-def test_known_events_are_used_only_when_they_are_the_cached_ones() -> None:
-    first, second = (valid(ev) for ev in _every_type()[:2])
-    state = CallState(partition=0)
-    state.merge(first, (PROJECT, "c"))
-    state.merge(second, (PROJECT, "c"))
-    stale = ValidEvent(second.event, second.digest - 1)  # not the one the cache kept
-    events = state.valid_events({second.event.event_id: stale, "other": first})
-    assert events[1] is not stale and events[1].digest == second.digest
-    assert state.valid_events({second.event.event_id: second})[1] is second
+def test_a_time_not_in_utc_comes_back_with_its_offset() -> None:
+    decoded = valid(_every_type()[0])
+    local = decoded.event.occurred_at.astimezone(timezone(timedelta(hours=2)))
+    odd = ValidEvent(decoded.event.model_copy(update={"occurred_at": local}), decoded.digest)
+    [back] = _rested([odd]).valid_events()
+    assert back.event.occurred_at == local
+    assert back.event.occurred_at.utcoffset() == timedelta(hours=2)
 
 
-def test_a_lower_digest_duplicate_does_not_replace_the_cached_event() -> None:
+def test_fields_sets_past_the_pool_are_packed_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(event_pack, "_POOL_MAX", 0)
+    monkeypatch.setattr(event_pack, "_FIELDS_SETS", [])
+    monkeypatch.setattr(event_pack, "_FIELDS_SET_INDEX", {})
+    decoded = [valid(ev) for ev in _every_type()]
+    back = {ev.event.event_id: ev for ev in _rested(decoded).valid_events()}
+    assert [_as_it_was(back[ev.event.event_id]) for ev in decoded] == [
+        _as_it_was(ev) for ev in decoded
+    ]
+
+
+def test_duplicates_across_rests_keep_the_larger_digest() -> None:
     ev = valid(_every_type()[0])
-    state = CallState(partition=0)
-    assert state.merge(ev, (PROJECT, "c"))
+    state = _rested([ev])
     assert not state.merge(ValidEvent(ev.event, ev.digest - 1), (PROJECT, "c"))
     assert not state.merge(ev, (PROJECT, "c"))
+    state.pack()
     assert state.merge(ValidEvent(ev.event, ev.digest + 1), (PROJECT, "c"))
+    state.pack()
     [back] = state.valid_events()
     assert back.digest == ev.digest + 1
+    assert state.event_count() == 1
+
+
+def test_unpacked_events_stay_while_the_batch_works_on_them() -> None:
+    first, second = (valid(ev) for ev in _every_type()[:2])
+    state = _rested([first])
+    state.merge(second, (PROJECT, "c"))
+    events = state.valid_events()
+    assert events[1] is second  # merged in this batch: the decoder's own object
+    assert state.valid_events()[0] is events[0]  # unpacked once per batch
+    state.pack()
+    assert state.valid_events()[1] is not second
 
 
 @pytest.mark.parametrize("source", [None, "pbx"])
@@ -98,10 +135,46 @@ def test_literals_and_sources_are_shared(source: str | None) -> None:
     b["event_id"] = "other"
     for ev in (a, b):
         ev["source"] = "".join(source) if source is not None else None
-    state = CallState(partition=0)
-    for ev in (a, b):
-        state.merge(valid(ev), (PROJECT, "c"))
-    x, y = state.valid_events()
+    x, y = _rested([valid(a), valid(b)]).valid_events()
     assert x.event.type is y.event.type
     assert x.event.source is y.event.source
     assert x.event.source == source
+
+
+def test_the_planner_keeps_the_latest_batchs_calls_unpacked_until_idle() -> None:
+    a_events = answered_on_second_attempt("call-a")
+    b_events = outbound_call("call-b")
+    planner = BatchPlanner(rates_for_tests(), timedelta(hours=4), cache_max_calls=10)
+
+    def batch(events: list[dict[str, Any]]) -> None:
+        records = [_Record(*encode(ev), offset=i) for i, ev in enumerate(events)]
+        planner.plan(planner.decode(records), [], T0)
+
+    def state(key: tuple[str, str]) -> CallState:
+        found = planner.cache.peek(key)
+        assert found is not None
+        return found
+
+    a, b = (PROJECT, "call-a"), (PROJECT, "call-b")
+    batch(a_events[:2] + b_events[:1])
+    assert not state(a).resting and not state(b).resting
+    order = [key for key, _ in planner.cache.items()]
+    assert order[0][0] is order[1][0]  # the cache keys share one project_id string
+    batch(b_events[1:])
+    assert state(a).resting and not state(b).resting
+    assert [key for key, _ in planner.cache.items()] == order  # resting is not a use
+    assert planner.rest() == 1
+    assert state(b).resting
+    batch(a_events[2:])
+    assert {ev.event.event_id for ev in state(a).valid_events()} == {
+        ev["event_id"] for ev in a_events
+    }
+
+
+@dataclass
+class _Record:
+    key: bytes | None
+    value: bytes | None
+    offset: int
+    topic: str = "t"
+    partition: int = 0

@@ -1,0 +1,175 @@
+"""One call's events packed into one `bytes` object, and back: how the call cache keeps a call
+between the batches that touch it.
+
+A decoded event is a pydantic model with a `__dict__`, a fields-set and a Python object per
+value: about 2 KB each, and a few dozen small long-lived objects per call, which also keep the
+allocator's pages from being reused. Packed, a call is one object of roughly the size of its
+values' text (benchmarks/memory.py measures both).
+
+Exact by construction: `unpack` gives the same model classes, the same values (equal, and of
+the same types), the same fields-sets and digests that were packed, without validating again
+(the values were validated when the events were decoded). The ids every event of a call
+repeats (project_id, call_id) are not packed: they come back from the call's key. The bytes
+never leave the process (a class is packed as its place in this process's registry), so the
+format can change freely between versions.
+"""
+
+from __future__ import annotations
+
+import marshal
+import types
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any, Final, Literal, TypeVar, Union, get_args, get_origin
+
+from schemas.events import Envelope
+from worker.core.decode import ValidEvent
+
+CallKey = tuple[str, str]  # (project_id, call_id)
+_T = TypeVar("_T")
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND: Final = timedelta(microseconds=1)
+_POOL_MAX: Final = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """What packing and unpacking need to know of one event model."""
+
+    model: type[Envelope]
+    index: int  # its place in _MODELS: what the bytes hold instead of the class
+    names: tuple[str, ...]  # its fields, in the order of its instances' `__dict__`
+    times: tuple[str, ...]  # datetime fields: packed as microseconds
+    money: tuple[str, ...]  # Decimal fields: packed as their exact text
+    # Literal fields with the literal objects by value (and `source`, shared likewise): each
+    # unpacked event points at one shared string, not a copy of its own. project_id and
+    # call_id are not packed: they come from the call's key.
+    literals: tuple[tuple[str, dict[object, object]], ...]
+
+
+_MODELS: list[_Shape] = []
+_SHAPES: dict[type[Envelope], _Shape] = {}
+# Fields-sets are shared (frozensets: nothing may change a set that events share) and packed as
+# their place here; sources are shared likewise. Both bounded: a producer that varies its
+# optional fields or sources cannot grow them without limit (past it, they are packed whole).
+_FIELDS_SETS: list[frozenset[str]] = []
+_FIELDS_SET_INDEX: dict[frozenset[str], int] = {}
+_SOURCES: dict[str, str] = {}
+
+
+def _literal_values(annotation: object) -> dict[object, object]:
+    if get_origin(annotation) is Literal:
+        return {value: value for value in get_args(annotation)}
+    if get_origin(annotation) in (Union, types.UnionType):
+        found: dict[object, object] = {}
+        for arg in get_args(annotation):
+            found |= _literal_values(arg)
+        return found
+    return {}
+
+
+def _shape_of(model: type[Envelope], first: Envelope) -> _Shape:
+    names = tuple(model.model_fields)
+    if tuple(first.__dict__) != names:  # what pydantic-core builds: every field, in order
+        raise ValueError(f"{model.__name__}'s values are not its fields in order: not packed")
+    kinds = {name: str(info.annotation) for name, info in model.model_fields.items()}
+    shape = _Shape(
+        model=model,
+        index=len(_MODELS),
+        names=names,
+        times=tuple(n for n in names if "datetime" in kinds[n]),
+        money=tuple(n for n in names if "Decimal" in kinds[n]),
+        literals=tuple(
+            (name, values)
+            for name in names
+            if (values := _literal_values(model.model_fields[name].annotation))
+        ),
+    )
+    _MODELS.append(shape)
+    _SHAPES[model] = shape
+    return shape
+
+
+def pack(events: dict[str, ValidEvent]) -> bytes:
+    """The events of one call (by event_id) as one bytes object."""
+    return marshal.dumps(tuple(_pack_event(ev) for ev in events.values()))
+
+
+def unpack(packed: bytes, key: CallKey) -> dict[str, ValidEvent]:
+    """The events `pack` was given, by event_id; `key` is their call."""
+    if not packed:
+        return {}
+    out: dict[str, ValidEvent] = {}
+    for entry in marshal.loads(packed):
+        ev = _unpack_event(entry, key)
+        out[ev.event.event_id] = ev
+    return out
+
+
+def _pack_event(ev: ValidEvent) -> tuple[Any, ...]:
+    model = ev.event
+    shape = _SHAPES.get(type(model)) or _shape_of(type(model), model)
+    values = model.__dict__.copy()
+    values["project_id"] = values["call_id"] = None
+    for name in shape.times:
+        t = values[name]
+        if t is not None:
+            # Always UTC (schemas.events.parse_timestamp); anything else is kept as its text.
+            values[name] = (t - _EPOCH) // _MICROSECOND if t.tzinfo is UTC else t.isoformat()
+    for name in shape.money:
+        if values[name] is not None:
+            values[name] = str(values[name])
+    fields = frozenset(model.__pydantic_fields_set__)
+    fields_ref: int | tuple[str, ...] | None = _FIELDS_SET_INDEX.get(fields)
+    if fields_ref is None:
+        if len(_FIELDS_SETS) < _POOL_MAX:
+            fields_ref = _FIELDS_SET_INDEX[fields] = len(_FIELDS_SETS)
+            _FIELDS_SETS.append(fields)
+        else:
+            fields_ref = tuple(fields)
+    return (shape.index, ev.digest, fields_ref, *values.values())
+
+
+_set = object.__setattr__  # the models are frozen: this is how pydantic itself fills them
+
+
+def _unpack_event(entry: tuple[Any, ...], key: CallKey) -> ValidEvent:
+    shape = _MODELS[entry[0]]
+    values = dict(zip(shape.names, entry[3:], strict=False))  # packed from this shape: same length
+    values["project_id"], values["call_id"] = key
+    for name in shape.times:
+        t = values[name]
+        if t is not None:
+            values[name] = _EPOCH + t * _MICROSECOND if t.__class__ is int else _text_time(t)
+    for name in shape.money:
+        if values[name] is not None:
+            values[name] = Decimal(values[name])
+    for name, literal in shape.literals:
+        values[name] = literal.get(values[name], values[name])
+    source = values["source"]
+    if source is not None:
+        values["source"] = _shared(_SOURCES, source)
+    fields_ref = entry[2]
+    fields = _FIELDS_SETS[fields_ref] if fields_ref.__class__ is int else frozenset(fields_ref)
+    model = shape.model.__new__(shape.model)
+    _set(model, "__dict__", values)
+    _set(model, "__pydantic_fields_set__", fields)
+    _set(model, "__pydantic_extra__", None)
+    _set(model, "__pydantic_private__", None)
+    return ValidEvent(model, entry[1])
+
+
+def _text_time(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def _shared(pool: dict[_T, _T], value: _T) -> _T:
+    """The pool's object equal to `value`, which joins the pool if there is room."""
+    found = pool.get(value)
+    if found is None:
+        if len(pool) >= _POOL_MAX:
+            return value
+        found = pool[value] = value
+    return found
