@@ -57,6 +57,7 @@ from benchmarks.ingest import (
     _worker_in_process,
     _worker_subprocess,
     bare_consumer,
+    report_footer,
 )
 from devtools.kafka_local import topic_end_offsets
 from devtools.producer import ensure_topic
@@ -618,10 +619,7 @@ def summary(r: BackfillResult) -> str:
         "rows per table (count() FINAL): "
         + ", ".join(f"{t}={n:,}" for t, n in sorted(w.rows.items())),
         f"dead letters on {r.topic}.dlq: {w.dead_letters:,}",
-        "checks: " + ", ".join(f"{k}: {'ok' if ok else 'FAILED'}" for k, ok in r.checks.items()),
-        "",
-        f"command: {r.command}",
-        "=" * 96,
+        *report_footer(r.checks, r.command),
     ]
     return "\n".join(lines)
 

@@ -54,7 +54,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -1251,13 +1251,15 @@ def summary(result: BenchResult) -> str:
         "rows per table (count() FINAL): "
         + ", ".join(f"{t}={n:,}" for t, n in sorted(w.rows.items())),
         f"dead letters on {result.topic}.dlq: {w.dead_letters:,}",
-        "checks: "
-        + ", ".join(f"{name}: {'ok' if ok else 'FAILED'}" for name, ok in result.checks.items()),
-        "",
-        f"command: {result.command}",
-        "=" * 90,
+        *report_footer(result.checks, result.command),
     ]
     return "\n".join(lines)
+
+
+def report_footer(checks: Mapping[str, bool], command: str) -> list[str]:
+    """The last lines of a benchmark's report: its checks, then the command that made it."""
+    verdicts = ", ".join(f"{name}: {'ok' if ok else 'FAILED'}" for name, ok in checks.items())
+    return [f"checks: {verdicts}", "", f"command: {command}", "=" * 96]
 
 
 def _latency_lines(lat: LatencyFigures) -> list[str]:

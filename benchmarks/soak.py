@@ -60,7 +60,14 @@ from typing import Any
 
 import orjson
 
-from benchmarks.ingest import REPO_ROOT, Expected, child_env, proc_status_kib, say
+from benchmarks.ingest import (
+    REPO_ROOT,
+    Expected,
+    child_env,
+    proc_status_kib,
+    report_footer,
+    say,
+)
 from devtools.fault_harness import Setup, WorkerProcess, committed_and_end, crash_run, metric
 from devtools.kafka_local import kafka_up, topic_end_offsets
 from devtools.producer import ensure_topic
@@ -642,13 +649,7 @@ def long_summary(r: LongResult) -> str:
         )
     if r.note:
         lines.append(f"note: {r.note}")
-    lines += [
-        "checks: "
-        + ", ".join(f"{name}: {'ok' if ok else 'FAILED'}" for name, ok in r.checks.items()),
-        "",
-        f"command: {r.command}",
-        "=" * 96,
-    ]
+    lines += report_footer(r.checks, r.command)
     return "\n".join(lines)
 
 
