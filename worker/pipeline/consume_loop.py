@@ -192,7 +192,6 @@ class ConsumeLoop:
                 if not batch:
                     await self._reap()
                     self._update_lag()
-                    self.preparer.rest()  # idle: the last batch's calls go back to rest
                     continue
                 generation = self._generation
                 plan = await self.preparer.prepare(batch, keep=self._calls_in_flight())
@@ -287,6 +286,7 @@ class ConsumeLoop:
                     break  # nothing more buffered: flush what we have rather than wait
                 if remaining == 0.0:
                     deadline = time.monotonic() + max_seconds  # idle: a fresh window
+                    self.preparer.rest()  # and the last batch's calls go back to rest
         self._window_opened = time.monotonic()
         if self._revoked:
             # Those partitions now belong to another worker, which resumes from our last

@@ -411,3 +411,17 @@ def test_the_batch_window_opens_when_the_previous_fetch_ends() -> None:
     first, second, timeouts = asyncio.run(scenario())
     assert first > 0 and second > 0
     assert timeouts[0] == 0, timeouts
+
+
+def test_every_cached_call_rests_packed_once_the_loop_is_idle() -> None:
+    """The planner leaves the latest batch's calls unpacked for the next batch; an empty fetch
+    puts them to rest (CallState.pack), so an idle worker holds only packed calls."""
+    p = Pipeline(traffic())
+    cache = p.loop.preparer.cache
+
+    def drained_and_resting() -> bool:
+        return p.consumer.drained() and all(state.resting for _, state in cache.items())
+
+    asyncio.run(p.run(until=drained_and_resting, limit_s=5.0))
+    assert len(cache) > 0
+    p.assert_exact()
