@@ -68,6 +68,7 @@ from benchmarks.ingest import (
     report_footer,
     say,
 )
+from devtools.chdb_http import spawn_server
 from devtools.fault_harness import Setup, WorkerProcess, committed_and_end, crash_run, metric
 from devtools.kafka_local import kafka_up, topic_end_offsets
 from devtools.producer import ensure_topic
@@ -334,6 +335,7 @@ class LongOptions:
     cache_max_calls: int | None
     max_growth: float
     remove_store: bool
+    store_process: bool  # serve the store from a process of its own (not in the worker)
     json: bool
     command: str
 
@@ -358,6 +360,10 @@ class LongResult:
     rejected_rows: int = 0
     dead_letters: int = 0
     worker_exit: int | None = None
+    # --store-process: the store's server process VmRSS (KiB) once ready and at the end, which
+    # the worker's VmRSS then does not include
+    store_rss_start_kib: int = 0
+    store_rss_end_kib: int = 0
     checks: dict[str, bool] = field(default_factory=dict)
 
     @property
@@ -559,9 +565,10 @@ async def long_run(opts: LongOptions) -> LongResult:
         env["RINGLOG_BATCH_MAX_EVENTS"] = str(opts.batch_max_events)
     if opts.cache_max_calls is not None:
         env["RINGLOG_CACHE_MAX_CALLS"] = str(opts.cache_max_calls)
+    server = spawn_server(work / "store") if opts.store_process else None
     setup = Setup(
         opts.brokers,
-        f"chdb://{work / 'store'}",
+        server.url if server is not None else f"chdb://{work / 'store'}",
         name=f"soak-long-{uuid.uuid4().hex[:10]}",
         extra_env=env,
     )
@@ -587,6 +594,8 @@ async def long_run(opts: LongOptions) -> LongResult:
     worker.start()
     try:
         await asyncio.to_thread(worker.wait_ready)
+        if server is not None:
+            result.store_rss_start_kib = proc_status_kib("VmRSS", server.process.pid)
         await _consume_while_producing(opts, setup, worker, result)
         if result.complete:
             say("counting rows (count() FINAL) ...")
@@ -594,9 +603,13 @@ async def long_run(opts: LongOptions) -> LongResult:
             result.rejected_rows = _count(worker, "rejected_event")
             dlq = await topic_end_offsets(setup.brokers, setup.dlq_topic)
             result.dead_letters = sum(dlq.values())
+        if server is not None:
+            result.store_rss_end_kib = proc_status_kib("VmRSS", server.process.pid)
         result.worker_exit = await asyncio.to_thread(worker.stop)
     finally:
         worker.kill()  # never leave a worker behind
+        if server is not None:
+            server.stop()
         if opts.remove_store:
             shutil.rmtree(work / "store", ignore_errors=True)
     result.flat = flatness(result.samples)
@@ -627,6 +640,12 @@ def long_summary(r: LongResult) -> str:
         f"rows (count() FINAL): call_event={r.call_event_rows:,}, "
         f"rejected_event={r.rejected_rows:,}; dead letters on {r.topic}.dlq: {r.dead_letters:,}",
     ]
+    if r.store_rss_start_kib:
+        lines.append(
+            f"the store's own process (--store-process; not in the worker's VmRSS): VmRSS "
+            f"{r.store_rss_start_kib / 1024:,.0f} MiB once ready -> "
+            f"{r.store_rss_end_kib / 1024:,.0f} MiB at the end"
+        )
     f = r.flat
     if f is None:
         lines.append("RSS: fewer than 3 lines, no verdict (a longer run or a shorter --rss-every)")
@@ -703,6 +722,13 @@ def _parser() -> argparse.ArgumentParser:
         help="remove the chDB store at the end (a 10M-event store takes a few GB)",
     )
     long.add_argument(
+        "--store-process",
+        action="store_true",
+        help="serve the chDB store from a process of its own (python -m devtools store serve) "
+        "that the worker reaches over HTTP, so the worker's VmRSS leaves the store out; the "
+        "store's VmRSS is printed at the start and the end",
+    )
+    long.add_argument(
         "--json", action="store_true", help="also print every figure and the series as JSON"
     )
     both = p.add_argument_group("both modes")
@@ -769,6 +795,7 @@ def _long_mode(args: argparse.Namespace, argv: Sequence[str]) -> int:
         cache_max_calls=args.cache_max_calls,
         max_growth=args.max_growth if args.max_growth is not None else DEFAULT_MAX_GROWTH,
         remove_store=args.remove_store,
+        store_process=args.store_process,
         json=args.json,
         command=shlex.join(["python", "-m", "benchmarks.soak", *argv]),
     )
@@ -794,6 +821,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 ("--max-growth", args.max_growth),
                 ("--cache-max-calls", args.cache_max_calls),
                 ("--remove-store", args.remove_store or None),
+                ("--store-process", args.store_process or None),
                 ("--json", args.json or None),
             )
             if value is not None
