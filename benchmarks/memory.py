@@ -384,10 +384,12 @@ async def worker_run(spec: RunSpec, feed: Feed, progress: Callable[[str], None])
         setattr(consumer, "getmany", gated_getmany)  # noqa: B010
         await asyncio.wait_for(held.wait(), JOIN_TIMEOUT_S)  # no fetch of the original left
         await asyncio.sleep(IDLE_S)
-        figures.rss_baseline_kib = proc_status_kib("VmRSS")
-        figures.hwm_baseline_kib = proc_status_kib("VmHWM")
-        figures.anon_baseline_kib = proc_status_kib("RssAnon")
-        figures.file_baseline_kib = proc_status_kib("RssFile")
+        (
+            figures.rss_baseline_kib,
+            figures.hwm_baseline_kib,
+            figures.anon_baseline_kib,
+            figures.file_baseline_kib,
+        ) = _memory_status()
         figures.chdb_baseline_bytes = await asyncio.to_thread(chdb_memory, w)
         progress(
             f"  worker idle: VmRSS {figures.rss_baseline_kib / 1024:,.0f} MiB "
@@ -439,10 +441,12 @@ async def worker_run(spec: RunSpec, feed: Feed, progress: Callable[[str], None])
                     f"VmRSS {proc_status_kib('VmRSS') / 1024:,.0f} MiB"
                 )
             await asyncio.sleep(POLL_S)
-        figures.rss_after_kib = proc_status_kib("VmRSS")
-        figures.hwm_after_kib = proc_status_kib("VmHWM")
-        figures.anon_after_kib = proc_status_kib("RssAnon")
-        figures.file_after_kib = proc_status_kib("RssFile")
+        (
+            figures.rss_after_kib,
+            figures.hwm_after_kib,
+            figures.anon_after_kib,
+            figures.file_after_kib,
+        ) = _memory_status()
         figures.chdb_after_bytes = await asyncio.to_thread(chdb_memory, w)
         figures.rss_trimmed_kib = rss_after_trim()
         figures.committed = _committed(w, spec.worker)
@@ -470,6 +474,16 @@ def chdb_memory(w: Worker) -> int:
         return 0
     _, rows = w.store.query("SELECT value FROM system.metrics WHERE metric = 'MemoryTracking'")
     return int(str(rows[0][0])) if rows else 0
+
+
+def _memory_status() -> tuple[int, int, int, int]:
+    """VmRSS, VmHWM, RssAnon and RssFile of this process, KiB."""
+    return (
+        proc_status_kib("VmRSS"),
+        proc_status_kib("VmHWM"),
+        proc_status_kib("RssAnon"),
+        proc_status_kib("RssFile"),
+    )
 
 
 def rss_after_trim() -> int:

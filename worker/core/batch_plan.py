@@ -30,6 +30,7 @@ from schemas.rows import CallEventRow, RejectedEventRow, TableName
 from worker.core.call_state import CallCache, CallKey, CallState
 from worker.core.correlation import Row, build_call_rows
 from worker.core.decode import Rejection, ValidEvent, decode, decode_stored
+from worker.core.event_pack import shared_project_id
 from worker.core.rates import RatePlan
 
 log = logging.getLogger("ringlog.plan")
@@ -38,7 +39,6 @@ log = logging.getLogger("ringlog.plan")
 # batch; a close is at most a minute (event time) late, and its rows do not depend on when it
 # ran (ended_at is the call's last event).
 SCAN_EVERY = timedelta(minutes=1)
-PROJECTS_SHARED = 4096  # project ids whose one string the cache keys share
 
 
 class Record(Protocol):
@@ -105,7 +105,6 @@ class BatchPlanner:
         # The newest event time seen: the clock of the timeout close.
         self.watermark: datetime | None = None
         self._awake: set[CallKey] = set()  # calls the latest batch left unpacked
-        self._projects: dict[str, str] = {}
         self._last_scan: datetime | None = None
 
     def decode(self, records: Sequence[Record]) -> Decoded:
@@ -115,7 +114,8 @@ class BatchPlanner:
             decoded = decode(record.key, record.value if record.value is not None else b"")
             if isinstance(decoded, ValidEvent):
                 e = decoded.event
-                by_call[(self._project(e.project_id), e.call_id)].append((record, decoded))
+                key = (shared_project_id(e.project_id), e.call_id)
+                by_call[key].append((record, decoded))
             else:
                 rejected.append((record, decoded))
         missing = [key for key in by_call if key not in self.cache]
@@ -186,15 +186,6 @@ class BatchPlanner:
         self.cache.evict_overflow(keep=plan.keys | (keep or set()))
         return plan
 
-    def _project(self, project_id: str) -> str:
-        """One string per project for every cached call's key (85 B less per call); bounded."""
-        shared = self._projects.get(project_id)
-        if shared is None:
-            if len(self._projects) >= PROJECTS_SHARED:
-                return project_id
-            shared = self._projects[project_id] = project_id
-        return shared
-
     def rest(self) -> int:
         """Pack every call a batch left unpacked (the pipeline calls it when idle)."""
         count = len(self._awake)
@@ -229,15 +220,13 @@ class BatchPlanner:
             state.merge(event, key)
         for key in decoded.missing:
             state = self.cache.get(key)
-            if state is not None and state.event_count():
-                state.last_event_at = max(ev.event.occurred_at for ev in state.valid_events())
+            events = state.valid_events() if state is not None else []
+            if state is not None and events:
+                state.last_event_at = max(ev.event.occurred_at for ev in events)
         return skipped
 
     def _rebuild(
-        self,
-        key: CallKey,
-        tables: dict[TableName, list[Row]],
-        now: datetime | None,
+        self, key: CallKey, tables: dict[TableName, list[Row]], now: datetime | None
     ) -> None:
         state = self.cache.get(key)
         if state is None:

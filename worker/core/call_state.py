@@ -67,11 +67,6 @@ class CallState:
         """The events as they rest between batches (benchmarks/memory.py measures it)."""
         return self._packed
 
-    def event_count(self) -> int:
-        if self._key is None:
-            return 0
-        return len(self._unpacked(self._key))
-
     def pack(self) -> None:
         """Put the events back to rest (the batch is done with them)."""
         if self._events is not None and self._changed:

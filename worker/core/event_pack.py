@@ -52,11 +52,13 @@ class _Shape:
 _MODELS: list[_Shape] = []
 _SHAPES: dict[type[Envelope], _Shape] = {}
 # Fields-sets are shared (frozensets: nothing may change a set that events share) and packed as
-# their place here; sources are shared likewise. Both bounded: a producer that varies its
-# optional fields or sources cannot grow them without limit (past it, they are packed whole).
+# their place here; sources and project ids are shared likewise. All bounded: a producer that
+# varies its optional fields or sources cannot grow them without limit (past it, they are kept
+# whole).
 _FIELDS_SETS: list[frozenset[str]] = []
 _FIELDS_SET_INDEX: dict[frozenset[str], int] = {}
 _SOURCES: dict[str, str] = {}
+_PROJECTS: dict[str, str] = {}
 
 
 def _literal_values(annotation: object) -> dict[object, object]:
@@ -142,7 +144,9 @@ def _unpack_event(entry: tuple[Any, ...], key: CallKey) -> ValidEvent:
     for name in shape.times:
         t = values[name]
         if t is not None:
-            values[name] = _EPOCH + t * _MICROSECOND if t.__class__ is int else _text_time(t)
+            values[name] = (
+                _EPOCH + t * _MICROSECOND if t.__class__ is int else datetime.fromisoformat(t)
+            )
     for name in shape.money:
         if values[name] is not None:
             values[name] = Decimal(values[name])
@@ -161,8 +165,10 @@ def _unpack_event(entry: tuple[Any, ...], key: CallKey) -> ValidEvent:
     return ValidEvent(model, entry[1])
 
 
-def _text_time(text: str) -> datetime:
-    return datetime.fromisoformat(text)
+def shared_project_id(project_id: str) -> str:
+    """One string per project for the cache keys of all its calls (85 B less per call), as
+    sources and field-sets are shared; bounded likewise."""
+    return _shared(_PROJECTS, project_id)
 
 
 def _shared(pool: dict[_T, _T], value: _T) -> _T:
