@@ -67,18 +67,28 @@ class OutageRetry:
         self.consecutive_failures = 0
 
     async def __call__(
-        self, doing: str, attempt: Callable[[], Awaitable[T]], table: str | None = None
+        self,
+        doing: str | Callable[[], str],
+        attempt: Callable[[], Awaitable[T]],
+        table: str | Callable[[], str] | None = None,
     ) -> T:
+        """`doing` and `table` name what failed in the log; callables are asked at each
+        failure (an attempt that does several steps names the step that failed)."""
+
         def on_retry(failures: int, exc: BaseException, delay: float) -> None:
             self.consecutive_failures += 1
             self.metrics.insert_failures.inc()
             log.error(
                 "%s failed (attempt %d), retrying in %.1fs: %s",
-                doing,
+                doing() if callable(doing) else doing,
                 failures,
                 delay,
                 exc,
-                extra={"error_code": "store_unavailable", "table": table, "attempt": failures},
+                extra={
+                    "error_code": "store_unavailable",
+                    "table": table() if callable(table) else table,
+                    "attempt": failures,
+                },
             )
 
         value = await retry_forever(attempt, retry_on=self.TRANSIENT, on_retry=on_retry)

@@ -36,7 +36,13 @@ from worker.pipeline.config import PipelineConfig
 from worker.pipeline.consume_loop import ConsumeLoop
 from worker.pipeline.metrics import COMMIT_LATENCY_BUCKETS, Metrics
 from worker.pipeline.plan_writer import PlanWriter
-from worker.pipeline.ports import CommitRejected, Message, StoreError, TopicPartition
+from worker.pipeline.ports import (
+    CommitRejected,
+    Message,
+    StoreError,
+    StoreUnavailable,
+    TopicPartition,
+)
 from worker.pipeline.retry import OutageRetry
 
 TOPIC = "calls"
@@ -196,6 +202,34 @@ def test_a_crash_at_any_step_loses_and_doubles_nothing(step: str) -> None:
         assert actual == without_ingested_at(tables[table.name]), table.name
     assert len(p.store.final("call_event")) == distinct
     assert len(p.store.final("rejected_event")) == invalid
+
+
+@pytest.mark.parametrize("table", ["call_event", "incoming_call_log_item"])
+def test_an_outage_mid_batch_retries_that_insert_alone(
+    table: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The inserts of a batch run in one thread: an outage at one of them is retried (the
+    log names its table), the inserts before it are not made again, none after it is
+    skipped, and the commit still comes last."""
+    p = Pipeline(traffic(seed=13))
+    failures = 0
+
+    def outage(what: str) -> BaseException | None:
+        nonlocal failures
+        if what == table and failures < 2:
+            failures += 1
+            return StoreUnavailable("ClickHouse restarting")
+        return None
+
+    p.store.fail = outage
+    asyncio.run(p.run())
+    p.assert_exact()
+    assert failures == 2
+    assert f"inserting into {table} failed (attempt 2)" in caplog.text
+    for batch in batches_of(p.journal):
+        tables = [str(what) for kind, what in batch if kind == "insert"]
+        assert len(tables) == len(set(tables)), batch  # each insert made once per batch
+        assert batch[-1][0] == "commit", batch
 
 
 def test_a_batch_prepared_across_a_rebalance_is_rewound_not_written(
