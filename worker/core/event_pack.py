@@ -43,6 +43,10 @@ class _Shape:
     names: tuple[str, ...]  # its fields, in the order of its instances' `__dict__`
     times: tuple[str, ...]  # datetime fields: packed as microseconds
     money: tuple[str, ...]  # Decimal fields: packed as their exact text
+    # The same, as places in `names` (packing works on the values as a list).
+    key_at: tuple[int, int]  # project_id, call_id: not packed
+    times_at: tuple[int, ...]
+    money_at: tuple[int, ...]
     # Literal fields with the literal objects by value (and `source`, shared likewise): each
     # unpacked event points at one shared string, not a copy of its own. project_id and
     # call_id are not packed: they come from the call's key.
@@ -77,12 +81,17 @@ def _shape_of(model: type[Envelope], first: Envelope) -> _Shape:
     if tuple(first.__dict__) != names:  # what pydantic-core builds: every field, in order
         raise ValueError(f"{model.__name__}'s values are not its fields in order: not packed")
     kinds = {name: str(info.annotation) for name, info in model.model_fields.items()}
+    times = tuple(n for n in names if "datetime" in kinds[n])
+    money = tuple(n for n in names if "Decimal" in kinds[n])
     shape = _Shape(
         model=model,
         index=len(_MODELS),
         names=names,
-        times=tuple(n for n in names if "datetime" in kinds[n]),
-        money=tuple(n for n in names if "Decimal" in kinds[n]),
+        times=times,
+        money=money,
+        key_at=(names.index("project_id"), names.index("call_id")),
+        times_at=tuple(names.index(n) for n in times),
+        money_at=tuple(names.index(n) for n in money),
         literals=tuple(
             (name, values)
             for name in names
@@ -113,16 +122,16 @@ def unpack(packed: bytes, key: CallKey) -> dict[str, ValidEvent]:
 def _pack_event(ev: ValidEvent) -> tuple[Any, ...]:
     model = ev.event
     shape = _SHAPES.get(type(model)) or _shape_of(type(model), model)
-    values = model.__dict__.copy()
-    values["project_id"] = values["call_id"] = None
-    for name in shape.times:
-        t = values[name]
+    values = list(model.__dict__.values())
+    values[shape.key_at[0]] = values[shape.key_at[1]] = None
+    for i in shape.times_at:
+        t = values[i]
         if t is not None:
             # Always UTC (schemas.events.parse_timestamp); anything else is kept as its text.
-            values[name] = (t - _EPOCH) // _MICROSECOND if t.tzinfo is UTC else t.isoformat()
-    for name in shape.money:
-        if values[name] is not None:
-            values[name] = str(values[name])
+            values[i] = (t - _EPOCH) // _MICROSECOND if t.tzinfo is UTC else t.isoformat()
+    for i in shape.money_at:
+        if values[i] is not None:
+            values[i] = str(values[i])
     fields = frozenset(model.__pydantic_fields_set__)
     fields_ref: int | tuple[str, ...] | None = _FIELDS_SET_INDEX.get(fields)
     if fields_ref is None:
@@ -131,7 +140,7 @@ def _pack_event(ev: ValidEvent) -> tuple[Any, ...]:
             _FIELDS_SETS.append(fields)
         else:
             fields_ref = tuple(fields)
-    return (shape.index, ev.digest, fields_ref, *values.values())
+    return (shape.index, ev.digest, fields_ref, *values)
 
 
 _set = object.__setattr__  # the models are frozen: this is how pydantic itself fills them
