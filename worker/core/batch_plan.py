@@ -110,8 +110,14 @@ class BatchPlanner:
     def decode(self, records: Sequence[Record]) -> Decoded:
         by_call: dict[CallKey, list[tuple[Record, ValidEvent]]] = defaultdict(list)
         rejected: list[tuple[Record, Rejection]] = []
+        # A message delivered twice in one batch (a producer's retry) is decoded once: the
+        # same key and bytes give the same result.
+        seen: dict[tuple[bytes | None, bytes], ValidEvent | Rejection] = {}
         for record in records:
-            decoded = decode(record.key, record.value if record.value is not None else b"")
+            message = (record.key, record.value if record.value is not None else b"")
+            decoded = seen.get(message)
+            if decoded is None:
+                decoded = seen[message] = decode(*message)
             if isinstance(decoded, ValidEvent):
                 e = decoded.event
                 key = (shared_project_id(e.project_id), e.call_id)
