@@ -299,10 +299,12 @@ class ConsumeLoop:
         return batch
 
     async def _commit(self, batch: Sequence[Message]) -> None:
-        offsets: dict[TopicPartition, int] = {}
+        last: dict[tuple[str, int], int] = {}  # (topic, partition) -> highest offset
         for msg in batch:
-            tp = TopicPartition(msg.topic, msg.partition)
-            offsets[tp] = max(offsets.get(tp, 0), msg.offset + 1)
+            where = (msg.topic, msg.partition)
+            if msg.offset >= last.get(where, -1):
+                last[where] = msg.offset
+        offsets = {TopicPartition(*where): offset + 1 for where, offset in last.items()}
         fetched = len(offsets)
         assigned = self.consumer.assignment()
         offsets = {tp: off for tp, off in offsets.items() if tp in assigned}
