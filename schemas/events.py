@@ -29,12 +29,12 @@ from pydantic_core import PydanticCustomError
 # digits only (`\d` takes any script's digits).
 _RFC3339 = re.compile(
     r"([0-9]{4}-[0-9]{2}-[0-9]{2})[Tt ]([0-9]{2}:[0-9]{2}:[0-9]{2})(?:\.([0-9]+))?"
-    r"([Zz]|[+-][0-9]{2}:[0-9]{2})"
+    r"([Zz]|[+-][0-9]{2}:[0-5][0-9])"  # RFC 3339: offset minutes 00-59 (fromisoformat takes 60)
 )
 # The form producers almost always send ("T", milliseconds, an offset as fromisoformat reads
 # it): parsed as it stands, ~0.9 us cheaper per timestamp than splitting it into groups first.
 _RFC3339_MILLIS = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}(?:Z|[+-][0-9]{2}:[0-9]{2})"
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}(?:Z|[+-][0-9]{2}:[0-5][0-9])"
 )
 _E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 

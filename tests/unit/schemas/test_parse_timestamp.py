@@ -53,6 +53,8 @@ def _reference(
 )
 @example(2024, 5, 1, (8, 0, 0), "T", "123", "Z")
 @example(2024, 5, 1, (3, 0, 0), "T", "123999", "-05:00")
+@example(2024, 5, 1, (8, 0, 0), "T", "123", "+00:60")  # RFC 3339 minutes end at 59
+@example(2024, 5, 1, (8, 0, 0), " ", "", "-00:60")
 @example(1, 1, 1, (0, 30, 0), "T", "000", "+01:00")  # before year 1 in UTC
 @example(9999, 12, 31, (23, 30, 0), "T", "000", "-01:00")  # after year 9999 in UTC
 def test_parse_timestamp_reads_every_form_as_its_parts_say(
