@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from devtools.kafka_local import topic_end_offsets
 from tests.support import builders as b
 from worker.adapters.kafka.bulk_publisher import record_bytes
-from worker.adapters.kafka.topics import MAX_MESSAGE_BYTES
+from worker.adapters.kafka.topics import MAX_MESSAGE_BYTES, ensure_topic
 from worker.cli.main import app
 
 pytestmark = pytest.mark.kafka
@@ -231,4 +231,109 @@ def test_replay_dead_letters_a_line_too_large_for_kafka_and_prints_json(
             "payload_bytes": len(big),
             "payload_truncated": True,
         },
+    )
+
+
+ONE_MIB = 1024 * 1024
+
+
+def create_topic(brokers: str, topic: str, max_message_bytes: int) -> None:
+    """`topic` as an operator made it: a max.message.bytes of their own, below ringlog's."""
+    asyncio.run(ensure_topic(brokers, topic, max_message_bytes=max_message_bytes))
+
+
+def test_replay_refuses_a_line_above_the_input_topics_own_lower_limit(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """The input topic exists with max.message.bytes = 1 MiB (below the 4 MiB ringlog gives
+    its topics): a valid line of about 1.5 MiB is dead-lettered as message_too_large with its
+    line number, by the topic's own limit, instead of being sent and failing the run."""
+    call_id = f"call-1mib-{uuid.uuid4().hex[:6]}"
+    events = b.caller_hangs_up(call_id)
+    valid = [orjson.dumps(e) for e in events]
+    big = orjson.dumps(dict(events[1], event_id="big", note="x" * (ONE_MIB * 3 // 2)))
+    lines = [valid[0], big, *valid[1:]]
+    path = tmp_path / "archive.jsonl"
+    path.write_bytes(b"".join(line + b"\n" for line in lines))
+    env = env_for(kafka_bootstrap)
+    create_topic(kafka_bootstrap, env["RINGLOG_TOPIC"], ONE_MIB)
+
+    result = CliRunner().invoke(app, ["replay", "--json", str(path)], env=env)
+
+    assert result.exit_code == 0, result.output
+    summary = orjson.loads(result.stdout)
+    del summary["seconds"], summary["events_per_second"]
+    message = (
+        f"the event is {record_bytes(call_id.encode(), big)} bytes as a Kafka record, above "
+        f"the topic's limit of {ONE_MIB} bytes (max.message.bytes)"
+    )
+    assert summary == {
+        "source": str(path),
+        "topic": env["RINGLOG_TOPIC"],
+        "dlq_topic": env["RINGLOG_DLQ_TOPIC"],
+        "lines": len(lines),
+        "blank": 0,
+        "produced": len(valid),
+        "refused": 1,
+        "bytes": sum(len(line) + 1 for line in lines),
+        "reasons": {"message_too_large": 1},
+        "examples": [{"line": 2, "code": "message_too_large", "message": message, "field": None}],
+    }
+    assert "could not read" not in result.output  # the limit was read, not assumed
+
+    records = read_topic(kafka_bootstrap, env["RINGLOG_TOPIC"])
+    assert [r.value for r in records] == valid  # one call: one partition, the file's order
+    [letter] = read_topic(kafka_bootstrap, env["RINGLOG_DLQ_TOPIC"])
+    body = orjson.loads(letter.value)
+    assert body.pop("rejected_at").endswith("Z")
+    # The DLQ topic was auto-created with the broker's 4 MiB: the whole line fits in it.
+    assert (letter.key, body) == (
+        call_id.encode(),
+        {
+            "error": {"code": "message_too_large", "message": message, "field": None},
+            "source": {"replay": str(path), "line": 2, "key": call_id},
+            "payload": big.decode(),
+            "payload_encoding": "utf-8",
+            "payload_bytes": len(big),
+            "payload_truncated": False,
+        },
+    )
+
+
+def test_replay_cuts_a_dead_letter_to_the_dead_letter_topics_own_lower_limit(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """The DLQ topic exists with max.message.bytes = 1 MiB: an invalid line of about 1.5 MiB
+    is dead-lettered with the longest prefix that fits that limit, not the 4 MiB one (which
+    Kafka would refuse, failing the run)."""
+    call_id = f"call-dlq-{uuid.uuid4().hex[:6]}"
+    events = b.caller_hangs_up(call_id)
+    valid = [orjson.dumps(e) for e in events]
+    invalid = orjson.dumps(dict(events[1], occurred_at="yesterday", note="y" * (ONE_MIB * 3 // 2)))
+    lines = [valid[0], invalid, *valid[1:]]
+    path = tmp_path / "archive.jsonl"
+    path.write_bytes(b"".join(line + b"\n" for line in lines))
+    env = env_for(kafka_bootstrap)
+    create_topic(kafka_bootstrap, env["RINGLOG_DLQ_TOPIC"], ONE_MIB)
+
+    result = CliRunner().invoke(app, ["replay", str(path)], env=env)
+
+    assert result.exit_code == 0, result.output
+    assert summary_of(result.output) == (len(lines), len(valid), 1, 0)
+    assert "  invalid_field: 1" in result.output
+    assert [r.value for r in read_topic(kafka_bootstrap, env["RINGLOG_TOPIC"])] == valid
+    [letter] = read_topic(kafka_bootstrap, env["RINGLOG_DLQ_TOPIC"])
+    assert record_bytes(letter.key, letter.value) <= ONE_MIB
+    body = orjson.loads(letter.value)
+    payload = body["payload"]
+    assert len(payload) > ONE_MIB - 1024  # the longest prefix that fits, not a stub
+    assert (body["source"], body["error"]["code"], body["error"]["field"]) == (
+        {"replay": str(path), "line": 2, "key": call_id},
+        "invalid_field",
+        "occurred_at",
+    )
+    assert (payload, body["payload_bytes"], body["payload_truncated"]) == (
+        invalid[: len(payload)].decode(),
+        len(invalid),
+        True,
     )

@@ -70,9 +70,10 @@ def replay(
     only (not in rejected_event: they never had an offset); run the replay
     with the workers' ringlog version, whose decoder decides.
 
-    A valid line too large for Kafka (above the topics' max.message.bytes,
-    4 MiB) is refused the same way, as message_too_large; a dead letter too
-    large for Kafka keeps the longest prefix of its line that fits.
+    A valid line too large for Kafka (above the input topic's own
+    max.message.bytes, read from the brokers at the start; at most 4 MiB) is
+    refused the same way, as message_too_large; a dead letter too large for
+    the dead-letter topic keeps the longest prefix of its line that fits.
 
     Valid duplicates are published (the worker drops them), so a replay run
     twice, or resumed from the start after a failure, changes no row. Blank

@@ -9,12 +9,18 @@ line's `call_id`) before anything is produced:
 * a line it would refuse, or that cannot be keyed (not JSON, not an object, no string
   `call_id`), is dead-lettered at once with the worker's reason, its line number and its
   text, and is not produced;
-* a line it would accept but Kafka would refuse for its size (above MAX_MESSAGE_BYTES as a
-  record) is dead-lettered the same way, as `message_too_large`: sent, it would fail its whole
-  record batch.
+* a line it would accept but Kafka would refuse for its size (above the input topic's limit as
+  a record) is dead-lettered the same way, as `message_too_large`: sent, it would fail its
+  whole record batch, and the run with it.
 
-A dead letter keeps the whole line when the envelope fits in MAX_MESSAGE_BYTES, else the
-longest prefix that does (`payload_truncated`; `payload_bytes` is the line's size either way).
+A dead letter keeps the whole line when the envelope fits in the dead-letter topic's limit, else
+the longest prefix that does (`payload_truncated`; `payload_bytes` is the line's size either
+way).
+
+A topic's limit is its effective `max.message.bytes` (its own, else the brokers'
+`message.max.bytes`), read from the brokers at the start, and never above MAX_MESSAGE_BYTES
+(the topics ringlog creates, and the producer's own limit). When it cannot be read (no
+permission to describe the topic's configs, say), MAX_MESSAGE_BYTES is assumed, with a warning.
 
 Lines are read, checked and queued in batches of BATCH_LINES; a batch is counted only once
 Kafka acknowledged it (acks=all), and the next one is prepared while it is in flight.
@@ -24,7 +30,8 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-from collections.abc import Callable, Iterable
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -33,7 +40,7 @@ import orjson
 from worker.adapters.kafka.bulk_publisher import Acks, BulkPublisher, fits, record_bytes
 from worker.adapters.kafka.connection import check_credentials
 from worker.adapters.kafka.dead_letters import DeadLetterProducer
-from worker.adapters.kafka.topics import MAX_MESSAGE_BYTES
+from worker.adapters.kafka.topics import MAX_MESSAGE_BYTES, LimitUnknown, max_message_bytes
 from worker.core.decode import Rejection, decode
 from worker.service.settings import Settings
 
@@ -44,6 +51,8 @@ EXAMPLES: Final = 5  # refused lines shown in the summary (the DLQ has all of th
 # worker never sees such a message (Kafka refuses it to its producer), so it is in no worker
 # metric, alert or `rejected_event` row; only in the replay's summary and dead letters.
 MESSAGE_TOO_LARGE: Final = "message_too_large"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -70,6 +79,9 @@ class _Batch:
 Progress = Callable[[ReplaySummary], None]
 """Called after each acknowledged batch."""
 
+TopicLimits = Callable[[Sequence[str]], Awaitable[Mapping[str, int | LimitUnknown]]]
+"""topics -> the effective max.message.bytes of each, or why it could not be read."""
+
 
 class Replayer:
     def __init__(self, settings: Settings, source: str) -> None:
@@ -78,14 +90,43 @@ class Replayer:
         self.events = BulkPublisher(connection, settings.topic)
         self.dead_letters = DeadLetterProducer(connection, settings.dlq_topic)
         self.summary = ReplaySummary()
+        self.topic_limits: TopicLimits = lambda topics: max_message_bytes(connection, topics)
+        # The largest record, in bytes, each topic takes; read_limits() lowers them to the
+        # topics' own max.message.bytes.
+        self.event_limit = MAX_MESSAGE_BYTES
+        self.dead_letter_limit = MAX_MESSAGE_BYTES
 
     async def start(self) -> None:
         # A refused password or certificate is told as such (KafkaCredentialsRejected), not
         # retried as an outage; unreachable brokers raise BrokerUnavailable from the first
         # producer, so the second one starts against brokers that just answered.
         await check_credentials(self.connection)
-        await self.events.start()
+        await self.events.start()  # the input topic exists once it has started
         await self.dead_letters.start()
+        await self.read_limits()
+
+    async def read_limits(self) -> None:
+        """Each topic's effective max.message.bytes, from the brokers (an operator may have
+        created the topic with less than MAX_MESSAGE_BYTES): a line is refused, and a dead
+        letter cut, by what Kafka would accept. A limit that cannot be read never stops the
+        replay: MAX_MESSAGE_BYTES is assumed, and a warning says so."""
+        topics = [self.events.topic, self.dead_letters.topic]
+        found = await self.topic_limits(topics)
+        limits = []
+        for topic in topics:
+            value = found.get(topic, LimitUnknown("not described"))
+            if isinstance(value, LimitUnknown):
+                log.warning(
+                    "could not read the max.message.bytes of topic %s (%s): assuming %d bytes, "
+                    "the limit of the topics ringlog creates; if the topic's own limit is "
+                    "lower, Kafka refuses a larger record and the replay fails",
+                    topic,
+                    value.reason,
+                    MAX_MESSAGE_BYTES,
+                )
+                value = MAX_MESSAGE_BYTES
+            limits.append(min(value, MAX_MESSAGE_BYTES))
+        self.event_limit, self.dead_letter_limit = limits
 
     async def stop(self) -> None:
         try:
@@ -119,13 +160,13 @@ class Replayer:
         verdict = decode(key, value)
         if not isinstance(verdict, Rejection):
             assert key is not None  # decode accepts only an event keyed by its call_id
-            if fits(key, value):
+            if fits(key, value, self.event_limit):
                 batch.events.append((key, value))
                 return
             verdict = Rejection(
                 MESSAGE_TOO_LARGE,
                 f"the event is {record_bytes(key, value)} bytes as a Kafka record, above the "
-                f"topic's limit of {MAX_MESSAGE_BYTES} bytes (max.message.bytes)",
+                f"topic's limit of {self.event_limit} bytes (max.message.bytes)",
             )
         batch.dead.append(self._dead_letter(number, key, value, verdict))
         batch.refusals.append((number, verdict))
@@ -162,9 +203,9 @@ class Replayer:
         self, number: int, key: bytes | None, value: bytes, why: Rejection
     ) -> tuple[bytes | None, bytes]:
         """The worker's DLQ envelope (DESIGN.md section 2); its source is the line of the
-        replayed file, since the line never reached the topic (no offset). It always fits in
-        a Kafka message: past MAX_MESSAGE_BYTES it keeps the longest prefix of the line that
-        fits, and says so."""
+        replayed file, since the line never reached the topic (no offset). It fits in the
+        dead-letter topic: past its limit it keeps the longest prefix of the line that fits,
+        and says so."""
         try:
             value.decode("utf-8")
             encoding = "utf-8"
@@ -183,19 +224,25 @@ class Replayer:
             "payload_truncated": False,
             "rejected_at": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")[:-6] + "Z",
         }
+        limit = self.dead_letter_limit
         letter = orjson.dumps(body)
-        if fits(key, letter):
+        if fits(key, letter, limit):
             return key, letter
         body["payload_truncated"] = True
         body["payload"] = ""
-        room = MAX_MESSAGE_BYTES - record_bytes(key, orjson.dumps(body))
-        if room < 0 and key is not None:
-            # Only a call_id of megabytes (the contract refuses it) leaves no room: unkeyed.
-            return self._dead_letter(number, None, value, why)
+        letter = orjson.dumps(body)
+        room = limit - record_bytes(key, letter)
+        if room < 0:
+            if key is not None:
+                # Only a call_id of megabytes (the contract refuses it) leaves no room: unkeyed.
+                return self._dead_letter(number, None, value, why)
+            # Not even the envelope fits (a topic limit of a few hundred bytes): sent as it
+            # is, Kafka refuses it and the replay says Kafka failed.
+            return key, letter
         while True:
             body["payload"] = _payload_text(value, encoding, room)
             letter = orjson.dumps(body)
-            over = record_bytes(key, letter) - MAX_MESSAGE_BYTES
+            over = record_bytes(key, letter) - limit
             if over <= 0:
                 return key, letter
             room -= over  # the record's length prefix grew with the payload: a byte or three

@@ -8,8 +8,9 @@ so a replayed event lands on the partition of the call's live events. Every batc
 acknowledged by all in-sync replicas (acks=all) and the producer is idempotent, so a retry
 inside the client never doubles a record.
 
-A record Kafka would refuse for its size (`fits` is False) must not be sent: the broker refuses
-the whole record batch it travels in, and every record of that batch fails with it.
+A record Kafka would refuse for its size (`fits` is False for the topic's max.message.bytes)
+must not be sent: the broker refuses the whole record batch it travels in, and every record of
+that batch fails with it.
 """
 
 from __future__ import annotations
@@ -118,9 +119,10 @@ def record_bytes(key: bytes | None, value: bytes) -> int:
     return int(DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, []))
 
 
-def fits(key: bytes | None, value: bytes) -> bool:
-    """Whether a topic created with MAX_MESSAGE_BYTES (and this producer) accepts the record."""
-    return record_bytes(key, value) <= MAX_MESSAGE_BYTES
+def fits(key: bytes | None, value: bytes, limit: int = MAX_MESSAGE_BYTES) -> bool:
+    """Whether a topic whose max.message.bytes is `limit` (by default the one topics are
+    created with, which is also this producer's own limit) accepts the record."""
+    return record_bytes(key, value) <= limit
 
 
 @lru_cache(maxsize=8)
