@@ -42,6 +42,7 @@ from mode import Service
 
 from worker.api.context import ApiContext
 from worker.api.keys import KeyRegistry
+from worker.service.allocator import pin_mmap_threshold
 from worker.service.http import HttpState, Serving, build_app
 from worker.service.http_server import HttpServer
 from worker.service.lifecycle import Lifecycle, StoreWrapper, Worker
@@ -198,6 +199,8 @@ def run_faust_worker(settings: Settings, wrap_store: StoreWrapper | None = None)
     A fatal error raises (the Faust worker exits non-zero).
     """
     setup_logging(settings.log_format, settings.log_level)
+    # Before the pipeline allocates: without it the heaps grow for good over a long run.
+    pin_mmap_threshold()
     app = create_app(settings, wrap_store)
     worker = faust.Worker(
         app,

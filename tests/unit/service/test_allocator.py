@@ -1,0 +1,59 @@
+"""worker.service.allocator: glibc's mmap threshold stays fixed once pinned."""
+
+from __future__ import annotations
+
+import ctypes
+import subprocess
+import sys
+
+import pytest
+
+from worker.service.allocator import ENV_OVERRIDE, pin_mmap_threshold
+
+
+def _glibc() -> bool:
+    try:
+        return hasattr(ctypes.CDLL("libc.so.6"), "gnu_get_libc_version")
+    except OSError:
+        return False
+
+
+# In a child process (pinning changes the process's allocator for good): frees an 8 MiB block
+# (served by mmap), then prints whether a 1 MiB block is served by mmap (IS_MMAPPED, bit 2 of
+# the chunk's size field, just before the pointer).
+_PROBE = """
+import ctypes, sys
+from worker.service.allocator import pin_mmap_threshold
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype = ctypes.c_void_p
+libc.malloc.argtypes = [ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
+if sys.argv[1] == "pin":
+    assert pin_mmap_threshold()
+libc.free(libc.malloc(8 << 20))
+block = libc.malloc(1 << 20)
+size_field = ctypes.c_size_t.from_address(block - ctypes.sizeof(ctypes.c_size_t)).value
+print(bool(size_field & 2))
+libc.free(block)
+"""
+
+
+def _one_mib_block_mmapped(mode: str) -> bool:
+    env = {"PATH": "/usr/bin:/bin"}  # no MALLOC_* tunables from the caller's environment
+    out = subprocess.run(
+        [sys.executable, "-c", _PROBE, mode], capture_output=True, text=True, env=env, check=True
+    )
+    return out.stdout.strip() == "True"
+
+
+@pytest.mark.skipif(not _glibc(), reason="glibc only")
+def test_pinned_threshold_is_not_raised_by_a_freed_large_block() -> None:
+    # glibc's default: the freed 8 MiB block raised the threshold, the 1 MiB block comes
+    # from the heap, where it stays part of the heap after it is freed
+    assert _one_mib_block_mmapped("default") is False
+    # pinned: still served by mmap, handed back to the kernel when freed
+    assert _one_mib_block_mmapped("pin") is True
+
+
+def test_the_operators_tunable_wins() -> None:
+    assert pin_mmap_threshold(environ={ENV_OVERRIDE: "65536"}) is False
