@@ -46,6 +46,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 from worker.adapters.chdb_front import start_server
+from worker.service.allocator import pin_mmap_threshold
 from worker.service.api_host import ApiProcess
 from worker.service.health import Health
 from worker.service.lifecycle import STOP_GRACE_SECONDS
@@ -272,4 +273,6 @@ async def supervise(settings: Settings, stop: asyncio.Event | None = None) -> in
 
 def run_supervisor(settings: Settings) -> int:
     setup_logging(settings.log_format, settings.log_level)
+    # It serves the embedded store: every insert body (megabytes) is read into one block.
+    pin_mmap_threshold()
     return asyncio.run(supervise(settings))
