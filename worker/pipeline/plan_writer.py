@@ -1,7 +1,8 @@
-"""Makes a plan durable, strictly in this order: dead letters to the DLQ topic (acks=all),
-`rejected_event`, `call_event`, then the rebuilt rows. Outages are retried forever
-(`OutageRetry`); any other failure propagates and stops the worker with the batch
-uncommitted. The consume loop commits the batch's offsets only after `write` returns.
+"""Makes a plan durable: its dead letters to the DLQ topic (acks=all) and, at the same time,
+its inserts in this order: `rejected_event`, `call_event`, then the rebuilt rows. Outages are
+retried forever (`OutageRetry`); any other failure propagates and stops the worker with the
+batch uncommitted. The consume loop commits the batch's offsets only after `write` returns,
+i.e. once both are durable (DESIGN.md section 4).
 
 A crash anywhere before the commit replays the batch; every write is idempotent
 (ReplacingMergeTree with deterministic ids and a version that grows with the number of
@@ -38,28 +39,37 @@ class PlanWriter:
         self.newest_written: datetime | None = None
 
     async def write(self, plan: Plan) -> None:
-        if plan.dead_letter_records:
-            await self.retry(
-                "producing dead letters", lambda: self.dead_letters.send(plan.dead_letter_records)
-            )
         blocks: list[tuple[TableName, Sequence[Mapping[str, object]]]] = []
         if plan.dead_letter_records:
             blocks.append((TableName.REJECTED_EVENT, plan.rejected_rows))
         blocks.append((TableName.CALL_EVENT, plan.event_rows))
         blocks.extend(plan.tables.items())
         inserts = _Inserts(self.store, self.metrics, [(t, rows) for t, rows in blocks if rows])
-        # ONE THREAD HOP FOR ALL INSERTS: the loop's thread is busy preparing the next batch,
-        # a synchronous step of up to a second; a hop back to it between two inserts would
-        # wait for that whole step, and the inserts would no longer overlap it (measured:
-        # a quarter of the worker's time went to that wait).
-        try:
-            await self.retry(
+        # THE INSERTS IN ONE WORKER THREAD, STARTED AT ONCE: the loop's thread is about to
+        # prepare the next batch, a synchronous step of about half a second, and anything
+        # that needs the loop meanwhile (a hop back between two inserts, the DLQ's ack)
+        # waits for that whole step. The dead letters are acked through the loop, so they go
+        # beside the inserts, not before them (measured: the inserts then overlap the next
+        # prepare instead of starting after it).
+        stored = asyncio.ensure_future(
+            self.retry(
                 lambda: f"inserting into {inserts.next_table}",
                 lambda: asyncio.to_thread(inserts.run),
                 lambda: inserts.next_table,
             )
-        except asyncio.CancelledError:
-            inserts.abandon()  # a rebalance gave the batch up: its thread starts no more inserts
+        )
+        try:
+            if plan.dead_letter_records:
+                await self.retry(
+                    "producing dead letters",
+                    lambda: self.dead_letters.send(plan.dead_letter_records),
+                )
+            await stored
+        except BaseException:
+            # Failed for good, or a rebalance gave the batch up: the thread starts no more
+            # inserts (the one running finishes), and the batch is not committed.
+            inserts.abandon()
+            stored.cancel()
             raise
         self._report(plan)
 
