@@ -58,6 +58,13 @@ def env_for(brokers: str) -> dict[str, str]:
     }
 
 
+def write_lines(tmp_path: Path, lines: list[bytes]) -> Path:
+    """A JSON Lines file of `lines`, each ended by a newline."""
+    path = tmp_path / "archive.jsonl"
+    path.write_bytes(b"".join(line + b"\n" for line in lines))
+    return path
+
+
 def summary_of(output: str) -> tuple[int, ...]:
     found = SUMMARY.search(output)
     assert found is not None, output
@@ -184,8 +191,7 @@ def test_replay_dead_letters_a_line_too_large_for_kafka_and_prints_json(
     assert record_bytes(call_id.encode(), largest) == MAX_MESSAGE_BYTES
     valid[2] = largest
     lines = [valid[0], big, b"", *valid[1:]]
-    path = tmp_path / "archive.jsonl"
-    path.write_bytes(b"".join(line + b"\n" for line in lines))
+    path = write_lines(tmp_path, lines)
     env = env_for(kafka_bootstrap)
 
     result = CliRunner().invoke(app, ["replay", "--json", str(path)], env=env)
@@ -253,8 +259,7 @@ def test_replay_refuses_a_line_above_the_input_topics_own_lower_limit(
     valid = [orjson.dumps(e) for e in events]
     big = orjson.dumps(dict(events[1], event_id="big", note="x" * (ONE_MIB * 3 // 2)))
     lines = [valid[0], big, *valid[1:]]
-    path = tmp_path / "archive.jsonl"
-    path.write_bytes(b"".join(line + b"\n" for line in lines))
+    path = write_lines(tmp_path, lines)
     env = env_for(kafka_bootstrap)
     create_topic(kafka_bootstrap, env["RINGLOG_TOPIC"], ONE_MIB)
 
@@ -311,8 +316,7 @@ def test_replay_cuts_a_dead_letter_to_the_dead_letter_topics_own_lower_limit(
     valid = [orjson.dumps(e) for e in events]
     invalid = orjson.dumps(dict(events[1], occurred_at="yesterday", note="y" * (ONE_MIB * 3 // 2)))
     lines = [valid[0], invalid, *valid[1:]]
-    path = tmp_path / "archive.jsonl"
-    path.write_bytes(b"".join(line + b"\n" for line in lines))
+    path = write_lines(tmp_path, lines)
     env = env_for(kafka_bootstrap)
     create_topic(kafka_bootstrap, env["RINGLOG_DLQ_TOPIC"], ONE_MIB)
 

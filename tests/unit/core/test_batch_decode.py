@@ -3,32 +3,23 @@ once, and the result still depends on its key as well as its bytes."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import timedelta
 
 from tests.support.builders import PROJECT, T0, encode, received
 from tests.support.builders import test_rates as rates_for_tests
+from tests.support.fakes import FakeRecord
 from worker.core.batch_plan import BatchPlanner
 from worker.core.decode import INVALID_JSON, KEY_MISMATCH, ValidEvent
-
-
-@dataclass(frozen=True)
-class _Record:
-    key: bytes | None
-    value: bytes | None
-    offset: int
-    topic: str = "t"
-    partition: int = 0
 
 
 def test_a_redelivered_message_is_decoded_once_and_its_key_still_counts() -> None:
     key, value = encode(received("call-r", 0))
     records = [
-        _Record(key, value, 0),
-        _Record(key, value, 1),  # the producer's retry: same key, same bytes
-        _Record(b"other-call", value, 2),  # same bytes under another key
-        _Record(key, b"{not json", 3),
-        _Record(key, b"{not json", 4),
+        FakeRecord("t", 0, 0, key, value),
+        FakeRecord("t", 0, 1, key, value),  # the producer's retry: same key, same bytes
+        FakeRecord("t", 0, 2, b"other-call", value),  # same bytes under another key
+        FakeRecord("t", 0, 3, key, b"{not json"),
+        FakeRecord("t", 0, 4, key, b"{not json"),
     ]
     planner = BatchPlanner(rates_for_tests(), timedelta(hours=4), cache_max_calls=10)
 
