@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import cast
 
 import orjson
 
@@ -70,17 +71,20 @@ TIMEOUT_MESSAGE = "closed by ringlog: no end event within the call timeout"
 
 
 _NAMESPACE_BYTES = ID_NAMESPACE.bytes
+_MILLISECOND = timedelta(milliseconds=1)
+
+
+# The RFC 4122 variant (0b10xx) put into the hex digit it shares with the hash.
+_VARIANT_DIGIT = {f"{n:x}": f"{(n & 0x3) | 0x8:x}" for n in range(16)}
 
 
 def row_id(table: str, project_id: str, *natural: str) -> str:
     """`str(uuid.uuid5(ID_NAMESPACE, "table|project_id|natural..."))`, without building the
-    UUID object (a row id is made for every row of every rebuild)."""
+    UUID object (a row id is made for every row of every rebuild): the hash's hex digits with
+    the version (5) and the variant written over theirs."""
     name = "|".join((table, project_id, *natural)).encode("utf-8")
-    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name, usedforsecurity=False).digest())
-    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
-    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
-    h = digest[:16].hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    h = hashlib.sha1(_NAMESPACE_BYTES + name, usedforsecurity=False).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT_DIGIT[h[16]]}{h[17:20]}-{h[20:32]}"
 
 
 def order_key(event: Envelope) -> tuple[datetime, int, str]:
@@ -88,11 +92,17 @@ def order_key(event: Envelope) -> tuple[datetime, int, str]:
     return (event.occurred_at, -1 if event.sequence is None else event.sequence, event.event_id)
 
 
+def _valid_event_order(ev: ValidEvent) -> tuple[datetime, int, str]:
+    """`order_key` of a decoded event, in one call (the sort key of every rebuild)."""
+    e = ev.event
+    return (e.occurred_at, -1 if e.sequence is None else e.sequence, e.event_id)
+
+
 def seconds_between(start: datetime | None, end: datetime | None) -> int | None:
     """Whole seconds rounded up from the millisecond difference; None if unknown or negative."""
     if start is None or end is None:
         return None
-    millis = (end - start) // timedelta(milliseconds=1)
+    millis = (end - start) // _MILLISECOND
     if millis < 0:
         return None
     return -(-millis // 1000)
@@ -105,7 +115,7 @@ def distinct_events(events: Iterable[ValidEvent]) -> list[ValidEvent]:
         current = chosen.get(ev.event.event_id)
         if current is None or ev.digest > current.digest:
             chosen[ev.event.event_id] = ev
-    return sorted(chosen.values(), key=lambda ev: order_key(ev.event))
+    return sorted(chosen.values(), key=_valid_event_order)
 
 
 @dataclass
@@ -161,36 +171,46 @@ class _Latest:
 
 
 def _index(events: list[ValidEvent]) -> _Latest:
-    # Events arrive sorted ascending, so a plain overwrite keeps the latest of each kind.
+    # Events arrive sorted ascending, so a plain overwrite keeps the latest of each kind. The
+    # kind is told by `type` (each model has its own literal), most frequent first: isinstance
+    # on a pydantic model class costs about 0.16 us, a string comparison a sixth of that.
     latest = _Latest()
     for wrapped in events:
         ev = wrapped.event
-        if isinstance(ev, DialStarted):
-            latest.dial(ev.dial_id).started = ev
-        elif isinstance(ev, DialRinging):
-            latest.dial(ev.dial_id).ringing = ev
-        elif isinstance(ev, DialAnswered):
-            latest.dial(ev.dial_id).answered = ev
-        elif isinstance(ev, DialEnded):
-            latest.dial(ev.dial_id).ended = ev
-        elif isinstance(ev, IncomingCallReceived):
-            latest.received = ev
-        elif isinstance(ev, IncomingCallEnded):
-            latest.call_ended = ev
-        elif isinstance(ev, OutboundCallPlaced):
-            latest.placed = ev
-        elif isinstance(ev, OutboundCallAnswered):
-            latest.out_answered = ev
-        elif isinstance(ev, OutboundCallEnded):
-            latest.out_ended = ev
-        elif isinstance(ev, CostReported):
-            latest.costs[ev.leg_id] = ev
-        elif isinstance(ev, CdrRecorded):
-            latest.cdrs[ev.cdr_id] = ev
-        elif isinstance(ev, ItemAmended):
-            latest.amendments.setdefault(ev.dial_id, []).append(ev)
-        elif isinstance(ev, ItemDeleted):
-            latest.deleted.add(ev.dial_id)
+        kind = ev.type
+        if kind == "incoming_call.dial_started":
+            started = cast(DialStarted, ev)
+            latest.dial(started.dial_id).started = started
+        elif kind == "incoming_call.dial_ended":
+            ended = cast(DialEnded, ev)
+            latest.dial(ended.dial_id).ended = ended
+        elif kind == "incoming_call.dial_ringing":
+            ringing = cast(DialRinging, ev)
+            latest.dial(ringing.dial_id).ringing = ringing
+        elif kind == "call.cost_reported":
+            cost = cast(CostReported, ev)
+            latest.costs[cost.leg_id] = cost
+        elif kind == "incoming_call.received":
+            latest.received = cast(IncomingCallReceived, ev)
+        elif kind == "incoming_call.ended":
+            latest.call_ended = cast(IncomingCallEnded, ev)
+        elif kind == "incoming_call.dial_answered":
+            answered = cast(DialAnswered, ev)
+            latest.dial(answered.dial_id).answered = answered
+        elif kind == "outbound_call.placed":
+            latest.placed = cast(OutboundCallPlaced, ev)
+        elif kind == "outbound_call.ended":
+            latest.out_ended = cast(OutboundCallEnded, ev)
+        elif kind == "outbound_call.answered":
+            latest.out_answered = cast(OutboundCallAnswered, ev)
+        elif kind == "cdr.recorded":
+            cdr = cast(CdrRecorded, ev)
+            latest.cdrs[cdr.cdr_id] = cdr
+        elif kind == "incoming_call.item_amended":
+            amended = cast(ItemAmended, ev)
+            latest.amendments.setdefault(amended.dial_id, []).append(amended)
+        elif kind == "incoming_call.item_deleted":
+            latest.deleted.add(cast(ItemDeleted, ev).dial_id)
     return latest
 
 
