@@ -41,16 +41,14 @@ class _Shape:
     model: type[Envelope]
     index: int  # its place in _MODELS: what the bytes hold instead of the class
     names: tuple[str, ...]  # its fields, in the order of its instances' `__dict__`
-    times: tuple[str, ...]  # datetime fields: packed as microseconds
-    money: tuple[str, ...]  # Decimal fields: packed as their exact text
-    # The same, as places in `names` (packing works on the values as a list).
-    key_at: tuple[int, int]  # project_id, call_id: not packed
-    times_at: tuple[int, ...]
-    money_at: tuple[int, ...]
+    # The rest are places in `names` (both directions work on the values as a list):
+    key_at: tuple[int, int]  # project_id, call_id: not packed, they come from the call's key
+    times_at: tuple[int, ...]  # datetime fields: packed as microseconds
+    money_at: tuple[int, ...]  # Decimal fields: packed as their exact text
+    source_at: int
     # Literal fields with the literal objects by value (and `source`, shared likewise): each
-    # unpacked event points at one shared string, not a copy of its own. project_id and
-    # call_id are not packed: they come from the call's key.
-    literals: tuple[tuple[str, dict[object, object]], ...]
+    # unpacked event points at one shared string, not a copy of its own.
+    literals: tuple[tuple[int, dict[object, object]], ...]
 
 
 _MODELS: list[_Shape] = []
@@ -80,21 +78,18 @@ def _shape_of(model: type[Envelope], first: Envelope) -> _Shape:
     names = tuple(model.model_fields)
     if tuple(first.__dict__) != names:  # what pydantic-core builds: every field, in order
         raise ValueError(f"{model.__name__}'s values are not its fields in order: not packed")
-    kinds = {name: str(info.annotation) for name, info in model.model_fields.items()}
-    times = tuple(n for n in names if "datetime" in kinds[n])
-    money = tuple(n for n in names if "Decimal" in kinds[n])
+    kinds = [str(model.model_fields[name].annotation) for name in names]
     shape = _Shape(
         model=model,
         index=len(_MODELS),
         names=names,
-        times=times,
-        money=money,
         key_at=(names.index("project_id"), names.index("call_id")),
-        times_at=tuple(names.index(n) for n in times),
-        money_at=tuple(names.index(n) for n in money),
+        times_at=tuple(i for i, kind in enumerate(kinds) if "datetime" in kind),
+        money_at=tuple(i for i, kind in enumerate(kinds) if "Decimal" in kind),
+        source_at=names.index("source"),
         literals=tuple(
-            (name, values)
-            for name in names
+            (i, values)
+            for i, name in enumerate(names)
             if (values := _literal_values(model.model_fields[name].annotation))
         ),
     )
@@ -148,26 +143,26 @@ _set = object.__setattr__  # the models are frozen: this is how pydantic itself 
 
 def _unpack_event(entry: tuple[Any, ...], key: CallKey) -> ValidEvent:
     shape = _MODELS[entry[0]]
-    values = dict(zip(shape.names, entry[3:], strict=False))  # packed from this shape: same length
-    values["project_id"], values["call_id"] = key
-    for name in shape.times:
-        t = values[name]
+    values = list(entry[3:])  # packed from this shape: one value per name
+    values[shape.key_at[0]], values[shape.key_at[1]] = key
+    for i in shape.times_at:
+        t = values[i]
         if t is not None:
-            values[name] = (
+            values[i] = (
                 _EPOCH + t * _MICROSECOND if t.__class__ is int else datetime.fromisoformat(t)
             )
-    for name in shape.money:
-        if values[name] is not None:
-            values[name] = Decimal(values[name])
-    for name, literal in shape.literals:
-        values[name] = literal.get(values[name], values[name])
-    source = values["source"]
+    for i in shape.money_at:
+        if values[i] is not None:
+            values[i] = Decimal(values[i])
+    for i, literal in shape.literals:
+        values[i] = literal.get(values[i], values[i])
+    source = values[shape.source_at]
     if source is not None:
-        values["source"] = _shared(_SOURCES, source)
+        values[shape.source_at] = _shared(_SOURCES, source)
     fields_ref = entry[2]
     fields = _FIELDS_SETS[fields_ref] if fields_ref.__class__ is int else frozenset(fields_ref)
     model = shape.model.__new__(shape.model)
-    _set(model, "__dict__", values)
+    _set(model, "__dict__", dict(zip(shape.names, values, strict=True)))
     _set(model, "__pydantic_fields_set__", fields)
     _set(model, "__pydantic_extra__", None)
     _set(model, "__pydantic_private__", None)

@@ -75,15 +75,8 @@ async def ensure_topic(
 
 async def _raise_max_message_bytes(admin: AIOKafkaAdminClient, topic: str, wanted: int) -> None:
     resource = ConfigResource(ConfigResourceType.TOPIC, topic, None)
-    responses = await admin.describe_configs([resource])
-    current: int | None = None
-    for response in responses:
-        for res in response.resources:
-            # (error_code, error_message, resource_type, resource_name, config_entries)
-            for entry in res[4]:
-                if entry[0] == "max.message.bytes" and entry[1] is not None:
-                    current = int(entry[1])
-    if current is not None and current >= wanted:
+    current = _values(await admin.describe_configs([resource]), "max.message.bytes").get(topic)
+    if isinstance(current, int) and current >= wanted:
         return
     # AlterConfigs replaces the topic's whole override set; the only override this project
     # sets on the topic is max.message.bytes (IncrementalAlterConfigs is not in aiokafka).
