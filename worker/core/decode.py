@@ -6,7 +6,6 @@ Pure: no Kafka, no clock. The rejection is what goes to the dead-letter topic an
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +15,8 @@ from pydantic import ValidationError
 from schemas.events import EVENT_MODELS, NO_AMENDED_FIELD, Envelope
 from worker.core.column_ranges import INT_RANGES, MONEY_MAX, TIME_MAX, TIME_MIN
 from worker.core.event_fast_path import FAST_MODELS
+from worker.core.native_fast_path import VALIDATOR as NATIVE
+from worker.core.native_fast_path import payload_digest as payload_digest
 
 # Error codes (stable: metrics label them, alert rules and analysts filter on them).
 NOT_UTF8 = "not_utf8"
@@ -57,10 +58,6 @@ class ValidEvent:
     digest: int
 
 
-def payload_digest(payload: bytes) -> int:
-    return int.from_bytes(hashlib.blake2b(payload, digest_size=8).digest(), "big")
-
-
 _JSON_TYPE_NAMES = {list: "list", str: "str", int: "int", float: "float", bool: "bool"}
 
 
@@ -94,6 +91,16 @@ def decode(key: bytes | None, value: bytes) -> ValidEvent | Rejection:
 
 def validate_object(data: dict[str, Any]) -> Envelope | Rejection:
     """Validate a decoded JSON object; JSON nulls count as absent fields."""
+    if NATIVE is not None:
+        # The native fast path (native_fast_path): the same model as pydantic's, or None.
+        event = NATIVE.validate(data)
+        if event is not None:
+            return event
+    return validate_with_pydantic(data)
+
+
+def validate_with_pydantic(data: dict[str, Any]) -> Envelope | Rejection:
+    """`validate_object` without the native fast path."""
     event_type = data.get("type")
     fast = FAST_MODELS.get(event_type) if event_type.__class__ is str else None
     if fast is not None:
@@ -101,8 +108,8 @@ def validate_object(data: dict[str, Any]) -> Envelope | Rejection:
             # The fast path (event_fast_path): a valid event in one call into pydantic-core.
             # It also refuses what a column cannot hold, and any null (a null where the
             # contract reads "absent" is retried below, without it).
-            event: Envelope = fast.__pydantic_validator__.validate_python(data)
-            return event
+            fast_event: Envelope = fast.__pydantic_validator__.validate_python(data)
+            return fast_event
         except ValidationError:
             pass
     return _validate_by_contract(data)

@@ -1,0 +1,551 @@
+//! ringlog's native fast path for `worker.core.decode` (see worker/core/native_fast_path.py).
+//!
+//! `EventValidator.validate(data)` takes the dict `orjson.loads` made of one message and
+//! returns the event model pydantic would have built from it, or `None` when it cannot be sure:
+//! any null, float, non-canonical form, unusual timestamp form or invalid value. `None` is
+//! never a verdict: the decoder then runs the pydantic validators, which accept or reject the
+//! event and name the reason. So this code only has to accept a subset of the contract, with
+//! exactly the values pydantic gives; a differential property test holds it to that.
+//!
+//! Pure: no I/O, no clock. The field specs come from the Python models at import, so a field
+//! added to the contract is refused here (unknown kind) rather than validated wrongly.
+
+use std::collections::HashMap;
+
+use blake2::digest::{Update, VariableOutput};
+use blake2::Blake2bVar;
+use pyo3::exceptions::PyValueError;
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyDateTime, PyDict, PyFloat, PyInt, PySet, PyString, PyTuple, PyType};
+
+/// How a field is checked and converted (the numbers are `worker.core.native_fast_path.Kind`).
+#[derive(Clone, Copy)]
+enum Kind {
+    /// A str of `min..=max` code points.
+    Text { min: usize, max: usize },
+    /// A UUID in the canonical form (lowercase, hyphenated), kept as its text.
+    Uuid,
+    /// `+`, a digit 1-9, then 1 to 14 digits.
+    E164,
+    /// An RFC 3339 time (`parse_rfc3339`), as an aware UTC datetime.
+    Time,
+    /// As `Time`, or "" for no time (PBX CDRs).
+    OptionalTime,
+    /// A non-negative int, float or plain decimal text, below the money limit, as a Decimal.
+    Money,
+    /// An int (never a bool) within `lo..=hi`.
+    Int { lo: i64, hi: i64 },
+    /// A JSON boolean.
+    Bool,
+    /// One of a few strs (the model's Literal); its own object is stored.
+    Literal,
+    /// A JSON object with str keys, stored as a shallow copy.
+    Object,
+}
+
+struct Field {
+    name: Py<PyString>,
+    kind: Kind,
+    required: bool,
+    default: PyObject,
+    literals: Vec<(String, PyObject)>,
+}
+
+struct Model {
+    class: Py<PyType>,
+    fields: Vec<Field>,
+    /// Indexes of fields of which at least one must be present (the amendment's rule).
+    one_of: Vec<usize>,
+}
+
+/// Validates the dict of one event against the fast models (see the module comment).
+#[pyclass(frozen, module = "ringlog_native")]
+struct EventValidator {
+    models: HashMap<String, Model>,
+    decimal: PyObject,
+    utc: PyObject,
+    /// The money limit's integer digits (exclusive bound 10^money_digits).
+    money_digits: usize,
+    time_min_us: i64,
+    time_max_us: i64,
+    object_new: PyObject,
+}
+
+const KIND_TEXT: u8 = 0;
+const KIND_UUID: u8 = 1;
+const KIND_E164: u8 = 2;
+const KIND_TIME: u8 = 3;
+const KIND_OPTIONAL_TIME: u8 = 4;
+const KIND_MONEY: u8 = 5;
+const KIND_INT: u8 = 6;
+const KIND_BOOL: u8 = 7;
+const KIND_LITERAL: u8 = 8;
+const KIND_OBJECT: u8 = 9;
+
+type FieldSpec<'py> = (
+    Bound<'py, PyString>,
+    u8,
+    bool,
+    Bound<'py, PyAny>,
+    Bound<'py, PyTuple>,
+);
+
+#[pymethods]
+impl EventValidator {
+    /// `models`: event type -> (model class, fields, indexes of the one-of fields), each field
+    /// (name, kind, required, default, args): args are (min, max) for text and ints, the
+    /// allowed strs for a literal, () otherwise. `money_digits`: money must be below
+    /// 10**money_digits. Times in microseconds since the epoch, the maximum exclusive.
+    #[new]
+    fn new(
+        py: Python<'_>,
+        models: &Bound<'_, PyDict>,
+        decimal: PyObject,
+        utc: PyObject,
+        money_digits: usize,
+        time_min_us: i64,
+        time_max_us: i64,
+    ) -> PyResult<Self> {
+        let mut out = HashMap::new();
+        for (event_type, spec) in models.iter() {
+            let event_type: String = event_type.extract()?;
+            let (class, fields, one_of): (Bound<'_, PyType>, Vec<FieldSpec<'_>>, Vec<usize>) =
+                spec.extract()?;
+            let mut parsed = Vec::with_capacity(fields.len());
+            for (name, kind, required, default, args) in fields {
+                let key = name.to_str()?.to_owned();
+                let mut literals = Vec::new();
+                let kind = match kind {
+                    KIND_TEXT => {
+                        let (min, max): (usize, usize) = args.extract()?;
+                        Kind::Text { min, max }
+                    }
+                    KIND_UUID => Kind::Uuid,
+                    KIND_E164 => Kind::E164,
+                    KIND_TIME => Kind::Time,
+                    KIND_OPTIONAL_TIME => Kind::OptionalTime,
+                    KIND_MONEY => Kind::Money,
+                    KIND_INT => {
+                        let (lo, hi): (i64, i64) = args.extract()?;
+                        Kind::Int { lo, hi }
+                    }
+                    KIND_BOOL => Kind::Bool,
+                    KIND_LITERAL => {
+                        for value in args.iter() {
+                            let text: String = value.extract()?;
+                            literals.push((text, value.unbind()));
+                        }
+                        Kind::Literal
+                    }
+                    KIND_OBJECT => Kind::Object,
+                    other => {
+                        return Err(PyValueError::new_err(format!(
+                            "field {key} of {event_type}: unknown kind {other}"
+                        )))
+                    }
+                };
+                parsed.push(Field {
+                    name: name.unbind(),
+                    kind,
+                    required,
+                    default: default.unbind(),
+                    literals,
+                });
+            }
+            out.insert(
+                event_type,
+                Model {
+                    class: class.unbind(),
+                    fields: parsed,
+                    one_of,
+                },
+            );
+        }
+        let object_new = py
+            .import("builtins")?
+            .getattr("object")?
+            .getattr("__new__")?
+            .unbind();
+        Ok(Self {
+            models: out,
+            decimal,
+            utc,
+            money_digits,
+            time_min_us,
+            time_max_us,
+            object_new,
+        })
+    }
+
+    /// The event model of `data`, or None where the pydantic validators must decide.
+    fn validate(&self, py: Python<'_>, data: &Bound<'_, PyDict>) -> PyResult<PyObject> {
+        Ok(match self.build(py, data)? {
+            Some(model) => model,
+            None => py.None(),
+        })
+    }
+}
+
+impl EventValidator {
+    fn build(&self, py: Python<'_>, data: &Bound<'_, PyDict>) -> PyResult<Option<PyObject>> {
+        let Some(event_type) = data.get_item(pyo3::intern!(py, "type"))? else {
+            return Ok(None);
+        };
+        let Ok(event_type) = event_type.downcast_exact::<PyString>() else {
+            return Ok(None);
+        };
+        let Some(model) = self.models.get(event_type.to_str()?) else {
+            return Ok(None);
+        };
+        let values = PyDict::new(py);
+        let present = PySet::empty(py)?;
+        let mut carried = model.one_of.is_empty();
+        for (index, field) in model.fields.iter().enumerate() {
+            let name = field.name.bind(py);
+            let value = match data.get_item(name)? {
+                None => {
+                    if field.required {
+                        return Ok(None);
+                    }
+                    values.set_item(name, field.default.bind(py))?;
+                    continue;
+                }
+                Some(value) => value,
+            };
+            let Some(converted) = self.convert(py, field, &value)? else {
+                return Ok(None);
+            };
+            if !carried && !converted.is_none() && model.one_of.contains(&index) {
+                carried = true;
+            }
+            values.set_item(name, converted)?;
+            present.add(name)?;
+        }
+        if !carried {
+            return Ok(None);
+        }
+        let instance = self.object_new.bind(py).call1((model.class.bind(py),))?;
+        set_slot(&instance, pyo3::intern!(py, "__dict__"), values.as_any())?;
+        set_slot(
+            &instance,
+            pyo3::intern!(py, "__pydantic_fields_set__"),
+            present.as_any(),
+        )?;
+        set_slot(
+            &instance,
+            pyo3::intern!(py, "__pydantic_extra__"),
+            &py.None().into_bound(py),
+        )?;
+        set_slot(
+            &instance,
+            pyo3::intern!(py, "__pydantic_private__"),
+            &py.None().into_bound(py),
+        )?;
+        Ok(Some(instance.unbind()))
+    }
+
+    /// The stored value of `value` for `field`, or None (not sure: the caller gives up).
+    fn convert<'py>(
+        &self,
+        py: Python<'py>,
+        field: &Field,
+        value: &Bound<'py, PyAny>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        Ok(match field.kind {
+            Kind::Text { min, max } => {
+                let Some(text) = exact_str(value) else {
+                    return Ok(None);
+                };
+                // Code points, as Python's len(); a byte length within bounds settles it early.
+                let fits = if text.len() <= max && text.len() >= min {
+                    true
+                } else {
+                    let chars = text.chars().count();
+                    chars >= min && chars <= max
+                };
+                fits.then(|| value.clone())
+            }
+            Kind::Uuid => exact_str(value)
+                .filter(|text| is_canonical_uuid(text.as_bytes()))
+                .map(|_| value.clone()),
+            Kind::E164 => exact_str(value)
+                .filter(|text| is_e164(text.as_bytes()))
+                .map(|_| value.clone()),
+            Kind::Time => match exact_str(value) {
+                Some(text) => self.time(py, text)?,
+                None => None,
+            },
+            Kind::OptionalTime => match exact_str(value) {
+                Some("") => Some(py.None().into_bound(py)),
+                Some(text) => self.time(py, text)?,
+                None => None,
+            },
+            Kind::Money => self.money(py, value)?,
+            Kind::Int { lo, hi } => {
+                if !value.is_exact_instance_of::<PyInt>() {
+                    return Ok(None);
+                }
+                match value.extract::<i64>() {
+                    Ok(number) if number >= lo && number <= hi => Some(value.clone()),
+                    _ => None,
+                }
+            }
+            Kind::Bool => value
+                .is_exact_instance_of::<PyBool>()
+                .then(|| value.clone()),
+            Kind::Literal => match exact_str(value) {
+                Some(text) => field
+                    .literals
+                    .iter()
+                    .find(|(allowed, _)| allowed == text)
+                    .map(|(_, object)| object.bind(py).clone()),
+                None => None,
+            },
+            Kind::Object => {
+                let Ok(object) = value.downcast_exact::<PyDict>() else {
+                    return Ok(None);
+                };
+                for key in object.keys() {
+                    if !key.is_exact_instance_of::<PyString>() {
+                        return Ok(None);
+                    }
+                }
+                Some(object.copy()?.into_any())
+            }
+        })
+    }
+
+    /// An RFC 3339 time (see `parse_rfc3339`) whose UTC instant lies in the column's range, as
+    /// an aware UTC datetime.
+    fn time<'py>(&self, py: Python<'py>, text: &str) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let Some(micros) = parse_rfc3339(text.as_bytes()) else {
+            return Ok(None);
+        };
+        if micros < self.time_min_us || micros >= self.time_max_us {
+            return Ok(None);
+        }
+        let days = micros.div_euclid(86_400_000_000);
+        let of_day = micros.rem_euclid(86_400_000_000);
+        let (year, month, day) = civil_from_days(days);
+        let seconds = of_day / 1_000_000;
+        let time = PyDateTime::new(
+            py,
+            year as i32,
+            month as u8,
+            day as u8,
+            (seconds / 3600) as u8,
+            (seconds / 60 % 60) as u8,
+            (seconds % 60) as u8,
+            (of_day % 1_000_000) as u32,
+            Some(self.utc.bind(py).downcast()?),
+        )?;
+        Ok(Some(time.into_any()))
+    }
+
+    /// An int, a float or a plain decimal text (`123`, `0.25`), non-negative, below the limit.
+    fn money<'py>(
+        &self,
+        py: Python<'py>,
+        value: &Bound<'py, PyAny>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        if value.is_exact_instance_of::<PyInt>() {
+            let Ok(number) = value.extract::<i64>() else {
+                return Ok(None);
+            };
+            if number < 0 || number.to_string().len() > self.money_digits {
+                return Ok(None);
+            }
+            return Ok(Some(self.decimal.bind(py).call1((value,))?));
+        }
+        if value.is_exact_instance_of::<PyFloat>() {
+            // As `_money`: the Decimal of the float's shortest text (0.1 -> Decimal("0.1")).
+            let number: f64 = value.extract()?;
+            let limit = 10f64.powi(self.money_digits as i32);
+            if !(number.is_finite() && number >= 0.0 && number < limit) {
+                return Ok(None);
+            }
+            return Ok(Some(self.decimal.bind(py).call1((value.str()?,))?));
+        }
+        let Some(text) = exact_str(value) else {
+            return Ok(None);
+        };
+        let (whole, fraction) = match text.split_once('.') {
+            Some((whole, fraction)) => (whole, Some(fraction)),
+            None => (text, None),
+        };
+        let digits = |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
+        if !digits(whole) || !fraction.map_or(true, digits) {
+            return Ok(None);
+        }
+        if whole.trim_start_matches('0').len() > self.money_digits {
+            return Ok(None);
+        }
+        Ok(Some(self.decimal.bind(py).call1((value,))?))
+    }
+}
+
+fn set_slot(
+    instance: &Bound<'_, PyAny>,
+    name: &Bound<'_, PyString>,
+    value: &Bound<'_, PyAny>,
+) -> PyResult<()> {
+    // object.__setattr__: the models are frozen, and this is how pydantic itself fills them.
+    let status =
+        unsafe { ffi::PyObject_GenericSetAttr(instance.as_ptr(), name.as_ptr(), value.as_ptr()) };
+    if status == 0 {
+        Ok(())
+    } else {
+        Err(PyErr::fetch(instance.py()))
+    }
+}
+
+fn exact_str<'a>(value: &'a Bound<'_, PyAny>) -> Option<&'a str> {
+    // A str that is not valid UTF-8 (a lone surrogate) is left to pydantic too.
+    value.downcast_exact::<PyString>().ok()?.to_str().ok()
+}
+
+fn is_canonical_uuid(b: &[u8]) -> bool {
+    b.len() == 36
+        && b.iter().enumerate().all(|(i, &c)| match i {
+            8 | 13 | 18 | 23 => c == b'-',
+            _ => c.is_ascii_digit() || (b'a'..=b'f').contains(&c),
+        })
+}
+
+fn is_e164(b: &[u8]) -> bool {
+    (3..=16).contains(&b.len())
+        && b[0] == b'+'
+        && (b'1'..=b'9').contains(&b[1])
+        && b[2..].iter().all(u8::is_ascii_digit)
+}
+
+fn number(b: &[u8]) -> Option<i64> {
+    b.iter().try_fold(0i64, |acc, &c| {
+        c.is_ascii_digit().then(|| acc * 10 + i64::from(c - b'0'))
+    })
+}
+
+/// Microseconds since the epoch of an RFC 3339 time as `schemas.events.parse_timestamp` reads
+/// it: `T`, `t` or a space between date and time, an optional fraction of which only the
+/// milliseconds are kept (truncated), then `Z`, `z` or `+hh:mm`/`-hh:mm`; None where the
+/// text is anything else or names no valid instant (the Python parser then says why).
+fn parse_rfc3339(b: &[u8]) -> Option<i64> {
+    if b.len() < 20 {
+        return None;
+    }
+    let separators = [(4, b'-'), (7, b'-'), (13, b':'), (16, b':')];
+    if separators.iter().any(|&(i, c)| b[i] != c) || !matches!(b[10], b'T' | b't' | b' ') {
+        return None;
+    }
+    let year = number(&b[0..4])?;
+    let month = number(&b[5..7])?;
+    let day = number(&b[8..10])?;
+    let hour = number(&b[11..13])?;
+    let minute = number(&b[14..16])?;
+    let second = number(&b[17..19])?;
+    let mut rest = &b[19..];
+    let mut millis = 0;
+    if rest.first() == Some(&b'.') {
+        let digits = rest[1..].iter().take_while(|c| c.is_ascii_digit()).count();
+        if digits == 0 {
+            return None;
+        }
+        let kept = &rest[1..1 + digits.min(3)];
+        millis = number(kept)? * [100, 10, 1][kept.len() - 1];
+        rest = &rest[1 + digits..];
+    }
+    let offset_minutes = match rest {
+        [b'Z' | b'z'] => 0,
+        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
+            let hours = number(&[*h1, *h2])?;
+            let minutes = number(&[*m1, *m2])?;
+            if hours > 23 || minutes > 59 {
+                return None;
+            }
+            let total = hours * 60 + minutes;
+            if *sign == b'-' {
+                -total
+            } else {
+                total
+            }
+        }
+        _ => return None,
+    };
+    if year < 1 || !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
+        return None;
+    }
+    if hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let local = ((days_from_civil(year, month, day) * 24 + hour) * 60 + minute) * 60 + second;
+    Some((local - offset_minutes * 60) * 1_000_000 + millis * 1000)
+}
+
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// blake2b with an 8-byte digest of `payload`, as a big-endian int: the same number as
+/// `int.from_bytes(hashlib.blake2b(payload, digest_size=8).digest(), "big")`.
+#[pyfunction]
+fn payload_digest(payload: &[u8]) -> u64 {
+    let mut hasher = Blake2bVar::new(8).expect("8 is a valid blake2b digest size");
+    hasher.update(payload);
+    let mut out = [0u8; 8];
+    hasher
+        .finalize_variable(&mut out)
+        .expect("the buffer has the digest's size");
+    u64::from_be_bytes(out)
+}
+
+#[pymodule]
+fn ringlog_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<EventValidator>()?;
+    m.add_function(wrap_pyfunction!(payload_digest, m)?)?;
+    m.add(
+        "KINDS",
+        (
+            ("text", KIND_TEXT),
+            ("uuid", KIND_UUID),
+            ("e164", KIND_E164),
+            ("time", KIND_TIME),
+            ("optional_time", KIND_OPTIONAL_TIME),
+            ("money", KIND_MONEY),
+            ("int", KIND_INT),
+            ("bool", KIND_BOOL),
+            ("literal", KIND_LITERAL),
+            ("object", KIND_OBJECT),
+        ),
+    )?;
+    Ok(())
+}
