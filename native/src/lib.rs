@@ -192,10 +192,7 @@ impl EventValidator {
         let Some(event_type) = data.get_item(pyo3::intern!(py, "type"))? else {
             return Ok(None);
         };
-        let Ok(event_type) = event_type.downcast_exact::<PyString>() else {
-            return Ok(None);
-        };
-        let Some(model) = self.models.get(event_type.to_str()?) else {
+        let Some(model) = exact_str(&event_type).and_then(|name| self.models.get(name)) else {
             return Ok(None);
         };
         let values = PyDict::new(py);

@@ -23,6 +23,7 @@ from worker.adapters.kafka.consumer import KafkaConsumer
 from worker.adapters.kafka.dead_letters import DeadLetterProducer
 from worker.adapters.kafka.event_publisher import KafkaEventPublisher
 from worker.core.batch_plan import BatchPlanner
+from worker.core.native_fast_path import NATIVE_MISSING, NOT_NATIVE, VALIDATOR
 from worker.core.rates import load_rate_plan
 from worker.pipeline.batch_preparer import BatchPreparer
 from worker.pipeline.consume_loop import ConsumeLoop
@@ -130,6 +131,7 @@ class Lifecycle:
             self.settings.group_id,
             self.settings.kafka_brokers,
         )
+        _log_event_validation()
         return worker
 
     async def stop(self) -> None:
@@ -161,3 +163,17 @@ class Lifecycle:
                 await worker.publisher.stop()
             finally:
                 worker.store.close()
+
+
+def _log_event_validation() -> None:
+    """Say which event validator runs: the native fast path is about twice as fast."""
+    if VALIDATOR is None:
+        log.warning(
+            "event validation: pure Python, ringlog_native is not installed (%s); "
+            "`pip install ./native` (needs Rust) builds the faster native fast path",
+            NATIVE_MISSING,
+        )
+    elif NOT_NATIVE:
+        log.warning("event validation: native, except (left to pydantic): %s", NOT_NATIVE)
+    else:
+        log.info("event validation: native (ringlog_native)")
