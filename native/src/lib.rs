@@ -11,13 +11,16 @@
 //! added to the contract is refused here (unknown kind) rather than validated wrongly.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 
 use blake2::digest::{Update, VariableOutput};
 use blake2::Blake2bVar;
 use pyo3::exceptions::PyValueError;
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDateTime, PyDict, PyFloat, PyInt, PySet, PyString, PyTuple, PyType};
+use pyo3::types::{
+    PyBool, PyDateTime, PyDict, PyFloat, PyFrozenSet, PyInt, PyString, PyTuple, PyType,
+};
 
 /// How a field is checked and converted (the numbers are `worker.core.native_fast_path.Kind`).
 #[derive(Clone, Copy)]
@@ -57,7 +60,13 @@ struct Model {
     fields: Vec<Field>,
     /// Indexes of fields of which at least one must be present (the amendment's rule).
     one_of: Vec<usize>,
+    /// One frozenset of present field names per combination seen (by bitmask): each event's
+    /// fields-set is copied from it instead of built name by name.
+    fields_sets: Mutex<HashMap<u64, Py<PyFrozenSet>>>,
 }
+
+/// Combinations of present fields kept per event type (producers send a handful).
+const FIELDS_SETS_MAX: usize = 1024;
 
 /// Validates the dict of one event against the fast models (see the module comment).
 #[pyclass(frozen, module = "ringlog_native")]
@@ -112,6 +121,11 @@ impl EventValidator {
             let event_type: String = event_type.extract()?;
             let (class, fields, one_of): (Bound<'_, PyType>, Vec<FieldSpec<'_>>, Vec<usize>) =
                 spec.extract()?;
+            if fields.len() > 64 {
+                return Err(PyValueError::new_err(format!(
+                    "{event_type}: more than 64 fields (the present ones are a 64-bit mask)"
+                )));
+            }
             let mut parsed = Vec::with_capacity(fields.len());
             for (name, kind, required, default, args) in fields {
                 let key = name.to_str()?.to_owned();
@@ -159,6 +173,7 @@ impl EventValidator {
                     class: class.unbind(),
                     fields: parsed,
                     one_of,
+                    fields_sets: Mutex::new(HashMap::new()),
                 },
             );
         }
@@ -187,6 +202,27 @@ impl EventValidator {
     }
 }
 
+impl Model {
+    /// The frozenset of the names of the fields whose bits are set in `present`.
+    fn fields_set<'py>(&self, py: Python<'py>, present: u64) -> PyResult<Bound<'py, PyFrozenSet>> {
+        let mut cache = self
+            .fields_sets
+            .lock()
+            .expect("never poisoned: no panics inside");
+        if let Some(found) = cache.get(&present) {
+            return Ok(found.bind(py).clone());
+        }
+        let names = (0..self.fields.len())
+            .filter(|index| present & (1 << index) != 0)
+            .map(|index| self.fields[index].name.bind(py));
+        let set = PyFrozenSet::new(py, names)?;
+        if cache.len() < FIELDS_SETS_MAX {
+            cache.insert(present, set.clone().unbind());
+        }
+        Ok(set)
+    }
+}
+
 impl EventValidator {
     fn build(&self, py: Python<'_>, data: &Bound<'_, PyDict>) -> PyResult<Option<PyObject>> {
         let Some(event_type) = data.get_item(pyo3::intern!(py, "type"))? else {
@@ -196,7 +232,7 @@ impl EventValidator {
             return Ok(None);
         };
         let values = PyDict::new(py);
-        let present = PySet::empty(py)?;
+        let mut present: u64 = 0;
         let mut carried = model.one_of.is_empty();
         for (index, field) in model.fields.iter().enumerate() {
             let name = field.name.bind(py);
@@ -217,11 +253,16 @@ impl EventValidator {
                 carried = true;
             }
             values.set_item(name, converted)?;
-            present.add(name)?;
+            present |= 1 << index;
         }
         if !carried {
             return Ok(None);
         }
+        // A set of its own, as pydantic gives (model_copy(update=...) adds to it), copied
+        // from the shared frozenset: no hashing, one allocation.
+        let present = model.fields_set(py, present)?;
+        let present =
+            unsafe { Bound::from_owned_ptr_or_err(py, ffi::PySet_New(present.as_ptr()))? };
         let instance = self.object_new.bind(py).call1((model.class.bind(py),))?;
         set_slot(&instance, pyo3::intern!(py, "__dict__"), values.as_any())?;
         set_slot(

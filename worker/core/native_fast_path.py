@@ -139,6 +139,8 @@ def model_spec(model: type[Envelope]) -> tuple[list[FieldSpec], list[int]]:
     known_rule = issubclass(model, ItemAmended)
     if (validators.model_validators and not known_rule) or validators.field_validators:
         raise UnknownKind(f"{model.__name__}: validators of its own")
+    if len(model.model_fields) > 64:
+        raise UnknownKind(f"{model.__name__}: more than 64 fields")
     hints = get_type_hints(model, include_extras=True)
     fields: list[FieldSpec] = []
     for name, info in model.model_fields.items():

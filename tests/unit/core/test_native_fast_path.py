@@ -119,6 +119,7 @@ def assert_same_event(native: Envelope, expected: object) -> None:
     assert fields_of(native) == fields_of(expected)
     assert native == expected
     assert native.model_fields_set == expected.model_fields_set
+    assert type(native.model_fields_set) is type(expected.model_fields_set)  # a set of its own
     assert native.__pydantic_extra__ == expected.__pydantic_extra__
     assert native.__pydantic_private__ == expected.__pydantic_private__
     for name, value in native.__dict__.items():
