@@ -34,7 +34,7 @@ ensure_venv() {
   export PATH="$VENV/bin:$PATH"
 }
 
-# ringlog_native, the decoder's fast path in Rust (native/, README "Contributing"): built and
+# ringlog_native, the decoder's fast path in Rust (native/, native/README.md): built and
 # installed (not editable: its .pyi and py.typed go to site-packages) when it is missing or a
 # source under native/ is newer than the last build. Without cargo the worker still works,
 # with the pure-Python validator; in CI (CI=true) a missing cargo is an error. Cargo builds in
