@@ -1,6 +1,8 @@
 """deploy/docker/Dockerfile, parsed (hadolint is not packaged for Debian, and CI has no Docker):
-multi-stage, a pinned slim Python 3.11 base, only the wheel in the runtime, non-root, exec-form
-entrypoint so SIGTERM reaches the worker, a HEALTHCHECK on /health, OCI labels."""
+multi-stage, a pinned slim Python 3.11 base, only the wheels in the runtime (ringlog's and the
+native fast path's, compiled in the builder by a pinned Rust toolchain that stays there),
+non-root, exec-form entrypoint so SIGTERM reaches the worker, a HEALTHCHECK on /health, OCI
+labels."""
 
 from __future__ import annotations
 
@@ -17,6 +19,9 @@ from worker.service.settings import Settings
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "deploy" / "docker" / "Dockerfile"
 BUILD_TOOLS = re.compile(r"\b(apt-get|apt|apk|gcc|g\+\+|make|build-essential|curl|wget)\b")
+RUST_TOOLS = re.compile(r"\b(cargo|rustc|rustup|rustup-init|maturin|RUSTUP_HOME|CARGO_HOME)\b")
+# pyo3 0.23 needs rustc 1.63; native/Cargo.lock version 4 needs cargo 1.78.
+OLDEST_RUST = (1, 78)
 
 
 def _instructions() -> list[dict[str, Any]]:
@@ -62,6 +67,53 @@ def test_runtime_installs_no_build_tools() -> None:
     for ins in runtime:
         if ins["instruction"] == "RUN":
             assert not BUILD_TOOLS.search(ins["value"]), ins["value"]
+
+
+def _runs(stage: list[dict[str, Any]]) -> list[str]:
+    return [i["value"] for i in stage if i["instruction"] == "RUN"]
+
+
+def test_the_native_wheel_is_built_in_the_builder_and_installed_in_the_runtime() -> None:
+    instructions = _instructions()
+    builder, runtime = _stages(instructions)
+    copies = [i["value"].split() for i in builder if i["instruction"] == "COPY"]
+    assert ["native", "./native"] in copies
+    assert any(re.search(r"pip wheel .*--wheel-dir /wheels \./native\b", r) for r in _runs(builder))
+    # One pinned release, the minimal profile, from a checksummed rustup-init.
+    rustup = next(r for r in _runs(builder) if "rustup-init" in r)
+    assert "--profile minimal" in rustup and "sha256sum -c" in rustup
+    assert '--default-toolchain "$RUST_VERSION"' in rustup
+    args = [i["value"] for i in builder if i["instruction"] == "ARG"]
+    version = next(a.split("=", 1)[1] for a in args if a.startswith("RUST_VERSION="))
+    assert re.fullmatch(r"\d+\.\d+\.\d+", version), version
+    assert tuple(int(p) for p in version.split(".")[:2]) >= OLDEST_RUST
+    # The runtime installs both wheels, offline, from the builder's /wheels.
+    installs = [r for r in _runs(runtime) if "from=builder" in r and "--no-index" in r]
+    assert len(installs) == 1
+    packages = installs[0].split("--find-links /wheels", 1)[1].split("&&", 1)[0].split()
+    assert packages == ["ringlog", "ringlog-native"]
+    # The build context holds native/ but not its local build output.
+    lines = (ROOT / ".dockerignore").read_text().splitlines()
+    assert "!native/" in lines
+    assert "native/target/" in lines[lines.index("!native/") :]
+
+
+def test_no_rust_toolchain_reaches_the_runtime() -> None:
+    builder, runtime = _stages(_instructions())
+    assert any(RUST_TOOLS.search(r) for r in _runs(builder))  # the check below can fail
+    # A fresh stage from the base image, never from the builder (whose ENV has the toolchain).
+    assert "builder" not in runtime[0]["value"].split(" AS ")[0]
+    for ins in runtime:
+        if ins["instruction"] in ("RUN", "ENV", "ARG", "COPY", "ADD"):
+            assert not RUST_TOOLS.search(ins["value"]), ins["value"]
+    # What the runtime takes from the builder: its /wheels, bind-mounted (no layer keeps it).
+    sources = [
+        option.split("source=", 1)[1].split(",", 1)[0]
+        for r in _runs(runtime)
+        for option in r.split()
+        if option.startswith("--mount=") and "from=builder" in option
+    ]
+    assert sources == ["/wheels"]
 
 
 def test_runs_as_a_numeric_non_root_user() -> None:
