@@ -53,10 +53,9 @@ class _Shape:
 
 _MODELS: list[_Shape] = []
 _SHAPES: dict[type[Envelope], _Shape] = {}
-# Fields-sets are shared (frozensets: nothing may change a set that events share) and packed as
-# their place here; sources and project ids are shared likewise. All bounded: a producer that
-# varies its optional fields or sources cannot grow them without limit (past it, they are kept
-# whole).
+# Fields-sets are packed as their place here (each unpacked event copies its set), sources and
+# project ids are shared. All bounded: a producer that varies its optional fields or sources
+# cannot grow them without limit (past it, they are kept whole).
 _FIELDS_SETS: list[frozenset[str]] = []
 _FIELDS_SET_INDEX: dict[frozenset[str], int] = {}
 _SOURCES: dict[str, str] = {}
@@ -160,7 +159,8 @@ def _unpack_event(entry: tuple[Any, ...], key: CallKey) -> ValidEvent:
     if source is not None:
         values[shape.source_at] = _shared(_SOURCES, source)
     fields_ref = entry[2]
-    fields = _FIELDS_SETS[fields_ref] if fields_ref.__class__ is int else frozenset(fields_ref)
+    # A set of its own, as pydantic gives (model_copy(update=...) adds to it).
+    fields = set(_FIELDS_SETS[fields_ref] if fields_ref.__class__ is int else fields_ref)
     model = shape.model.__new__(shape.model)
     _set(model, "__dict__", dict(zip(shape.names, values, strict=True)))
     _set(model, "__pydantic_fields_set__", fields)

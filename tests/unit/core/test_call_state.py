@@ -178,3 +178,15 @@ class _Record:
     offset: int
     topic: str = "t"
     partition: int = 0
+
+
+def test_each_event_gets_a_fields_set_of_its_own() -> None:
+    # As pydantic's: model_copy(update=...) adds to it, which a shared frozenset would refuse.
+    a, b = (dict(_every_type()[0]) for _ in range(2))
+    b["event_id"] = "other"
+    x, y = _rested([valid(a), valid(b)]).valid_events()
+    assert type(x.event.model_fields_set) is set
+    assert x.event.model_fields_set == y.event.model_fields_set
+    assert x.event.model_fields_set is not y.event.model_fields_set
+    copy = x.event.model_copy(update={"sequence": 9})
+    assert "sequence" in copy.model_fields_set
