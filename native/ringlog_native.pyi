@@ -23,3 +23,24 @@ class EventValidator:
 
 def payload_digest(payload: bytes, /) -> int:
     """blake2b with an 8-byte digest of `payload`, as a big-endian int."""
+
+PACK_TAG: Final[int]
+"""The first byte of a call EventPacker packed (never marshal's first byte)."""
+
+PackFieldSpec = tuple[str, int, tuple[object, ...]]
+
+class EventPacker:
+    def __init__(
+        self,
+        models: list[tuple[type[Any], list[PackFieldSpec], int, int, int]],
+        valid_event: type[Any],
+        decimal: type[Any],
+        utc: Any,
+        sources: dict[str, str],
+        pool_max: int,
+        /,
+    ) -> None: ...
+    def pack(self, events: dict[str, Any], /) -> bytes | None:
+        """The events as bytes, or None if one of them cannot be packed exactly."""
+    def unpack(self, packed: bytes, key: tuple[str, str], /) -> dict[str, Any]:
+        """The events `pack` was given, by event_id; `key` is (project_id, call_id)."""

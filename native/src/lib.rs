@@ -13,6 +13,8 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+mod pack;
+
 use blake2::digest::{Update, VariableOutput};
 use blake2::Blake2bVar;
 use pyo3::exceptions::PyValueError;
@@ -363,22 +365,7 @@ impl EventValidator {
         if micros < self.time_min_us || micros >= self.time_max_us {
             return Ok(None);
         }
-        let days = micros.div_euclid(86_400_000_000);
-        let of_day = micros.rem_euclid(86_400_000_000);
-        let (year, month, day) = civil_from_days(days);
-        let seconds = of_day / 1_000_000;
-        let time = PyDateTime::new(
-            py,
-            year as i32,
-            month as u8,
-            day as u8,
-            (seconds / 3600) as u8,
-            (seconds / 60 % 60) as u8,
-            (seconds % 60) as u8,
-            (of_day % 1_000_000) as u32,
-            Some(self.utc.bind(py).downcast()?),
-        )?;
-        Ok(Some(time.into_any()))
+        Ok(Some(utc_datetime(py, micros, self.utc.bind(py))?))
     }
 
     /// An int, a float or a plain decimal text (`123`, `0.25`), non-negative, below the limit.
@@ -421,6 +408,34 @@ impl EventValidator {
         }
         Ok(Some(self.decimal.bind(py).call1((value,))?))
     }
+}
+
+/// The aware datetime (tzinfo `utc`) `micros` microseconds after the epoch.
+fn utc_datetime<'py>(
+    py: Python<'py>,
+    micros: i64,
+    utc: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let days = micros.div_euclid(86_400_000_000);
+    let of_day = micros.rem_euclid(86_400_000_000);
+    let (year, month, day) = civil_from_days(days);
+    let year = i32::try_from(year)
+        .ok()
+        .filter(|year| (1..=9999).contains(year))
+        .ok_or_else(|| PyValueError::new_err("a time outside datetime's range"))?;
+    let seconds = of_day / 1_000_000;
+    let time = PyDateTime::new(
+        py,
+        year,
+        month as u8,
+        day as u8,
+        (seconds / 3600) as u8,
+        (seconds / 60 % 60) as u8,
+        (seconds % 60) as u8,
+        (of_day % 1_000_000) as u32,
+        Some(utc.downcast()?),
+    )?;
+    Ok(time.into_any())
 }
 
 fn set_slot(
@@ -569,6 +584,8 @@ fn payload_digest(payload: &[u8]) -> u64 {
 #[pymodule]
 fn ringlog_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<EventValidator>()?;
+    m.add_class::<pack::EventPacker>()?;
+    m.add("PACK_TAG", pack::TAG)?;
     m.add_function(wrap_pyfunction!(payload_digest, m)?)?;
     m.add(
         "KINDS",

@@ -12,6 +12,15 @@ the same types), the same fields-sets and digests that were packed, without vali
 repeats (project_id, call_id) are not packed: they come back from the call's key. The bytes
 never leave the process (a class is packed as its place in this process's registry), so the
 format can change freely between versions.
+
+Two formats. With `ringlog_native` installed, its `EventPacker` (native/src/pack.rs) packs a
+call in a compact binary form (canonical UUIDs as 16 bytes, times as deltas, Decimals as their
+text) with the field kinds of `native_fast_path`, and builds the models back as the native
+validator does. It packs only what it can give back exactly and refuses the whole call
+otherwise (an unknown class, a time not in `datetime.UTC`, an unexpected type, a digest
+outside 64 bits...), which then takes the Python format below: a marshalled tuple per event.
+The first byte tells them apart (`NATIVE_TAG` is never a marshal type code);
+`tests/unit/core/test_native_event_pack.py` holds the native one to the same results.
 """
 
 from __future__ import annotations
@@ -21,10 +30,22 @@ import types
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Final, Literal, TypeVar, Union, get_args, get_origin
+from typing import (
+    Any,
+    Final,
+    Literal,
+    Protocol,
+    TypeVar,
+    Union,
+    get_args,
+    get_origin,
+    get_type_hints,
+)
 
-from schemas.events import Envelope
+from schemas.events import EVENT_MODELS, Envelope
 from worker.core.decode import ValidEvent
+from worker.core.event_fast_path import FAST_MODELS
+from worker.core.native_fast_path import NATIVE_MODULE, UnknownKind, field_kind
 
 CallKey = tuple[str, str]  # (project_id, call_id)
 _T = TypeVar("_T")
@@ -53,10 +74,9 @@ class _Shape:
 
 _MODELS: list[_Shape] = []
 _SHAPES: dict[type[Envelope], _Shape] = {}
-# Fields-sets are shared (frozensets: nothing may change a set that events share) and packed as
-# their place here; sources and project ids are shared likewise. All bounded: a producer that
-# varies its optional fields or sources cannot grow them without limit (past it, they are kept
-# whole).
+# Fields-sets are packed as their place here (each unpacked event copies its set), sources and
+# project ids are shared. All bounded: a producer that varies its optional fields or sources
+# cannot grow them without limit (past it, they are kept whole).
 _FIELDS_SETS: list[frozenset[str]] = []
 _FIELDS_SET_INDEX: dict[frozenset[str], int] = {}
 _SOURCES: dict[str, str] = {}
@@ -100,13 +120,29 @@ def _shape_of(model: type[Envelope], first: Envelope) -> _Shape:
 
 def pack(events: dict[str, ValidEvent]) -> bytes:
     """The events of one call (by event_id) as one bytes object."""
-    return marshal.dumps(tuple(_pack_event(ev) for ev in events.values()))
+    if _NATIVE is not None:
+        packed = _NATIVE.pack(events)
+        if packed is not None:
+            return packed
+    return _pack_marshal(events)
 
 
 def unpack(packed: bytes, key: CallKey) -> dict[str, ValidEvent]:
     """The events `pack` was given, by event_id; `key` is their call."""
     if not packed:
         return {}
+    if packed[0] == NATIVE_TAG and _NATIVE is not None:
+        return _NATIVE.unpack(packed, key)
+    return _unpack_marshal(packed, key)
+
+
+def _pack_marshal(events: dict[str, ValidEvent]) -> bytes:
+    """`pack` in the Python format: a tuple per event, marshalled (its first byte is a tuple's
+    type code, never NATIVE_TAG)."""
+    return marshal.dumps(tuple(_pack_event(ev) for ev in events.values()))
+
+
+def _unpack_marshal(packed: bytes, key: CallKey) -> dict[str, ValidEvent]:
     out: dict[str, ValidEvent] = {}
     for entry in marshal.loads(packed):
         ev = _unpack_event(entry, key)
@@ -160,13 +196,64 @@ def _unpack_event(entry: tuple[Any, ...], key: CallKey) -> ValidEvent:
     if source is not None:
         values[shape.source_at] = _shared(_SOURCES, source)
     fields_ref = entry[2]
-    fields = _FIELDS_SETS[fields_ref] if fields_ref.__class__ is int else frozenset(fields_ref)
+    # A set of its own, as pydantic gives (model_copy(update=...) adds to it).
+    fields = set(_FIELDS_SETS[fields_ref] if fields_ref.__class__ is int else fields_ref)
     model = shape.model.__new__(shape.model)
     _set(model, "__dict__", dict(zip(shape.names, values, strict=True)))
     _set(model, "__pydantic_fields_set__", fields)
     _set(model, "__pydantic_extra__", None)
     _set(model, "__pydantic_private__", None)
     return ValidEvent(model, entry[1])
+
+
+class EventPacker(Protocol):
+    def pack(self, events: dict[str, ValidEvent], /) -> bytes | None: ...
+    def unpack(self, packed: bytes, key: CallKey, /) -> dict[str, ValidEvent]: ...
+
+
+def _pack_spec(model: type[Envelope]) -> list[tuple[str, int, tuple[object, ...]]]:
+    """The fields of a contract model as `ringlog_native.EventPacker` reads them: its kinds
+    are the native validator's (a field of another kind raises UnknownKind)."""
+    assert NATIVE_MODULE is not None
+    kinds = dict(NATIVE_MODULE.KINDS)
+    hints = get_type_hints(model, include_extras=True)
+    specs: list[tuple[str, int, tuple[object, ...]]] = []
+    for name in model.model_fields:
+        kind, args = field_kind(name, hints[name])
+        specs.append((name, kinds[kind], args))
+    return specs
+
+
+def _native_packer() -> EventPacker | None:
+    if NATIVE_MODULE is None:
+        return None
+    models: list[tuple[type[Envelope], list[tuple[str, int, tuple[object, ...]]], int, int, int]]
+    models = []
+    for event_type, contract in EVENT_MODELS.items():
+        try:
+            specs = _pack_spec(contract)
+        except UnknownKind:
+            continue  # its events are packed in the Python format
+        names = list(contract.model_fields)
+        if len(names) > 64:
+            continue
+        at = (names.index("project_id"), names.index("call_id"), names.index("source"))
+        # The fast model's values are the contract's (a subclass that checks more), in the
+        # same order (checked here and, for each event, by the packer).
+        for model in (contract, FAST_MODELS[event_type]):
+            if list(model.model_fields) == names:
+                models.append((model, specs, *at))
+    packer: EventPacker = NATIVE_MODULE.EventPacker(
+        models, ValidEvent, Decimal, UTC, _SOURCES, _POOL_MAX
+    )
+    return packer
+
+
+_NATIVE = _native_packer()
+"""ringlog_native's packer (None without the extension): each call in the native format when
+it can be exact, else in the Python one."""
+NATIVE_TAG: Final = NATIVE_MODULE.PACK_TAG if NATIVE_MODULE is not None else 1
+"""The first byte of a natively packed call."""
 
 
 def shared_project_id(project_id: str) -> str:
