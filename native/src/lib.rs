@@ -11,18 +11,16 @@
 //! added to the contract is refused here (unknown kind) rather than validated wrongly.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 
+mod model;
 mod pack;
 
 use blake2::digest::{Update, VariableOutput};
 use blake2::Blake2bVar;
+use model::{FieldsSets, ModelBuilder};
 use pyo3::exceptions::PyValueError;
-use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{
-    PyBool, PyDateTime, PyDict, PyFloat, PyFrozenSet, PyInt, PyString, PyTuple, PyType,
-};
+use pyo3::types::{PyBool, PyDateTime, PyDict, PyFloat, PyInt, PyString, PyTuple, PyType};
 
 /// How a field is checked and converted (the numbers are `worker.core.native_fast_path.Kind`).
 #[derive(Clone, Copy)]
@@ -62,13 +60,8 @@ struct Model {
     fields: Vec<Field>,
     /// Indexes of fields of which at least one must be present (the amendment's rule).
     one_of: Vec<usize>,
-    /// One frozenset of present field names per combination seen (by bitmask): each event's
-    /// fields-set is copied from it instead of built name by name.
-    fields_sets: Mutex<HashMap<u64, Py<PyFrozenSet>>>,
+    fields_sets: FieldsSets,
 }
-
-/// Combinations of present fields kept per event type (producers send a handful).
-const FIELDS_SETS_MAX: usize = 1024;
 
 /// Validates the dict of one event against the fast models (see the module comment).
 #[pyclass(frozen, module = "ringlog_native")]
@@ -80,7 +73,7 @@ struct EventValidator {
     money_digits: usize,
     time_min_us: i64,
     time_max_us: i64,
-    object_new: PyObject,
+    builder: ModelBuilder,
 }
 
 const KIND_TEXT: u8 = 0;
@@ -169,21 +162,20 @@ impl EventValidator {
                     literals,
                 });
             }
+            let names = parsed
+                .iter()
+                .map(|field| field.name.clone_ref(py))
+                .collect();
             out.insert(
                 event_type,
                 Model {
                     class: class.unbind(),
                     fields: parsed,
                     one_of,
-                    fields_sets: Mutex::new(HashMap::new()),
+                    fields_sets: FieldsSets::new(names),
                 },
             );
         }
-        let object_new = py
-            .import("builtins")?
-            .getattr("object")?
-            .getattr("__new__")?
-            .unbind();
         Ok(Self {
             models: out,
             decimal,
@@ -191,7 +183,7 @@ impl EventValidator {
             money_digits,
             time_min_us,
             time_max_us,
-            object_new,
+            builder: ModelBuilder::new(py)?,
         })
     }
 
@@ -201,27 +193,6 @@ impl EventValidator {
             Some(model) => model,
             None => py.None(),
         })
-    }
-}
-
-impl Model {
-    /// The frozenset of the names of the fields whose bits are set in `present`.
-    fn fields_set<'py>(&self, py: Python<'py>, present: u64) -> PyResult<Bound<'py, PyFrozenSet>> {
-        let mut cache = self
-            .fields_sets
-            .lock()
-            .expect("never poisoned: no panics inside");
-        if let Some(found) = cache.get(&present) {
-            return Ok(found.bind(py).clone());
-        }
-        let names = (0..self.fields.len())
-            .filter(|index| present & (1 << index) != 0)
-            .map(|index| self.fields[index].name.bind(py));
-        let set = PyFrozenSet::new(py, names)?;
-        if cache.len() < FIELDS_SETS_MAX {
-            cache.insert(present, set.clone().unbind());
-        }
-        Ok(set)
     }
 }
 
@@ -260,28 +231,12 @@ impl EventValidator {
         if !carried {
             return Ok(None);
         }
-        // A set of its own, as pydantic gives (model_copy(update=...) adds to it), copied
-        // from the shared frozenset: no hashing, one allocation.
-        let present = model.fields_set(py, present)?;
-        let present =
-            unsafe { Bound::from_owned_ptr_or_err(py, ffi::PySet_New(present.as_ptr()))? };
-        let instance = self.object_new.bind(py).call1((model.class.bind(py),))?;
-        set_slot(&instance, pyo3::intern!(py, "__dict__"), values.as_any())?;
-        set_slot(
-            &instance,
-            pyo3::intern!(py, "__pydantic_fields_set__"),
-            present.as_any(),
-        )?;
-        set_slot(
-            &instance,
-            pyo3::intern!(py, "__pydantic_extra__"),
-            &py.None().into_bound(py),
-        )?;
-        set_slot(
-            &instance,
-            pyo3::intern!(py, "__pydantic_private__"),
-            &py.None().into_bound(py),
-        )?;
+        let Some(fields_set) = model.fields_sets.get(py, present)? else {
+            return Ok(None);
+        };
+        let instance = self
+            .builder
+            .build(py, model.class.bind(py), &values, &fields_set)?;
         Ok(Some(instance.unbind()))
     }
 
@@ -400,7 +355,7 @@ impl EventValidator {
             None => (text, None),
         };
         let digits = |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
-        if !digits(whole) || !fraction.map_or(true, digits) {
+        if !digits(whole) || !fraction.is_none_or(digits) {
             return Ok(None);
         }
         if whole.trim_start_matches('0').len() > self.money_digits {
@@ -436,21 +391,6 @@ fn utc_datetime<'py>(
         Some(utc.downcast()?),
     )?;
     Ok(time.into_any())
-}
-
-fn set_slot(
-    instance: &Bound<'_, PyAny>,
-    name: &Bound<'_, PyString>,
-    value: &Bound<'_, PyAny>,
-) -> PyResult<()> {
-    // object.__setattr__: the models are frozen, and this is how pydantic itself fills them.
-    let status =
-        unsafe { ffi::PyObject_GenericSetAttr(instance.as_ptr(), name.as_ptr(), value.as_ptr()) };
-    if status == 0 {
-        Ok(())
-    } else {
-        Err(PyErr::fetch(instance.py()))
-    }
 }
 
 fn exact_str<'a>(value: &'a Bound<'_, PyAny>) -> Option<&'a str> {

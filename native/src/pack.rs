@@ -13,20 +13,19 @@
 //! call_id are not written: they come from the call's key.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{
-    PyBool, PyBytes, PyDateAccess, PyDateTime, PyDict, PyFrozenSet, PyInt, PyString, PyTimeAccess,
-    PyTuple, PyType, PyTzInfoAccess,
+    PyBool, PyBytes, PyDateAccess, PyDateTime, PyDict, PyInt, PyString, PyTimeAccess, PyTuple,
+    PyType, PyTzInfoAccess,
 };
 
+use crate::model::{FieldsSets, ModelBuilder};
 use crate::{
-    days_from_civil, exact_str, is_canonical_uuid, set_slot, utc_datetime, FIELDS_SETS_MAX,
-    KIND_BOOL, KIND_E164, KIND_INT, KIND_LITERAL, KIND_MONEY, KIND_OBJECT, KIND_OPTIONAL_TIME,
-    KIND_TEXT, KIND_TIME, KIND_UUID,
+    days_from_civil, exact_str, is_canonical_uuid, utc_datetime, KIND_BOOL, KIND_E164, KIND_INT,
+    KIND_LITERAL, KIND_MONEY, KIND_OBJECT, KIND_OPTIONAL_TIME, KIND_TEXT, KIND_TIME, KIND_UUID,
 };
 
 /// The first byte of a natively packed call. marshal's output starts with a type code, an
@@ -70,8 +69,7 @@ struct PackModel {
     places: Py<PyDict>,
     event_id_at: usize,
     source_at: Option<usize>,
-    /// One frozenset of field names per fields-set mask seen (each event copies its own).
-    fields_sets: Mutex<HashMap<u64, Py<PyFrozenSet>>>,
+    fields_sets: FieldsSets,
 }
 
 type PackFieldSpec<'py> = (Bound<'py, PyString>, u8, Bound<'py, PyTuple>);
@@ -96,7 +94,7 @@ pub struct EventPacker {
     /// The Python format's pool of sources (`event_pack._SOURCES`), shared likewise.
     sources: Py<PyDict>,
     pool_max: usize,
-    object_new: PyObject,
+    builder: ModelBuilder,
 }
 
 #[pymethods]
@@ -177,20 +175,21 @@ impl EventPacker {
                 .ok()
                 .filter(|&at| fields.get(at).is_some_and(|f| f.coding == Coding::Text));
             places.insert(class.as_ptr() as usize, out.len());
+            let fields_sets = FieldsSets::new(
+                fields
+                    .iter()
+                    .map(|field| field.name.clone_ref(py))
+                    .collect(),
+            );
             out.push(PackModel {
                 class: class.unbind(),
                 fields,
                 places: names.unbind(),
                 event_id_at,
                 source_at,
-                fields_sets: Mutex::new(HashMap::new()),
+                fields_sets,
             });
         }
-        let object_new = py
-            .import("builtins")?
-            .getattr("object")?
-            .getattr("__new__")?
-            .unbind();
         Ok(Self {
             models: out,
             places,
@@ -199,7 +198,7 @@ impl EventPacker {
             utc,
             sources: sources.unbind(),
             pool_max,
-            object_new,
+            builder: ModelBuilder::new(py)?,
         })
     }
 
@@ -462,21 +461,13 @@ impl EventPacker {
         let event_id = values
             .get_item(model.fields[model.event_id_at].name.bind(py))?
             .ok_or_else(corrupt)?;
-        // A set of its own, as pydantic gives (model_copy(update=...) adds to it), copied
-        // from the shared frozenset: no hashing, one allocation.
-        let fields_set = model.fields_set(py, fields_mask)?;
-        let fields_set =
-            unsafe { Bound::from_owned_ptr_or_err(py, ffi::PySet_New(fields_set.as_ptr()))? };
-        let instance = self.object_new.bind(py).call1((model.class.bind(py),))?;
-        set_slot(&instance, pyo3::intern!(py, "__dict__"), values.as_any())?;
-        set_slot(
-            &instance,
-            pyo3::intern!(py, "__pydantic_fields_set__"),
-            &fields_set,
-        )?;
-        let none = py.None().into_bound(py);
-        set_slot(&instance, pyo3::intern!(py, "__pydantic_extra__"), &none)?;
-        set_slot(&instance, pyo3::intern!(py, "__pydantic_private__"), &none)?;
+        let fields_set = model
+            .fields_sets
+            .get(py, fields_mask)?
+            .ok_or_else(corrupt)?;
+        let instance = self
+            .builder
+            .build(py, model.class.bind(py), &values, &fields_set)?;
         let ev = self.valid_event.bind(py).call1((instance, digest))?;
         Ok((event_id, ev))
     }
@@ -558,28 +549,6 @@ impl PackModel {
             mask |= 1 << place.extract::<u32>()?;
         }
         Ok(Some(mask))
-    }
-
-    /// The frozenset of the names of the fields whose bits are set in `mask`.
-    fn fields_set<'py>(&self, py: Python<'py>, mask: u64) -> PyResult<Bound<'py, PyFrozenSet>> {
-        let mut cache = self
-            .fields_sets
-            .lock()
-            .expect("never poisoned: no panics inside");
-        if let Some(found) = cache.get(&mask) {
-            return Ok(found.bind(py).clone());
-        }
-        if self.fields.len() < 64 && mask >> self.fields.len() != 0 {
-            return Err(corrupt());
-        }
-        let names = (0..self.fields.len())
-            .filter(|index| mask & (1 << index) != 0)
-            .map(|index| self.fields[index].name.bind(py));
-        let set = PyFrozenSet::new(py, names)?;
-        if cache.len() < FIELDS_SETS_MAX {
-            cache.insert(mask, set.clone().unbind());
-        }
-        Ok(set)
     }
 }
 

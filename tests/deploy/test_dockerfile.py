@@ -20,8 +20,8 @@ ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "deploy" / "docker" / "Dockerfile"
 BUILD_TOOLS = re.compile(r"\b(apt-get|apt|apk|gcc|g\+\+|make|build-essential|curl|wget)\b")
 RUST_TOOLS = re.compile(r"\b(cargo|rustc|rustup|rustup-init|maturin|RUSTUP_HOME|CARGO_HOME)\b")
-# pyo3 0.23 needs rustc 1.63; native/Cargo.lock version 4 needs cargo 1.78.
-OLDEST_RUST = (1, 78)
+# native/Cargo.toml's rust-version (Option::is_none_or); Cargo.lock version 4 needs cargo 1.78.
+OLDEST_RUST = (1, 82)
 
 
 def _instructions() -> list[dict[str, Any]]:
