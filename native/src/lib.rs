@@ -2,13 +2,16 @@
 //!
 //! `EventValidator.validate(data)` takes the dict `orjson.loads` made of one message and
 //! returns the event model pydantic would have built from it, or `None` when it cannot be sure:
-//! any null, float, non-canonical form, unusual timestamp form or invalid value. `None` is
+//! any null, non-canonical UUID, amount in exponent form, unusual timestamp form or invalid
+//! value. `None` is
 //! never a verdict: the decoder then runs the pydantic validators, which accept or reject the
 //! event and name the reason. So this code only has to accept a subset of the contract, with
 //! exactly the values pydantic gives; a differential property test holds it to that.
 //!
 //! Pure: no I/O, no clock. The field specs come from the Python models at import, so a field
 //! added to the contract is refused here (unknown kind) rather than validated wrongly.
+//! pack.rs holds the call cache's packer (worker/core/event_pack.py), model.rs how both build
+//! pydantic instances.
 
 use std::collections::HashMap;
 
