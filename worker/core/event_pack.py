@@ -39,13 +39,12 @@ from typing import (
     Union,
     get_args,
     get_origin,
-    get_type_hints,
 )
 
 from schemas.events import EVENT_MODELS, Envelope
 from worker.core.decode import ValidEvent
 from worker.core.event_fast_path import FAST_MODELS
-from worker.core.native_fast_path import NATIVE_MODULE, UnknownKind, field_kind
+from worker.core.native_fast_path import NATIVE_MODULE, UnknownKind, native_spec
 
 CallKey = tuple[str, str]  # (project_id, call_id)
 _T = TypeVar("_T")
@@ -211,19 +210,6 @@ class EventPacker(Protocol):
     def unpack(self, packed: bytes, key: CallKey, /) -> dict[str, ValidEvent]: ...
 
 
-def _pack_spec(model: type[Envelope]) -> list[tuple[str, int, tuple[object, ...]]]:
-    """The fields of a contract model as `ringlog_native.EventPacker` reads them: its kinds
-    are the native validator's (a field of another kind raises UnknownKind)."""
-    assert NATIVE_MODULE is not None
-    kinds = dict(NATIVE_MODULE.KINDS)
-    hints = get_type_hints(model, include_extras=True)
-    specs: list[tuple[str, int, tuple[object, ...]]] = []
-    for name in model.model_fields:
-        kind, args = field_kind(name, hints[name])
-        specs.append((name, kinds[kind], args))
-    return specs
-
-
 def _native_packer() -> EventPacker | None:
     if NATIVE_MODULE is None:
         return None
@@ -231,12 +217,10 @@ def _native_packer() -> EventPacker | None:
     models = []
     for event_type, contract in EVENT_MODELS.items():
         try:
-            specs = _pack_spec(contract)
+            specs = [(name, kind, args) for name, kind, _, _, args in native_spec(contract)[0]]
         except UnknownKind:
             continue  # its events are packed in the Python format
         names = list(contract.model_fields)
-        if len(names) > 64:
-            continue
         at = (names.index("project_id"), names.index("call_id"), names.index("source"))
         # The fast model's values are the contract's (a subclass that checks more), in the
         # same order (checked here and, for each event, by the packer).

@@ -153,6 +153,23 @@ def model_spec(model: type[Envelope]) -> tuple[list[FieldSpec], list[int]]:
     return fields, one_of
 
 
+KIND_CODES: dict[str, int] = dict(NATIVE_MODULE.KINDS) if NATIVE_MODULE is not None else {}
+"""Each kind's number in `ringlog_native` (empty without the extension)."""
+
+
+NativeField = tuple[str, int, bool, object, tuple[object, ...]]
+
+
+def native_spec(model: type[Envelope]) -> tuple[list[NativeField], list[int]]:
+    """`model_spec` with the kinds as `ringlog_native` numbers them: what its validator and
+    its call packer are built from."""
+    fields, one_of = model_spec(model)
+    codes = [
+        (name, KIND_CODES[kind], req, default, args) for name, kind, req, default, args in fields
+    ]
+    return codes, one_of
+
+
 def _micros(value: datetime) -> int:
     return (value - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
 
@@ -160,17 +177,15 @@ def _micros(value: datetime) -> int:
 def _build() -> tuple[EventValidator | None, dict[str, str]]:
     if NATIVE_MODULE is None:
         return None, {}
-    kinds = dict(NATIVE_MODULE.KINDS)
-    models: dict[str, tuple[type[Envelope], list[tuple[Any, ...]], list[int]]] = {}
+    models: dict[str, tuple[type[Envelope], list[NativeField], list[int]]] = {}
     not_native: dict[str, str] = {}
     for event_type, model in EVENT_MODELS.items():
         try:
-            fields, one_of = model_spec(model)
+            fields, one_of = native_spec(model)
         except UnknownKind as exc:
             not_native[event_type] = str(exc)
             continue
-        native_fields = [(n, kinds[k], req, d, args) for n, k, req, d, args in fields]
-        models[event_type] = (FAST_MODELS[event_type], native_fields, one_of)
+        models[event_type] = (FAST_MODELS[event_type], fields, one_of)
     digits = len(str(int(MONEY_MAX))) - 1
     assert Decimal(10) ** digits == MONEY_MAX, "the money limit must be a power of ten"
     validator: EventValidator = NATIVE_MODULE.EventValidator(
