@@ -38,7 +38,7 @@ class CallState:
     _key: CallKey | None = None
     _packed: bytes = b""
     _events: dict[str, ValidEvent] | None = None  # unpacked: a batch is working on the call
-    _changed: bool = False  # since unpacked: `pack()` must write the events again
+    _changed: bool = False  # since last packed: `settle()` must write the events again
 
     def merge(self, event: ValidEvent, key: CallKey) -> bool:
         """Add an event of the call `key`; True if it changed the call's event set."""
@@ -67,12 +67,21 @@ class CallState:
         """The events as they rest between batches (benchmarks/memory.py measures it)."""
         return self._packed
 
-    def pack(self) -> None:
-        """Put the events back to rest (the batch is done with them)."""
+    def settle(self) -> None:
+        """Pack the events now, and keep them unpacked too until `pack()`.
+
+        The planner calls it right after a rebuild has read every event of the call: packing
+        then reads memory still in the CPU's caches (1.6-2.1 us per event, against 2.9-3.6 us
+        a batch later, on benchmarks.stages' traffic), and `pack()` later only lets go.
+        """
         if self._events is not None and self._changed:
             self._packed = pack(self._events)
+            self._changed = False
+
+    def pack(self) -> None:
+        """Put the events back to rest (the batch is done with them)."""
+        self.settle()
         self._events = None
-        self._changed = False
 
     def _unpacked(self, key: CallKey) -> dict[str, ValidEvent]:
         if self._events is None:

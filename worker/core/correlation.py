@@ -92,7 +92,7 @@ def order_key(event: Envelope) -> tuple[datetime, int, str]:
     return (event.occurred_at, -1 if event.sequence is None else event.sequence, event.event_id)
 
 
-def _valid_event_order(ev: ValidEvent) -> tuple[datetime, int, str]:
+def event_order(ev: ValidEvent) -> tuple[datetime, int, str]:
     """`order_key` of a decoded event, in one call (the sort key of every rebuild)."""
     e = ev.event
     return (e.occurred_at, -1 if e.sequence is None else e.sequence, e.event_id)
@@ -115,7 +115,7 @@ def distinct_events(events: Iterable[ValidEvent]) -> list[ValidEvent]:
         current = chosen.get(ev.event.event_id)
         if current is None or ev.digest > current.digest:
             chosen[ev.event.event_id] = ev
-    return sorted(chosen.values(), key=_valid_event_order)
+    return sorted(chosen.values(), key=event_order)
 
 
 @dataclass
@@ -226,7 +226,19 @@ def build_call_rows(
     `now` and `timeout` drive the timeout close: an incoming call with no end event whose
     latest event is `timeout` or more before `now` (event time) is closed at that event.
     """
-    distinct = distinct_events(events)
+    return rows_of_distinct(distinct_events(events), rates, now=now, timeout=timeout)
+
+
+def rows_of_distinct(
+    distinct: Sequence[ValidEvent],
+    rates: RatePlan,
+    *,
+    now: datetime | None = None,
+    timeout: timedelta | None = None,
+) -> CallRows:
+    """`build_call_rows` of events that are already distinct: one per event_id (the larger
+    digest), sorted by `event_order`, as `distinct_events` gives them. The planner's call
+    state keeps its events so, and skips the de-duplication here."""
     out = CallRows()
     if not distinct:
         return out
