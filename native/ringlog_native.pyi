@@ -13,6 +13,8 @@ class EventValidator:
         models: dict[str, tuple[type[Any], list[FieldSpec], list[int]]],
         decimal: type[Any],
         utc: Any,
+        loads: Any,
+        valid_event: type[Any],
         money_digits: int,
         time_min_us: int,
         time_max_us: int,
@@ -20,6 +22,8 @@ class EventValidator:
     ) -> None: ...
     def validate(self, data: dict[str, Any], /) -> Any:
         """The event model of `data`, or None where the pydantic validators must decide."""
+    def decode(self, value: bytes, key: bytes | None, /) -> Any:
+        """The ValidEvent of a message's bytes and key, or None where the decoder must decide."""
 
 def payload_digest(payload: bytes, /) -> int:
     """blake2b with an 8-byte digest of `payload`, as a big-endian int."""

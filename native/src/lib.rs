@@ -10,20 +10,24 @@
 //!
 //! Pure: no I/O, no clock. The field specs come from the Python models at import, so a field
 //! added to the contract is refused here (unknown kind) rather than validated wrongly.
+//! `EventValidator.decode(value, key)` does the same from a message's bytes, read by json.rs
+//! instead of orjson, and gives the decoder's `ValidEvent` (the payload digest included).
 //! pack.rs holds the call cache's packer (worker/core/event_pack.py), model.rs how both build
 //! pydantic instances.
 
 use std::collections::HashMap;
 
+mod json;
 mod model;
 mod pack;
 
 use blake2::digest::{Update, VariableOutput};
 use blake2::Blake2bVar;
+use json::Value;
 use model::{FieldsSets, ModelBuilder};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDateTime, PyDict, PyFloat, PyInt, PyString, PyTuple, PyType};
+use pyo3::types::{PyBool, PyBytes, PyDateTime, PyDict, PyFloat, PyInt, PyString, PyTuple, PyType};
 
 /// How a field is checked and converted (the numbers are `worker.core.native_fast_path.Kind`).
 #[derive(Clone, Copy)]
@@ -52,6 +56,8 @@ enum Kind {
 
 struct Field {
     name: Py<PyString>,
+    /// The name, for finding the member in a message's bytes.
+    key: String,
     kind: Kind,
     required: bool,
     default: PyObject,
@@ -72,6 +78,10 @@ struct EventValidator {
     models: HashMap<String, Model>,
     decimal: PyObject,
     utc: PyObject,
+    /// `orjson.loads`, for a nested object (rare: call_data), so it is exactly orjson's.
+    loads: PyObject,
+    /// `worker.core.decode.ValidEvent`.
+    valid_event: PyObject,
     /// The money limit's integer digits (exclusive bound 10^money_digits).
     money_digits: usize,
     time_min_us: i64,
@@ -104,12 +114,16 @@ impl EventValidator {
     /// (name, kind, required, default, args): args are (min, max) for text and ints, the
     /// allowed strs for a literal, () otherwise. `money_digits`: money must be below
     /// 10**money_digits. Times in microseconds since the epoch, the maximum exclusive.
+    /// `loads` is orjson.loads, `valid_event` the class `decode` returns.
     #[new]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         models: &Bound<'_, PyDict>,
         decimal: PyObject,
         utc: PyObject,
+        loads: PyObject,
+        valid_event: PyObject,
         money_digits: usize,
         time_min_us: i64,
         time_max_us: i64,
@@ -158,6 +172,7 @@ impl EventValidator {
                     }
                 };
                 parsed.push(Field {
+                    key: key.clone(),
                     name: name.unbind(),
                     kind,
                     required,
@@ -183,6 +198,8 @@ impl EventValidator {
             models: out,
             decimal,
             utc,
+            loads,
+            valid_event,
             money_digits,
             time_min_us,
             time_max_us,
@@ -196,6 +213,25 @@ impl EventValidator {
             Some(model) => model,
             None => py.None(),
         })
+    }
+
+    /// The `ValidEvent` of one message straight from its bytes (its model and its payload
+    /// digest), or None where the decoder must decide (orjson, then `validate`'s path): what
+    /// `json::object_members` cannot read, a key that is not the event's call_id, and all that
+    /// `validate` leaves to pydantic. Skips orjson's dict of the message.
+    #[pyo3(signature = (value, key, /))]
+    fn decode(&self, py: Python<'_>, value: &[u8], key: Option<&[u8]>) -> PyResult<PyObject> {
+        let Some(key) = key else {
+            return Ok(py.None());
+        };
+        let Some(members) = json::object_members(value) else {
+            return Ok(py.None());
+        };
+        let Some(model) = self.build_from_members(py, &members, key)? else {
+            return Ok(py.None());
+        };
+        let digest = payload_digest(value);
+        self.valid_event.call1(py, (model, digest))
     }
 }
 
@@ -243,6 +279,124 @@ impl EventValidator {
         Ok(Some(instance.unbind()))
     }
 
+    /// `build` of a message's members (`decode`), whose call_id must be `key`.
+    fn build_from_members(
+        &self,
+        py: Python<'_>,
+        members: &[(std::borrow::Cow<'_, str>, Value<'_>)],
+        key: &[u8],
+    ) -> PyResult<Option<PyObject>> {
+        // Producers mostly write the fields in the model's order: each search starts after
+        // the previous find.
+        let mut next = 0;
+        let mut member = |name: &str| {
+            let (earlier, rest) = members.split_at(next.min(members.len()));
+            let found = rest
+                .iter()
+                .position(|(found, _)| found == name)
+                .map(|at| earlier.len() + at)
+                .or_else(|| earlier.iter().position(|(found, _)| found == name))?;
+            next = found + 1;
+            Some(&members[found])
+        };
+        let Some((_, Value::Str(event_type))) = member("type") else {
+            return Ok(None);
+        };
+        let Some(model) = self.models.get(event_type.as_ref()) else {
+            return Ok(None);
+        };
+        match member("call_id") {
+            Some((_, Value::Str(call_id))) if call_id.as_bytes() == key => {}
+            _ => return Ok(None),
+        }
+        let values = PyDict::new(py);
+        let mut present: u64 = 0;
+        let mut carried = model.one_of.is_empty();
+        for (index, field) in model.fields.iter().enumerate() {
+            let name = field.name.bind(py);
+            let Some((_, value)) = member(&field.key) else {
+                if field.required {
+                    return Ok(None);
+                }
+                values.set_item(name, field.default.bind(py))?;
+                continue;
+            };
+            let Some(converted) = self.convert_member(py, field, value)? else {
+                return Ok(None);
+            };
+            if !carried && !converted.is_none() && model.one_of.contains(&index) {
+                carried = true;
+            }
+            values.set_item(name, converted)?;
+            present |= 1 << index;
+        }
+        if !carried {
+            return Ok(None);
+        }
+        let Some(fields_set) = model.fields_sets.get(py, present)? else {
+            return Ok(None);
+        };
+        let instance = self
+            .builder
+            .build(py, model.class.bind(py), &values, &fields_set)?;
+        Ok(Some(instance.unbind()))
+    }
+
+    /// `convert` of a member read from the message's bytes: the value orjson would have made,
+    /// converted as `convert` would.
+    fn convert_member<'py>(
+        &self,
+        py: Python<'py>,
+        field: &Field,
+        value: &Value<'_>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let text = match value {
+            Value::Str(text) => Some(text.as_ref()),
+            _ => None,
+        };
+        let string = |text: &str| Some(PyString::new(py, text).into_any());
+        Ok(match (field.kind, value) {
+            (Kind::Text { min, max }, Value::Str(text)) => {
+                text_fits(text, min, max).then(|| string(text)).flatten()
+            }
+            (Kind::Uuid, Value::Str(text)) => is_canonical_uuid(text.as_bytes())
+                .then(|| string(text))
+                .flatten(),
+            (Kind::E164, Value::Str(text)) => {
+                is_e164(text.as_bytes()).then(|| string(text)).flatten()
+            }
+            (Kind::Time, Value::Str(text)) => self.time(py, text)?,
+            (Kind::OptionalTime, Value::Str(text)) if text.is_empty() => {
+                Some(py.None().into_bound(py))
+            }
+            (Kind::OptionalTime, Value::Str(text)) => self.time(py, text)?,
+            (Kind::Money, Value::Int(number)) => self.money_int(py, *number)?,
+            (Kind::Money, Value::Fraction(token)) => match token.parse::<f64>() {
+                // Both read the nearest double (correctly rounded), then as orjson's float.
+                Ok(number) => self.money_float(py, &PyFloat::new(py, number))?,
+                Err(_) => None,
+            },
+            (Kind::Money, Value::Str(text)) => self.money_text(py, text)?,
+            (Kind::Int { lo, hi }, Value::Int(number)) => (*number >= lo && *number <= hi)
+                .then(|| number.into_pyobject(py).map(|n| n.into_any()))
+                .transpose()?,
+            (Kind::Bool, Value::Bool(flag)) => Some(PyBool::new(py, *flag).to_owned().into_any()),
+            (Kind::Literal, Value::Str(_)) => field
+                .literals
+                .iter()
+                .find(|(allowed, _)| Some(allowed.as_str()) == text)
+                .map(|(_, object)| object.bind(py).clone()),
+            (Kind::Object, Value::Object(object)) => {
+                let parsed = self
+                    .loads
+                    .bind(py)
+                    .call1((PyBytes::new(py, object.as_bytes()),))?;
+                parsed.downcast_exact::<PyDict>().is_ok().then_some(parsed)
+            }
+            _ => None,
+        })
+    }
+
     /// The stored value of `value` for `field`, or None (not sure: the caller gives up).
     fn convert<'py>(
         &self,
@@ -255,14 +409,7 @@ impl EventValidator {
                 let Some(text) = exact_str(value) else {
                     return Ok(None);
                 };
-                // Code points, as Python's len(); a byte length within bounds settles it early.
-                let fits = if text.len() <= max && text.len() >= min {
-                    true
-                } else {
-                    let chars = text.chars().count();
-                    chars >= min && chars <= max
-                };
-                fits.then(|| value.clone())
+                text_fits(text, min, max).then(|| value.clone())
             }
             Kind::Uuid => exact_str(value)
                 .filter(|text| is_canonical_uuid(text.as_bytes()))
@@ -336,23 +483,39 @@ impl EventValidator {
             let Ok(number) = value.extract::<i64>() else {
                 return Ok(None);
             };
-            if number < 0 || number.to_string().len() > self.money_digits {
-                return Ok(None);
-            }
-            return Ok(Some(self.decimal.bind(py).call1((value,))?));
+            return self.money_int(py, number);
         }
-        if value.is_exact_instance_of::<PyFloat>() {
-            // As `_money`: the Decimal of the float's shortest text (0.1 -> Decimal("0.1")).
-            let number: f64 = value.extract()?;
-            let limit = 10f64.powi(self.money_digits as i32);
-            if !(number.is_finite() && number >= 0.0 && number < limit) {
-                return Ok(None);
-            }
-            return Ok(Some(self.decimal.bind(py).call1((value.str()?,))?));
+        if let Ok(number) = value.downcast_exact::<PyFloat>() {
+            return self.money_float(py, number);
         }
-        let Some(text) = exact_str(value) else {
+        match exact_str(value) {
+            Some(text) => self.money_text(py, text),
+            None => Ok(None),
+        }
+    }
+
+    fn money_int<'py>(&self, py: Python<'py>, number: i64) -> PyResult<Option<Bound<'py, PyAny>>> {
+        if number < 0 || number.to_string().len() > self.money_digits {
             return Ok(None);
-        };
+        }
+        Ok(Some(self.decimal.bind(py).call1((number,))?))
+    }
+
+    fn money_float<'py>(
+        &self,
+        py: Python<'py>,
+        value: &Bound<'py, PyFloat>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        // As `_money`: the Decimal of the float's shortest text (0.1 -> Decimal("0.1")).
+        let number = value.value();
+        let limit = 10f64.powi(self.money_digits as i32);
+        if !(number.is_finite() && number >= 0.0 && number < limit) {
+            return Ok(None);
+        }
+        Ok(Some(self.decimal.bind(py).call1((value.str()?,))?))
+    }
+
+    fn money_text<'py>(&self, py: Python<'py>, text: &str) -> PyResult<Option<Bound<'py, PyAny>>> {
         let (whole, fraction) = match text.split_once('.') {
             Some((whole, fraction)) => (whole, Some(fraction)),
             None => (text, None),
@@ -364,7 +527,7 @@ impl EventValidator {
         if whole.trim_start_matches('0').len() > self.money_digits {
             return Ok(None);
         }
-        Ok(Some(self.decimal.bind(py).call1((value,))?))
+        Ok(Some(self.decimal.bind(py).call1((text,))?))
     }
 }
 
@@ -394,6 +557,18 @@ fn utc_datetime<'py>(
         Some(utc.downcast()?),
     )?;
     Ok(time.into_any())
+}
+
+/// `min <= len(text) <= max` in code points, as Python counts; the byte length settles it
+/// early when it is within the bounds (it is never below the code points, and equal to them
+/// in ASCII).
+fn text_fits(text: &str, min: usize, max: usize) -> bool {
+    let bytes = text.len();
+    if bytes <= max && bytes >= min && (min <= 1 || text.is_ascii()) {
+        return true;
+    }
+    let chars = text.chars().count();
+    chars >= min && chars <= max
 }
 
 fn exact_str<'a>(value: &'a Bound<'_, PyAny>) -> Option<&'a str> {

@@ -7,6 +7,10 @@ which accept or reject the event and name the reason (`worker.core.decode.valida
 So the native code only has to accept a subset of what the fast models accept, with exactly
 their values; `tests/unit/core/test_native_fast_path.py` holds it to that, event by event.
 
+`VALIDATOR.decode(value, key)` is the first step of `worker.core.decode.decode`: the same
+checks from the message's bytes (read in Rust, not by orjson), giving the `ValidEvent` that
+function would give, or None; `tests/unit/core/test_native_decode.py` holds it to that.
+
 Each field's kind is read here from the contract's annotations. A field of a kind this module
 does not know leaves its whole event type to pydantic (`NOT_NATIVE` names them), so a change
 of the contract can make the fast path slower, never wrong.
@@ -26,6 +30,7 @@ from decimal import Decimal
 from types import ModuleType
 from typing import Annotated, Any, Literal, Protocol, Union, get_args, get_origin, get_type_hints
 
+import orjson
 from annotated_types import Ge, Le, MaxLen, MinLen
 from pydantic.fields import FieldInfo
 from pydantic.types import Strict
@@ -43,6 +48,7 @@ from schemas.events import (
 )
 from worker.core.column_ranges import INT_RANGES, MONEY_MAX, TIME_MAX, TIME_MIN
 from worker.core.event_fast_path import FAST_MODELS
+from worker.core.valid_event import ValidEvent
 
 
 def _import_native() -> tuple[ModuleType | None, str | None]:
@@ -59,6 +65,7 @@ NATIVE_MODULE, NATIVE_MISSING = _import_native()
 
 class EventValidator(Protocol):
     def validate(self, data: dict[str, Any], /) -> Envelope | None: ...
+    def decode(self, value: bytes, key: bytes | None, /) -> ValidEvent | None: ...
 
 
 _INT64 = (-(2**63), 2**63 - 1)
@@ -189,7 +196,14 @@ def _build() -> tuple[EventValidator | None, dict[str, str]]:
     digits = len(str(int(MONEY_MAX))) - 1
     assert Decimal(10) ** digits == MONEY_MAX, "the money limit must be a power of ten"
     validator: EventValidator = NATIVE_MODULE.EventValidator(
-        models, Decimal, UTC, digits, _micros(TIME_MIN), _micros(TIME_MAX)
+        models,
+        Decimal,
+        UTC,
+        orjson.loads,
+        ValidEvent,
+        digits,
+        _micros(TIME_MIN),
+        _micros(TIME_MAX),
     )
     return validator, not_native
 

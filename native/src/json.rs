@@ -1,0 +1,287 @@
+//! A strict reader of one message: a JSON object, read as far as the validator needs it (its
+//! members, with nested objects and arrays kept as their checked text).
+//!
+//! It accepts a subset of what `orjson.loads` accepts and reads the same values from it.
+//! Where the two might differ it gives up (None) and the decoder runs orjson: invalid UTF-8, a
+//! byte order mark, an escaped lone surrogate, a number with an exponent (orjson refuses
+//! those past a double's range), an integer outside i64 (orjson makes it a float or refuses
+//! it), a duplicate member name (orjson keeps the last), deep nesting.
+
+use std::borrow::Cow;
+
+/// Nesting past this gives up (orjson's own limit is 1024 levels).
+const MAX_DEPTH: usize = 64;
+/// A number token longer than this gives up.
+const MAX_NUMBER_LEN: usize = 40;
+
+/// A member's value.
+pub enum Value<'a> {
+    Null,
+    Bool(bool),
+    /// An integer (no fraction, no exponent) within i64.
+    Int(i64),
+    /// A number with a fraction, as its text (orjson reads a float from it).
+    Fraction(&'a str),
+    Str(Cow<'a, str>),
+    /// A nested object, as its exact text.
+    Object(&'a str),
+    /// A nested array (checked, never used).
+    Array,
+}
+
+/// The members of the object `doc` holds, in document order, or None (see the module
+/// comment).
+pub fn object_members(doc: &[u8]) -> Option<Vec<(Cow<'_, str>, Value<'_>)>> {
+    let text = std::str::from_utf8(doc).ok()?;
+    let mut reader = Reader {
+        text,
+        bytes: text.as_bytes(),
+        at: 0,
+    };
+    reader.skip_space();
+    let mut members = Vec::with_capacity(24);
+    reader.object(0, |name, value| members.push((name, value)))?;
+    reader.skip_space();
+    if reader.at != reader.bytes.len() {
+        return None;
+    }
+    for (i, (name, _)) in members.iter().enumerate() {
+        if members[..i].iter().any(|(earlier, _)| earlier == name) {
+            return None;
+        }
+    }
+    Some(members)
+}
+
+struct Reader<'a> {
+    text: &'a str,
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn skip_space(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.bytes.get(self.at) {
+            self.at += 1;
+        }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.at).copied()
+    }
+
+    fn expect(&mut self, byte: u8) -> Option<()> {
+        (self.peek()? == byte).then(|| self.at += 1)
+    }
+
+    fn literal(&mut self, word: &str) -> Option<()> {
+        let end = self.at + word.len();
+        (self.bytes.get(self.at..end)? == word.as_bytes()).then(|| self.at = end)
+    }
+
+    /// An object at `at`; each member goes to `member`.
+    fn object(
+        &mut self,
+        depth: usize,
+        mut member: impl FnMut(Cow<'a, str>, Value<'a>),
+    ) -> Option<()> {
+        self.expect(b'{')?;
+        self.skip_space();
+        if self.peek()? == b'}' {
+            self.at += 1;
+            return Some(());
+        }
+        loop {
+            self.skip_space();
+            let name = self.string()?;
+            self.skip_space();
+            self.expect(b':')?;
+            self.skip_space();
+            let value = self.value(depth)?;
+            member(name, value);
+            self.skip_space();
+            match self.peek()? {
+                b',' => self.at += 1,
+                b'}' => {
+                    self.at += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    fn array(&mut self, depth: usize) -> Option<()> {
+        self.expect(b'[')?;
+        self.skip_space();
+        if self.peek()? == b']' {
+            self.at += 1;
+            return Some(());
+        }
+        loop {
+            self.skip_space();
+            self.value(depth)?;
+            self.skip_space();
+            match self.peek()? {
+                b',' => self.at += 1,
+                b']' => {
+                    self.at += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// The value at `at`, inside `depth` containers.
+    fn value(&mut self, depth: usize) -> Option<Value<'a>> {
+        Some(match self.peek()? {
+            b'"' => Value::Str(self.string()?),
+            b'{' | b'[' if depth + 1 > MAX_DEPTH => return None,
+            b'{' => {
+                let start = self.at;
+                self.object(depth + 1, |_, _| {})?;
+                Value::Object(&self.text[start..self.at])
+            }
+            b'[' => {
+                self.array(depth + 1)?;
+                Value::Array
+            }
+            b't' => {
+                self.literal("true")?;
+                Value::Bool(true)
+            }
+            b'f' => {
+                self.literal("false")?;
+                Value::Bool(false)
+            }
+            b'n' => {
+                self.literal("null")?;
+                Value::Null
+            }
+            b'-' | b'0'..=b'9' => self.number()?,
+            _ => return None,
+        })
+    }
+
+    /// `-? (0 | [1-9][0-9]*) (. [0-9]+)?`; an exponent gives up.
+    fn number(&mut self) -> Option<Value<'a>> {
+        let start = self.at;
+        if self.peek() == Some(b'-') {
+            self.at += 1;
+        }
+        match self.peek()? {
+            b'0' => self.at += 1,
+            b'1'..=b'9' => self.digits(),
+            _ => return None,
+        }
+        let mut fraction = false;
+        if self.peek() == Some(b'.') {
+            self.at += 1;
+            if !self.peek()?.is_ascii_digit() {
+                return None;
+            }
+            self.digits();
+            fraction = true;
+        }
+        if matches!(self.peek(), Some(b'e' | b'E')) || self.at - start > MAX_NUMBER_LEN {
+            return None;
+        }
+        let token = &self.text[start..self.at];
+        if fraction {
+            Some(Value::Fraction(token))
+        } else {
+            token.parse().ok().map(Value::Int)
+        }
+    }
+
+    fn digits(&mut self) {
+        while self.peek().is_some_and(|b| b.is_ascii_digit()) {
+            self.at += 1;
+        }
+    }
+
+    /// The string at `at`, unescaped; borrowed when it has no escapes.
+    fn string(&mut self) -> Option<Cow<'a, str>> {
+        self.expect(b'"')?;
+        let start = self.at;
+        loop {
+            match *self.bytes.get(self.at)? {
+                b'"' => {
+                    let text = &self.text[start..self.at];
+                    self.at += 1;
+                    return Some(Cow::Borrowed(text));
+                }
+                b'\\' => break,
+                0x00..=0x1f => return None,
+                _ => self.at += 1,
+            }
+        }
+        let mut out = String::from(&self.text[start..self.at]);
+        loop {
+            let b = *self.bytes.get(self.at)?;
+            match b {
+                b'"' => {
+                    self.at += 1;
+                    return Some(Cow::Owned(out));
+                }
+                b'\\' => {
+                    self.at += 1;
+                    let escaped = *self.bytes.get(self.at)?;
+                    self.at += 1;
+                    out.push(match escaped {
+                        b'"' => '"',
+                        b'\\' => '\\',
+                        b'/' => '/',
+                        b'b' => '\u{8}',
+                        b'f' => '\u{c}',
+                        b'n' => '\n',
+                        b'r' => '\r',
+                        b't' => '\t',
+                        b'u' => self.escaped_char()?,
+                        _ => return None,
+                    });
+                }
+                0x00..=0x1f => return None,
+                _ => {
+                    // Copy up to the next quote or backslash in one go (valid UTF-8: the
+                    // document was checked, and both delimiters are ASCII).
+                    let run = self.bytes[self.at..]
+                        .iter()
+                        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+                        .map_or(self.bytes.len(), |n| self.at + n);
+                    out.push_str(&self.text[self.at..run]);
+                    self.at = run;
+                }
+            }
+        }
+    }
+
+    /// The char of `\uXXXX` (after the `u`), a surrogate pair read whole; a lone surrogate
+    /// gives up.
+    fn escaped_char(&mut self) -> Option<char> {
+        let first = self.hex4()?;
+        let code = match first {
+            0xd800..=0xdbff => {
+                self.literal("\\u")?;
+                let second = self.hex4()?;
+                if !(0xdc00..=0xdfff).contains(&second) {
+                    return None;
+                }
+                0x10000 + ((first - 0xd800) << 10) + (second - 0xdc00)
+            }
+            0xdc00..=0xdfff => return None,
+            _ => first,
+        };
+        char::from_u32(code)
+    }
+
+    fn hex4(&mut self) -> Option<u32> {
+        let digits = self.text.get(self.at..self.at + 4)?;
+        if !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        self.at += 4;
+        u32::from_str_radix(digits, 16).ok()
+    }
+}
