@@ -19,7 +19,7 @@ from __future__ import annotations
 import base64
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Sequence, Set
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -105,9 +105,6 @@ class BatchPlanner:
         # The newest event time seen: the clock of the timeout close.
         self.watermark: datetime | None = None
         self._awake: set[CallKey] = set()  # calls the latest batch left unpacked
-        # Calls whose latest rebuild closed them: the cache holds open calls (DESIGN.md
-        # section 1), so they leave it once their writes are durable (`_drop_closed`).
-        self._closed: set[CallKey] = set()
         self._last_scan: datetime | None = None
 
     def decode(self, records: Sequence[Record]) -> Decoded:
@@ -143,8 +140,6 @@ class BatchPlanner:
         names calls that must stay cached (those of the batch still being written).
         """
         plan = Plan(records=decoded.records, ingested_at=ingested_at)
-        # Not the calls of this batch: decode() found them cached, and they are merged below.
-        self._drop_closed(keep=(keep or set()) | decoded.by_call.keys())
         for record, rejection in decoded.rejected:
             self._dead_letter(record, rejection, plan)
         missing = frozenset(decoded.missing)  # for lookups: a batch can miss thousands
@@ -197,20 +192,16 @@ class BatchPlanner:
         self.cache.evict_overflow(keep=plan.keys | (keep or set()))
         return plan
 
-    def rest(self, keep: set[CallKey] | None = None) -> int:
-        """Pack every open call a batch left unpacked and drop the closed ones, but those in
-        `keep` (the batch still being written): the pipeline calls it when idle."""
+    def rest(self) -> int:
+        """Pack every call a batch left unpacked (the pipeline calls it when idle)."""
         count = len(self._awake)
         self._rest(self._awake)
         self._awake = set()
-        self._drop_closed(keep or set())
         return count
 
     def forget_partitions(self, partitions: set[int]) -> int:
         """Drop the calls of partitions this worker no longer owns (or must re-read)."""
-        dropped = self.cache.drop_partitions(partitions)
-        self._closed = {key for key in self._closed if key in self.cache}
-        return dropped
+        return self.cache.drop_partitions(partitions)
 
     # -- steps ------------------------------------------------------------------------------
 
@@ -249,11 +240,7 @@ class BatchPlanner:
         # The state holds one event per event_id (CallState.merge keeps the larger digest).
         events = sorted(state.valid_events(), key=event_order)
         rows = rows_of_distinct(events, self.rates, now=now, timeout=self.call_timeout)
-        if rows.open:
-            state.settle()
-            self._closed.discard(key)
-        else:
-            self._closed.add(key)
+        state.settle()
         state.open = rows.open
         state.last_event_at = rows.last_event_at
         if now is not None:
@@ -266,20 +253,8 @@ class BatchPlanner:
     def _rest(self, keys: Iterable[CallKey]) -> None:
         for key in keys:
             state = self.cache.peek(key)
-            # A closed call stays unpacked until it is dropped: packing it would be wasted.
-            if state is not None and key not in self._closed:
+            if state is not None:
                 state.pack()
-
-    def _drop_closed(self, keep: Set[CallKey]) -> None:
-        """Forget the closed calls, but those in `keep`.
-
-        A later event of a forgotten call reloads it from call_event, which holds all its
-        events by then: a call is dropped no sooner than the plan after the one that closed
-        it, and never while its batch is in flight (`keep`), so its writes are durable.
-        """
-        for key in [key for key in self._closed if key not in keep]:
-            self._closed.discard(key)
-            self.cache.discard(key)
 
     def _timed_out_calls(self, exclude: set[CallKey]) -> list[CallKey]:
         if self.watermark is None:

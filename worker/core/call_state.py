@@ -2,8 +2,8 @@
 
 The cache is an optimisation, never the truth. The truth is the `call_event` table: every
 valid event is written there before its offset is committed, so a call that is not cached
-(after a restart, a rebalance, an eviction, or because it had closed: the planner keeps open
-calls) is reloaded from it before new events are merged. Rows are rebuilt from the full event set, so a reload gives the same rows as if the
+(after a restart, a rebalance or an eviction) is reloaded from it before new events are
+merged. Rows are rebuilt from the full event set, so a reload gives the same rows as if the
 call had never left memory.
 """
 
@@ -118,10 +118,6 @@ class CallCache:
     def put(self, key: CallKey, state: CallState) -> None:
         self._calls[key] = state
         self._calls.move_to_end(key)
-
-    def discard(self, key: CallKey) -> None:
-        """Forget the call (if cached)."""
-        self._calls.pop(key, None)
 
     def evict_overflow(self, keep: Iterable[CallKey] = ()) -> int:
         """Drop least recently used calls beyond the bound (never those in `keep`)."""

@@ -54,10 +54,9 @@ class BatchPreparer:
         self.metrics.cached_calls.set(len(self.planner.cache))
         return plan
 
-    def rest(self, keep: set[CallKey]) -> int:
-        """Idle: pack the calls the last batch left unpacked and forget the closed ones, but
-        `keep`, the calls of the batch in flight (see BatchPlanner.plan)."""
-        return self.planner.rest(keep)
+    def rest(self) -> int:
+        """Idle: pack the calls the last batch left unpacked (see BatchPlanner.plan)."""
+        return self.planner.rest()
 
     def forget_partitions(self, partitions: set[int]) -> int:
         """Forget the calls of `partitions` (revoked, or rewound to be read again)."""

@@ -286,8 +286,7 @@ class ConsumeLoop:
                     break  # nothing more buffered: flush what we have rather than wait
                 if remaining == 0.0:
                     deadline = time.monotonic() + max_seconds  # idle: a fresh window
-                    # and the last batch's calls go back to rest (or, closed, leave)
-                    self.preparer.rest(keep=self._calls_in_flight())
+                    self.preparer.rest()  # and the last batch's calls go back to rest
         self._window_opened = time.monotonic()
         if self._revoked:
             # Those partitions now belong to another worker, which resumes from our last

@@ -173,7 +173,7 @@ def test_the_planner_keeps_the_latest_batchs_calls_unpacked_until_idle() -> None
     assert not state(a).resting and not state(b).resting
     order = [key for key, _ in planner.cache.items()]
     assert order[0][0] is order[1][0]  # the cache keys share one project_id string
-    batch(b_events[1:2])
+    batch(b_events[1:])
     assert state(a).resting and not state(b).resting
     assert [key for key, _ in planner.cache.items()] == order  # resting is not a use
     assert planner.rest() == 1
@@ -182,38 +182,6 @@ def test_the_planner_keeps_the_latest_batchs_calls_unpacked_until_idle() -> None
     assert {ev.event.event_id for ev in state(a).valid_events()} == {
         ev["event_id"] for ev in a_events
     }
-
-
-def test_a_closed_call_leaves_the_cache_once_its_batch_is_durable() -> None:
-    """The cache holds open calls (DESIGN.md section 1): a call its events close stays cached
-    while its batch is written (`keep`), then leaves; a later event reloads it."""
-    events = outbound_call("call-c")
-    planner = BatchPlanner(rates_for_tests(), timedelta(hours=4), cache_max_calls=10)
-    key = (PROJECT, "call-c")
-
-    def batch(evs: list[dict[str, Any]], stored: list[dict[str, Any]]) -> tuple[Any, Any]:
-        records = [_Record(*encode(ev), offset=i) for i, ev in enumerate(evs)]
-        decoded = planner.decode(records)
-        reloaded = [(PROJECT, "call-c", encode(ev)[1].decode()) for ev in stored]
-        return decoded, planner.plan(decoded, reloaded, T0)
-
-    def cached() -> CallState | None:
-        return planner.cache.peek(key)
-
-    batch(events[:-1], stored=[])
-    assert (state := cached()) is not None and state.open
-    _, closing = batch(events[-1:], stored=[])
-    assert (state := cached()) is not None and not state.open
-    planner.rest(keep={key})  # its batch is still being written
-    assert cached() is not None
-    planner.rest(keep=set())
-    assert cached() is None
-    # A duplicate of its last event: reloaded from call_event, rebuilt to the same rows.
-    decoded, again = batch(events[-1:], stored=events)
-    assert decoded.missing == [key]
-    assert again.duplicates == 1 and again.event_rows == []
-    assert len(closing.tables["call_log"]) == 1
-    assert again.tables["call_log"] == closing.tables["call_log"]
 
 
 @dataclass

