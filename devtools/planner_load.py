@@ -1,8 +1,8 @@
 """Generated traffic written to a store by the worker's own planner, without Kafka: for
 measurements and tests of what the rows hold (benchmarks/storage.py, the dashboard test).
 
-The planner decodes, correlates and plans exactly as the worker does; the writes follow the
-worker's order (rejected_event, call_event, then the rows). Offsets, commits and retries are
+The planner decodes, reloads uncached calls, correlates and plans exactly as the worker does;
+the writes follow the worker's order (rejected_event, call_event, then the rows). Offsets, commits and retries are
 the pipeline's business and are left out.
 """
 
@@ -38,7 +38,11 @@ def load(
     store: ClickHouseStore, planner: BatchPlanner, records: Sequence[Record], batch: int
 ) -> None:
     for first in range(0, len(records), batch):
-        plan = planner.plan(planner.decode(records[first : first + batch]), [], datetime.now(UTC))
+        decoded = planner.decode(records[first : first + batch])
+        # As the worker: calls not cached (closed, evicted) are reloaded from call_event.
+        stored = store.load_call_events(decoded.missing) if decoded.missing else []
+        reloaded = [(project, call, payload) for project, call, payload, *_ in stored]
+        plan = planner.plan(decoded, reloaded, datetime.now(UTC))
         store.insert("rejected_event", plan.rejected_rows)
         store.insert("call_event", plan.event_rows)
         for name, rows in plan.tables.items():
