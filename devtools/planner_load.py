@@ -2,8 +2,8 @@
 measurements and tests of what the rows hold (benchmarks/storage.py, the dashboard test).
 
 The planner decodes, reloads uncached calls, correlates and plans exactly as the worker does;
-the writes follow the worker's order (rejected_event, call_event, then the rows). Offsets, commits and retries are
-the pipeline's business and are left out.
+the writes follow the worker's order (rejected_event, call_event, then the rows). Offsets,
+commits and retries are the pipeline's business and are left out.
 """
 
 from __future__ import annotations
