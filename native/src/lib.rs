@@ -23,7 +23,10 @@ use blake2::Blake2bVar;
 use model::{FieldsSets, ModelBuilder};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDateTime, PyDict, PyFloat, PyInt, PyString, PyTuple, PyType};
+use pyo3::types::{
+    PyBool, PyDateAccess, PyDateTime, PyDict, PyFloat, PyInt, PyString, PyTimeAccess, PyTuple,
+    PyType, PyTzInfoAccess,
+};
 
 /// How a field is checked and converted (the numbers are `worker.core.native_fast_path.Kind`).
 #[derive(Clone, Copy)]
@@ -394,6 +397,23 @@ fn utc_datetime<'py>(
         Some(utc.downcast()?),
     )?;
     Ok(time.into_any())
+}
+
+/// Microseconds since the epoch of an exact datetime in `utc` (`datetime.UTC`) with fold 0.
+fn utc_micros(value: &Bound<'_, PyAny>, utc: &Bound<'_, PyAny>) -> Option<i64> {
+    let time = value.downcast_exact::<PyDateTime>().ok()?;
+    if !time.get_tzinfo()?.is(utc) || time.get_fold() {
+        return None;
+    }
+    let days = days_from_civil(
+        i64::from(time.get_year()),
+        i64::from(time.get_month()),
+        i64::from(time.get_day()),
+    );
+    let seconds = ((days * 24 + i64::from(time.get_hour())) * 60 + i64::from(time.get_minute()))
+        * 60
+        + i64::from(time.get_second());
+    Some(seconds * 1_000_000 + i64::from(time.get_microsecond()))
 }
 
 fn exact_str<'a>(value: &'a Bound<'_, PyAny>) -> Option<&'a str> {
