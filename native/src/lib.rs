@@ -17,6 +17,7 @@ use std::collections::HashMap;
 
 mod model;
 mod pack;
+mod rows;
 
 use blake2::digest::{Update, VariableOutput};
 use blake2::Blake2bVar;
@@ -548,6 +549,7 @@ fn payload_digest(payload: &[u8]) -> u64 {
 fn ringlog_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<EventValidator>()?;
     m.add_class::<pack::EventPacker>()?;
+    m.add_class::<rows::RowBuilder>()?;
     m.add("PACK_TAG", pack::TAG)?;
     m.add_function(wrap_pyfunction!(payload_digest, m)?)?;
     m.add(
