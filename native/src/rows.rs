@@ -31,6 +31,9 @@ impl From<PyErr> for Bail {
 
 type Out<T> = Result<T, Bail>;
 
+/// A time of the rows: its object (or None) and its micros (for durations).
+type Time<'py> = (Bound<'py, PyAny>, Option<i64>);
+
 /// An event's kind, as correlation._index tells it by `type`.
 #[derive(Clone, Copy, PartialEq)]
 enum Kind {
@@ -361,17 +364,7 @@ impl RowBuilder {
             call: field!(first, "call_id"),
             rates: rates.clone(),
         };
-        // min and max keep the first of equal times, as Python's do.
-        let mut created = &events[0].0;
-        let mut updated = &events[0].0;
-        for (ev, _) in &events[1..] {
-            if ev.at < created.at {
-                created = ev;
-            }
-            if ev.at > updated.at {
-                updated = ev;
-            }
-        }
+        let (created, updated) = first_and_last(&events);
         let (created_at, updated_at) = (created.at_obj.clone(), updated.at_obj.clone());
         let updated_micros = updated.at;
         let timed_out = match (now, timeout) {
@@ -488,47 +481,11 @@ impl RowBuilder {
             computed.push(self.item(py, call, &parent_id, dial, cost)?);
         }
         let items = self.final_items(py, call, &parent_id, &computed, latest)?;
-        let mut outgoing = self.zero.bind(py).clone();
-        let mut live = 0usize;
-        for (item, _) in items.iter().filter(|(_, deleted)| !deleted) {
-            live += 1;
-            let cost = item
-                .get_item(pyo3::intern!(py, "call_cost_in_usd_cents"))?
-                .ok_or(Bail::Fallback)?;
-            if cost.is_truthy()? {
-                outgoing = outgoing.add(cost)?;
-            }
-        }
-        let any_answered = computed.iter().any(|item| item.is_answered);
+        let live: Vec<_> = items.iter().filter(|(_, deleted)| !deleted).collect();
+        let outgoing = self.outgoing(py, live.iter().map(|(row, _)| row))?;
         let none = py.None().into_bound(py);
-        let (status, status_message, ended_at) = if let Some(ended) = &latest.call_ended {
-            let status = if any_answered {
-                lit!(py, "Completed")
-            } else {
-                self.status_of(py, &self.call_end_status, &field!(ended, "outcome"))?
-            };
-            let ended_at = (ended.at_obj.clone(), Some(ended.at));
-            (status, field!(ended, "status_message"), ended_at)
-        } else if close {
-            let status = if any_answered {
-                lit!(py, "Completed")
-            } else {
-                lit!(py, "NoAnswer")
-            };
-            let message = self.timeout_message.bind(py).clone().into_any();
-            (status, message, (last.0.clone(), Some(last.1)))
-        } else {
-            let status = if any_answered {
-                lit!(py, "Connected")
-            } else if computed.iter().any(|item| item.ended) {
-                lit!(py, "Escalated")
-            } else if !computed.is_empty() {
-                lit!(py, "Ringing")
-            } else {
-                lit!(py, "Initiated")
-            };
-            (status, none.clone(), (none.clone(), None))
-        };
+        let (status, status_message, ended_at) =
+            self.parent_status(py, &computed, latest.call_ended.as_ref(), close, last)?;
         let answered_by = self.answered_by(&computed, &latest.dials);
         let latest_attempt = latest_attempt(&latest.dials)?;
         let received = latest.received.as_ref();
@@ -577,9 +534,68 @@ impl RowBuilder {
             "current_escalation_rule_order":
                 field_or_none!(py, latest_attempt, "escalation_rule_order"),
             "repeat_count": field_or_none!(py, latest_attempt, "repeat_count"),
-            "dial_attempts": live,
+            "dial_attempts": live.len(),
         });
         Ok((parent, items.into_iter().map(|(row, _)| row).collect()))
+    }
+
+    /// The parent's status, status_message and end (the object, and micros for durations).
+    fn parent_status<'py>(
+        &self,
+        py: Python<'py>,
+        computed: &[Computed<'py>],
+        ended: Option<&Event<'py>>,
+        close: bool,
+        last: (&Bound<'py, PyAny>, i64),
+    ) -> Out<(Bound<'py, PyAny>, Bound<'py, PyAny>, Time<'py>)> {
+        let any_answered = computed.iter().any(|item| item.is_answered);
+        let none = py.None().into_bound(py);
+        if let Some(ended) = ended {
+            let status = if any_answered {
+                lit!(py, "Completed")
+            } else {
+                self.status_of(py, &self.call_end_status, &field!(ended, "outcome"))?
+            };
+            let ended_at = (ended.at_obj.clone(), Some(ended.at));
+            return Ok((status, field!(ended, "status_message"), ended_at));
+        }
+        if close {
+            let status = if any_answered {
+                lit!(py, "Completed")
+            } else {
+                lit!(py, "NoAnswer")
+            };
+            let message = self.timeout_message.bind(py).clone().into_any();
+            return Ok((status, message, (last.0.clone(), Some(last.1))));
+        }
+        let status = if any_answered {
+            lit!(py, "Connected")
+        } else if computed.iter().any(|item| item.ended) {
+            lit!(py, "Escalated")
+        } else if !computed.is_empty() {
+            lit!(py, "Ringing")
+        } else {
+            lit!(py, "Initiated")
+        };
+        Ok((status, none.clone(), (none, None)))
+    }
+
+    /// `sum(cost for the live items if cost, ZERO)`, with Decimal's own `+`.
+    fn outgoing<'a, 'py: 'a>(
+        &self,
+        py: Python<'py>,
+        live: impl Iterator<Item = &'a Bound<'py, PyDict>>,
+    ) -> Out<Bound<'py, PyAny>> {
+        let mut total = self.zero.bind(py).clone();
+        for row in live {
+            let cost = row
+                .get_item(pyo3::intern!(py, "call_cost_in_usd_cents"))?
+                .ok_or(Bail::Fallback)?;
+            if cost.is_truthy()? {
+                total = total.add(cost)?;
+            }
+        }
+        Ok(total)
     }
 
     /// correlation._item: one dial's item row from its events and its leg's cost report.
@@ -612,7 +628,7 @@ impl RowBuilder {
             None if is_answered => lit!(py, "Connected"),
             None => lit!(py, "Ringing"),
         };
-        let talk = self.talk(ended, cost)?;
+        let talk = billable(ended, cost)?;
         let talk = match talk {
             Some(talk) => talk,
             None if !is_answered => int_or_none(py, ended.map(|_| 0))?,
@@ -621,10 +637,6 @@ impl RowBuilder {
         let phone = field_or_none!(py, started, "user_phone_number");
         let (item_cost, source) =
             self.leg_cost(py, call, cost, pyo3::intern!(py, "outbound"), &phone, &talk)?;
-        let time = |ev: Option<&Event<'py>>| match ev {
-            Some(ev) => ev.at_obj.clone(),
-            None => py.None().into_bound(py),
-        };
         let id = self.item_id(py, call, &dial.key);
         let row = row!(py, {
             "id": id,
@@ -641,9 +653,9 @@ impl RowBuilder {
             "talk_duration_in_seconds": talk,
             "call_cost_in_usd_cents": item_cost,
             "cost_source": source,
-            "started_at": time(started),
-            "answered_at": time(answered),
-            "ended_at": time(ended),
+            "started_at": time_of(py, started),
+            "answered_at": time_of(py, answered),
+            "ended_at": time_of(py, ended),
             "is_answered": is_answered,
         });
         Ok(Computed {
@@ -653,21 +665,6 @@ impl RowBuilder {
             started_at: at(started),
             ended: ended.is_some(),
         })
-    }
-
-    /// The end event's billable_seconds, else the cost report's; None if neither says.
-    fn talk<'py>(
-        &self,
-        ended: Option<&Event<'py>>,
-        cost: Option<&Event<'py>>,
-    ) -> Out<Option<Bound<'py, PyAny>>> {
-        for ev in [ended, cost].into_iter().flatten() {
-            let seconds = field!(ev, "billable_seconds");
-            if !seconds.is_none() {
-                return Ok(Some(seconds));
-            }
-        }
-        Ok(None)
     }
 
     /// correlation._final_items: by dial_id, amendments applied, the deletion flag set.
@@ -847,7 +844,7 @@ impl RowBuilder {
             latest.out_ended.as_ref(),
         );
         let cost = latest.costs.get(&call.call_text);
-        let talk = match self.talk(ended, cost)? {
+        let talk = match billable(ended, cost)? {
             Some(talk) => talk,
             None if answered.is_none() => int_or_none(py, Some(0))?,
             None => int_or_none(
@@ -870,10 +867,6 @@ impl RowBuilder {
                 .bind(py)
                 .call1((field!(placed, "call_data"),))?
                 .call_method0(pyo3::intern!(py, "decode"))?,
-            None => py.None().into_bound(py),
-        };
-        let time = |ev: Option<&Event<'py>>| match ev {
-            Some(ev) => ev.at_obj.clone(),
             None => py.None().into_bound(py),
         };
         Ok(row!(py, {
@@ -902,9 +895,9 @@ impl RowBuilder {
                 field_or_none!(py, placed, "on_call_duty_policy_escalation_rule_id"),
             "on_call_duty_policy_schedule_id":
                 field_or_none!(py, placed, "on_call_duty_policy_schedule_id"),
-            "started_at": time(placed),
-            "answered_at": time(answered),
-            "ended_at": time(ended),
+            "started_at": time_of(py, placed),
+            "answered_at": time_of(py, answered),
+            "ended_at": time_of(py, ended),
         }))
     }
 
@@ -1038,6 +1031,21 @@ fn uuid5_text(hash: &[u8]) -> String {
     String::from_utf8(out).expect("hex digits and hyphens are ASCII")
 }
 
+/// The events with the earliest and the latest time: the first of equals, as Python's min
+/// and max give. `events` is not empty.
+fn first_and_last<'a, 'py>(events: &'a [(Event<'py>, Kind)]) -> (&'a Event<'py>, &'a Event<'py>) {
+    let (mut first, mut last) = (&events[0].0, &events[0].0);
+    for (ev, _) in &events[1..] {
+        if ev.at < first.at {
+            first = ev;
+        }
+        if ev.at > last.at {
+            last = ev;
+        }
+    }
+    (first, last)
+}
+
 /// The latest dial_started by `order_key` (the first of equals).
 fn latest_attempt<'a, 'py>(dials: &'a [Dial<'py>]) -> Out<Option<&'a Event<'py>>> {
     let mut best: Option<(&Event<'py>, (i64, i64, String))> = None;
@@ -1048,6 +1056,20 @@ fn latest_attempt<'a, 'py>(dials: &'a [Dial<'py>]) -> Out<Option<&'a Event<'py>>
         }
     }
     Ok(best.map(|(started, _)| started))
+}
+
+/// The end event's billable_seconds, else the cost report's; None if neither says.
+fn billable<'py>(
+    ended: Option<&Event<'py>>,
+    cost: Option<&Event<'py>>,
+) -> Out<Option<Bound<'py, PyAny>>> {
+    for ev in [ended, cost].into_iter().flatten() {
+        let seconds = field!(ev, "billable_seconds");
+        if !seconds.is_none() {
+            return Ok(Some(seconds));
+        }
+    }
+    Ok(None)
 }
 
 /// correlation.seconds_between: whole seconds rounded up from the milliseconds; None if
@@ -1087,6 +1109,14 @@ fn exact_int(value: &Bound<'_, PyAny>) -> Out<i64> {
         return Err(Bail::Fallback);
     }
     value.extract::<i64>().map_err(|_| Bail::Fallback)
+}
+
+/// The event's time object, or None without the event.
+fn time_of<'py>(py: Python<'py>, ev: Option<&Event<'py>>) -> Bound<'py, PyAny> {
+    match ev {
+        Some(ev) => ev.at_obj.clone(),
+        None => py.None().into_bound(py),
+    }
 }
 
 fn int_or_none<'py>(py: Python<'py>, value: Option<i64>) -> PyResult<Bound<'py, PyAny>> {

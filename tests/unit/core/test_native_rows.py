@@ -168,17 +168,22 @@ def cdr_fields(draw: st.DrawFn) -> dict[str, Any]:
     directions = ["INBOUND_CALL", "OUTBOUND_CALL", "EXTENSION_CALL", "INBOUND_OUTBOUND_CALL"]
     optional = {
         "caller": "101",
-        "callee": draw(st.sampled_from([*NUMBERS, "102"])),
-        "direction": draw(st.sampled_from(directions)),
         "started_at": b.at(0),
         "answered_at": draw(st.sampled_from(["", b.at(2)])),
         "ended_at": b.at(30),
         "status_code": 200,
-        "duration": draw(seconds),
         "cost": draw(money),
         "trunk": "trunk-1",
     }
-    return {"cdr_id": draw(st.sampled_from(["x", "y", "z"]))} | maybe(draw, optional)
+    # What rating reads is mostly present, so that every direction gets rated.
+    rated = {
+        "callee": draw(st.sampled_from([*NUMBERS, "102"])),
+        "direction": draw(st.sampled_from(directions)),
+        "duration": draw(seconds),
+    }
+    mostly = st.sampled_from([True, True, True, False])
+    rated = {name: value for name, value in rated.items() if draw(mostly)}
+    return {"cdr_id": draw(st.sampled_from(["x", "y", "z"]))} | rated | maybe(draw, optional)
 
 
 def decoded(data: dict[str, Any], path: str, digest: int) -> ValidEvent:
