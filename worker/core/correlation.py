@@ -244,7 +244,7 @@ def rows_of_distinct(
     state keeps its events so, and skips the de-duplication here.
 
     `ringlog_native`'s RowBuilder builds them when it is installed and can: the same rows
-    (tests/unit/core/test_native_rows.py), in about 2 us per event instead of 4.5-5 on the
+    (tests/unit/core/test_native_rows.py), in about 2 us per event instead of 3.4-5 on the
     benchmark's traffic. Else, and wherever it answers None, the Python code below."""
     if ROW_BUILDER is not None:
         built = ROW_BUILDER.rows(distinct, rates, now, timeout)
