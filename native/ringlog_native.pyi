@@ -48,3 +48,26 @@ class EventPacker:
         """The events as bytes, or None if one of them cannot be packed exactly."""
     def unpack(self, packed: bytes, key: tuple[str, str], /) -> dict[str, Any]:
         """The events `pack` was given, by event_id; `key` is (project_id, call_id)."""
+
+class RowBuilder:
+    def __init__(
+        self,
+        classes: dict[type[Any], str],
+        valid_event: type[Any],
+        rate: Any,
+        round_cents: Any,
+        zero: Any,
+        namespace: bytes,
+        timeout_message: str,
+        item_end_status: dict[str, str],
+        call_end_status: dict[str, str],
+        cdr_direction: dict[str, Any],
+        never: Any,
+        dumps: Any,
+        utc: Any,
+        /,
+    ) -> None: ...
+    def rows(
+        self, distinct: Any, rates: Any, now: Any = None, timeout: Any = None, /
+    ) -> tuple[list[Any], list[Any], list[Any], list[Any], bool, Any] | None:
+        """rows_of_distinct's CallRows fields in order, or None where Python must answer."""

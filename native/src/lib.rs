@@ -20,6 +20,7 @@ use std::collections::HashMap;
 mod json;
 mod model;
 mod pack;
+mod rows;
 
 use blake2::digest::{Update, VariableOutput};
 use blake2::Blake2bVar;
@@ -27,7 +28,10 @@ use json::Value;
 use model::{FieldsSets, ModelBuilder};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyBytes, PyDateTime, PyDict, PyFloat, PyInt, PyString, PyTuple, PyType};
+use pyo3::types::{
+    PyBool, PyBytes, PyDateAccess, PyDateTime, PyDict, PyFloat, PyInt, PyString, PyTimeAccess,
+    PyTuple, PyType, PyTzInfoAccess,
+};
 
 /// How a field is checked and converted (the numbers are `worker.core.native_fast_path.Kind`).
 #[derive(Clone, Copy)]
@@ -571,6 +575,23 @@ fn text_fits(text: &str, min: usize, max: usize) -> bool {
     chars >= min && chars <= max
 }
 
+/// Microseconds since the epoch of an exact datetime in `utc` (`datetime.UTC`) with fold 0.
+fn utc_micros(value: &Bound<'_, PyAny>, utc: &Bound<'_, PyAny>) -> Option<i64> {
+    let time = value.downcast_exact::<PyDateTime>().ok()?;
+    if !time.get_tzinfo()?.is(utc) || time.get_fold() {
+        return None;
+    }
+    let days = days_from_civil(
+        i64::from(time.get_year()),
+        i64::from(time.get_month()),
+        i64::from(time.get_day()),
+    );
+    let seconds = ((days * 24 + i64::from(time.get_hour())) * 60 + i64::from(time.get_minute()))
+        * 60
+        + i64::from(time.get_second());
+    Some(seconds * 1_000_000 + i64::from(time.get_microsecond()))
+}
+
 fn exact_str<'a>(value: &'a Bound<'_, PyAny>) -> Option<&'a str> {
     // A str that is not valid UTF-8 (a lone surrogate) is left to pydantic too.
     value.downcast_exact::<PyString>().ok()?.to_str().ok()
@@ -703,6 +724,7 @@ fn payload_digest(payload: &[u8]) -> u64 {
 fn ringlog_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<EventValidator>()?;
     m.add_class::<pack::EventPacker>()?;
+    m.add_class::<rows::RowBuilder>()?;
     m.add("PACK_TAG", pack::TAG)?;
     m.add_function(wrap_pyfunction!(payload_digest, m)?)?;
     m.add(

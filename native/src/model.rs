@@ -107,3 +107,14 @@ pub fn set_slot(
         Err(PyErr::fetch(instance.py()))
     }
 }
+
+/// An attribute from the instance itself (its slots and `__dict__`), None if unset.
+pub fn get_slot<'py>(
+    instance: &Bound<'py, PyAny>,
+    name: &Bound<'_, PyString>,
+) -> Option<Bound<'py, PyAny>> {
+    let py = instance.py();
+    let found = unsafe { ffi::PyObject_GenericGetAttr(instance.as_ptr(), name.as_ptr()) };
+    // Unset: an AttributeError, dropped.
+    unsafe { Bound::from_owned_ptr_or_err(py, found) }.ok()
+}

@@ -17,14 +17,11 @@ use std::collections::HashMap;
 use pyo3::exceptions::PyValueError;
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{
-    PyBool, PyBytes, PyDateAccess, PyDateTime, PyDict, PyInt, PyString, PyTimeAccess, PyTuple,
-    PyType, PyTzInfoAccess,
-};
+use pyo3::types::{PyBool, PyBytes, PyDict, PyInt, PyString, PyTuple, PyType};
 
-use crate::model::{FieldsSets, ModelBuilder};
+use crate::model::{get_slot, FieldsSets, ModelBuilder};
 use crate::{
-    days_from_civil, exact_str, is_canonical_uuid, utc_datetime, KIND_BOOL, KIND_E164, KIND_INT,
+    exact_str, is_canonical_uuid, utc_datetime, utc_micros, KIND_BOOL, KIND_E164, KIND_INT,
     KIND_LITERAL, KIND_MONEY, KIND_OBJECT, KIND_OPTIONAL_TIME, KIND_TEXT, KIND_TIME, KIND_UUID,
 };
 
@@ -339,7 +336,7 @@ impl EventPacker {
                 put_text(out, text);
             }
             Coding::Time => {
-                let Some(micros) = self.utc_micros(py, value) else {
+                let Some(micros) = utc_micros(value, self.utc.bind(py)) else {
                     return Ok(false);
                 };
                 put_varint(out, zigzag(micros.wrapping_sub(*last_time)));
@@ -406,26 +403,6 @@ impl EventPacker {
             }
         }
         Ok(true)
-    }
-
-    /// Microseconds since the epoch of an exact datetime in `datetime.UTC` with fold 0.
-    fn utc_micros(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> Option<i64> {
-        if !value.is_exact_instance_of::<PyDateTime>() {
-            return None;
-        }
-        let time = value.downcast::<PyDateTime>().ok()?;
-        if !time.get_tzinfo()?.is(self.utc.bind(py)) || time.get_fold() {
-            return None;
-        }
-        let days = days_from_civil(
-            i64::from(time.get_year()),
-            i64::from(time.get_month()),
-            i64::from(time.get_day()),
-        );
-        let seconds =
-            ((days * 24 + i64::from(time.get_hour())) * 60 + i64::from(time.get_minute())) * 60
-                + i64::from(time.get_second());
-        Some(seconds * 1_000_000 + i64::from(time.get_microsecond()))
     }
 
     fn unpack_event<'py>(
@@ -550,17 +527,6 @@ impl PackModel {
         }
         Ok(Some(mask))
     }
-}
-
-/// An attribute from the instance itself (its slots and `__dict__`), None if unset.
-fn get_slot<'py>(
-    instance: &Bound<'py, PyAny>,
-    name: &Bound<'_, PyString>,
-) -> Option<Bound<'py, PyAny>> {
-    let py = instance.py();
-    let found = unsafe { ffi::PyObject_GenericGetAttr(instance.as_ptr(), name.as_ptr()) };
-    // Unset: an AttributeError, dropped.
-    unsafe { Bound::from_owned_ptr_or_err(py, found) }.ok()
 }
 
 fn exact_u64(value: &Bound<'_, PyAny>) -> Option<u64> {

@@ -17,11 +17,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import cast
+from typing import Protocol, cast
 
 import orjson
 
 from schemas.events import (
+    EVENT_MODELS,
     CdrRecorded,
     CostReported,
     DialAnswered,
@@ -40,6 +41,8 @@ from schemas.events import (
 from schemas.rows import CallLogRow, CdrRow, IncomingCallLogItemRow, IncomingCallLogRow, TableName
 from worker.core.costing import ZERO, rate, round_cents
 from worker.core.decode import ValidEvent
+from worker.core.event_fast_path import FAST_MODELS
+from worker.core.native_fast_path import NATIVE_MODULE
 from worker.core.rates import Direction, RatePlan
 
 Row = IncomingCallLogRow | IncomingCallLogItemRow | CallLogRow | CdrRow
@@ -238,7 +241,26 @@ def rows_of_distinct(
 ) -> CallRows:
     """`build_call_rows` of events that are already distinct: one per event_id (the larger
     digest), sorted by `event_order`, as `distinct_events` gives them. The planner's call
-    state keeps its events so, and skips the de-duplication here."""
+    state keeps its events so, and skips the de-duplication here.
+
+    `ringlog_native`'s RowBuilder builds them when it is installed and can: the same rows
+    (tests/unit/core/test_native_rows.py), in about 2 us per event instead of 3.4-5 on the
+    benchmark's traffic. Else, and wherever it answers None, the Python code below."""
+    if ROW_BUILDER is not None:
+        built = ROW_BUILDER.rows(distinct, rates, now, timeout)
+        if built is not None:
+            return CallRows(*built)
+    return rows_of_distinct_python(distinct, rates, now=now, timeout=timeout)
+
+
+def rows_of_distinct_python(
+    distinct: Sequence[ValidEvent],
+    rates: RatePlan,
+    *,
+    now: datetime | None = None,
+    timeout: timedelta | None = None,
+) -> CallRows:
+    """`rows_of_distinct` in Python: the reference the native builder is held to."""
     out = CallRows()
     if not distinct:
         return out
@@ -617,3 +639,54 @@ def _cdr(project_id: str, call_id: str, cdr_id: str, cdr: CdrRecorded, rates: Ra
         "user_data": cdr.user_data,
         "cost_source": source,
     }
+
+
+NativeRows = tuple[
+    list[IncomingCallLogRow],
+    list[IncomingCallLogItemRow],
+    list[CallLogRow],
+    list[CdrRow],
+    bool,
+    datetime | None,
+]
+"""CallRows' fields in order, as `ringlog_native.RowBuilder.rows` returns them."""
+
+
+class RowBuilder(Protocol):
+    def rows(
+        self,
+        distinct: Sequence[ValidEvent],
+        rates: RatePlan,
+        now: datetime | None,
+        timeout: timedelta | None,
+        /,
+    ) -> NativeRows | None: ...
+
+
+def _native_row_builder() -> RowBuilder | None:
+    """ringlog_native's RowBuilder with this module's rules' objects, or None without it."""
+    builder = getattr(NATIVE_MODULE, "RowBuilder", None)  # absent in an older build
+    if builder is None:
+        return None
+    classes = {model: event_type for event_type, model in EVENT_MODELS.items()}
+    classes.update({model: event_type for event_type, model in FAST_MODELS.items()})
+    native: RowBuilder = builder(
+        classes,
+        ValidEvent,
+        rate,
+        round_cents,
+        ZERO,
+        _NAMESPACE_BYTES,
+        TIMEOUT_MESSAGE,
+        ITEM_END_STATUS,
+        CALL_END_STATUS,
+        CDR_DIRECTION,
+        _NEVER,
+        orjson.dumps,
+        UTC,
+    )
+    return native
+
+
+ROW_BUILDER = _native_row_builder()
+"""The native row builder (None without ringlog_native): `rows_of_distinct`'s fast path."""
