@@ -76,6 +76,21 @@ struct Model {
     fields_sets: FieldsSets,
 }
 
+/// What a message holds for one field of its model.
+enum Found<'py> {
+    Absent,
+    /// A value `convert` cannot vouch for: the validator gives up.
+    Refused,
+    /// The value to store.
+    Value(Bound<'py, PyAny>),
+}
+
+impl<'py> From<Option<Bound<'py, PyAny>>> for Found<'py> {
+    fn from(converted: Option<Bound<'py, PyAny>>) -> Self {
+        converted.map_or(Found::Refused, Found::Value)
+    }
+}
+
 /// Validates the dict of one event against the fast models (see the module comment).
 #[pyclass(frozen, module = "ringlog_native")]
 struct EventValidator {
@@ -247,40 +262,12 @@ impl EventValidator {
         let Some(model) = exact_str(&event_type).and_then(|name| self.models.get(name)) else {
             return Ok(None);
         };
-        let values = PyDict::new(py);
-        let mut present: u64 = 0;
-        let mut carried = model.one_of.is_empty();
-        for (index, field) in model.fields.iter().enumerate() {
-            let name = field.name.bind(py);
-            let value = match data.get_item(name)? {
-                None => {
-                    if field.required {
-                        return Ok(None);
-                    }
-                    values.set_item(name, field.default.bind(py))?;
-                    continue;
-                }
-                Some(value) => value,
-            };
-            let Some(converted) = self.convert(py, field, &value)? else {
-                return Ok(None);
-            };
-            if !carried && !converted.is_none() && model.one_of.contains(&index) {
-                carried = true;
-            }
-            values.set_item(name, converted)?;
-            present |= 1 << index;
-        }
-        if !carried {
-            return Ok(None);
-        }
-        let Some(fields_set) = model.fields_sets.get(py, present)? else {
-            return Ok(None);
-        };
-        let instance = self
-            .builder
-            .build(py, model.class.bind(py), &values, &fields_set)?;
-        Ok(Some(instance.unbind()))
+        self.instance(py, model, |field| {
+            Ok(match data.get_item(field.name.bind(py))? {
+                None => Found::Absent,
+                Some(value) => self.convert(py, field, &value)?.into(),
+            })
+        })
     }
 
     /// `build` of a message's members (`decode`), whose call_id must be `key`.
@@ -301,32 +288,48 @@ impl EventValidator {
                 .map(|at| earlier.len() + at)
                 .or_else(|| earlier.iter().position(|(found, _)| found == name))?;
             next = found + 1;
-            Some(&members[found])
+            Some(&members[found].1)
         };
-        let Some((_, Value::Str(event_type))) = member("type") else {
+        let Some(Value::Str(event_type)) = member("type") else {
             return Ok(None);
         };
         let Some(model) = self.models.get(event_type.as_ref()) else {
             return Ok(None);
         };
         match member("call_id") {
-            Some((_, Value::Str(call_id))) if call_id.as_bytes() == key => {}
+            Some(Value::Str(call_id)) if call_id.as_bytes() == key => {}
             _ => return Ok(None),
         }
+        self.instance(py, model, |field| {
+            Ok(match member(&field.key) {
+                None => Found::Absent,
+                Some(value) => self.convert_member(py, field, value)?.into(),
+            })
+        })
+    }
+
+    /// The instance of `model` with each field's value as `found` reads and converts it
+    /// (absent fields take their defaults), or None: a required field absent, a value
+    /// refused, none of the one-of fields carried.
+    fn instance<'py>(
+        &self,
+        py: Python<'py>,
+        model: &Model,
+        mut found: impl FnMut(&Field) -> PyResult<Found<'py>>,
+    ) -> PyResult<Option<PyObject>> {
         let values = PyDict::new(py);
         let mut present: u64 = 0;
         let mut carried = model.one_of.is_empty();
         for (index, field) in model.fields.iter().enumerate() {
             let name = field.name.bind(py);
-            let Some((_, value)) = member(&field.key) else {
-                if field.required {
-                    return Ok(None);
+            let converted = match found(field)? {
+                Found::Absent if field.required => return Ok(None),
+                Found::Absent => {
+                    values.set_item(name, field.default.bind(py))?;
+                    continue;
                 }
-                values.set_item(name, field.default.bind(py))?;
-                continue;
-            };
-            let Some(converted) = self.convert_member(py, field, value)? else {
-                return Ok(None);
+                Found::Refused => return Ok(None),
+                Found::Value(converted) => converted,
             };
             if !carried && !converted.is_none() && model.one_of.contains(&index) {
                 carried = true;

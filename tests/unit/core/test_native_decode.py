@@ -20,7 +20,12 @@ from hypothesis import strategies as st
 
 import worker.core.decode as decoder
 from devtools.traffic import generate_events
-from tests.unit.core.test_native_fast_path import NATIVE, SAMPLES, TRICKY, assert_same_event
+from tests.unit.core.test_native_fast_path import (
+    FIELD_VALUES,
+    NATIVE,
+    SAMPLES,
+    assert_same_event,
+)
 from worker.core.decode import ValidEvent, decode
 
 MESSAGES = list(generate_events(600, seed=29, invalid_share=0.0, oversized=0))
@@ -119,17 +124,7 @@ def test_escapes_and_nested_values_are_read_as_orjson_reads_them() -> None:
 
 
 @settings(max_examples=2000, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    st.sampled_from(SAMPLES),
-    st.data(),
-    st.one_of(
-        st.sampled_from(TRICKY),
-        st.text(max_size=40),
-        st.integers(),
-        st.floats(),
-        st.dictionaries(st.text(max_size=5), st.integers(), max_size=3),
-    ),
-)
+@given(st.sampled_from(SAMPLES), st.data(), FIELD_VALUES)
 def test_a_native_answer_is_the_decoder_answer(
     sample: dict[str, Any], data: st.DataObject, value: object
 ) -> None:

@@ -151,18 +151,18 @@ def test_the_generated_events_take_the_native_path() -> None:
         assert check(sample) is not None, sample
 
 
-@settings(max_examples=3000, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    st.sampled_from(SAMPLES),
-    st.data(),
-    st.one_of(
-        st.sampled_from(TRICKY),
-        st.text(max_size=40),
-        st.integers(),
-        st.floats(),
-        st.dictionaries(st.text(max_size=5), st.integers(), max_size=3),
-    ),
+FIELD_VALUES = st.one_of(
+    st.sampled_from(TRICKY),
+    st.text(max_size=40),
+    st.integers(),
+    st.floats(),
+    st.dictionaries(st.text(max_size=5), st.integers(), max_size=3),
 )
+"""What a field of a generated event is replaced with."""
+
+
+@settings(max_examples=3000, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(SAMPLES), st.data(), FIELD_VALUES)
 def test_a_native_answer_is_pydantic_answer(
     sample: dict[str, Any], data: st.DataObject, value: object
 ) -> None:
