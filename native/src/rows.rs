@@ -346,7 +346,7 @@ impl RowBuilder {
         now: Option<&Bound<'py, PyAny>>,
         timeout: Option<&Bound<'py, PyAny>>,
     ) -> Out<Bound<'py, PyTuple>> {
-        let events = self.events(py, distinct)?;
+        let events = self.in_order(self.events(py, distinct)?)?;
         let (incoming, items, calls, cdrs) = (
             PyList::empty(py),
             PyList::empty(py),
@@ -414,6 +414,18 @@ impl RowBuilder {
             open,
             updated_at,
         )?)
+    }
+
+    /// `events` sorted by `order_key` (correlation.event_order): the planner passes a call's
+    /// events as its cache holds them, and sorting here saves a Python key per event.
+    fn in_order<'py>(&self, events: Vec<(Event<'py>, Kind)>) -> Out<Vec<(Event<'py>, Kind)>> {
+        let mut keyed = Vec::with_capacity(events.len());
+        for (ev, kind) in events {
+            keyed.push((ev.order_key()?, ev, kind));
+        }
+        // Stable, and event_ids are distinct: the order of Python's sorted().
+        keyed.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(keyed.into_iter().map(|(_, ev, kind)| (ev, kind)).collect())
     }
 
     /// Each ValidEvent's model values, time and kind; Fallback for anything unexpected.

@@ -28,7 +28,7 @@ import orjson
 
 from schemas.rows import CallEventRow, RejectedEventRow, TableName
 from worker.core.call_state import CallCache, CallKey, CallState
-from worker.core.correlation import Row, event_order, rows_of_distinct
+from worker.core.correlation import Row, rows_of_distinct
 from worker.core.decode import Rejection, ValidEvent, decode, decode_stored
 from worker.core.event_pack import shared_project_id
 from worker.core.rates import RatePlan
@@ -238,7 +238,7 @@ class BatchPlanner:
         if state is None:
             return
         # The state holds one event per event_id (CallState.merge keeps the larger digest).
-        events = sorted(state.valid_events(), key=event_order)
+        events = state.valid_events()
         rows = rows_of_distinct(events, self.rates, now=now, timeout=self.call_timeout)
         state.settle()
         state.open = rows.open

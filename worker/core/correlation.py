@@ -239,18 +239,20 @@ def rows_of_distinct(
     now: datetime | None = None,
     timeout: timedelta | None = None,
 ) -> CallRows:
-    """`build_call_rows` of events that are already distinct: one per event_id (the larger
-    digest), sorted by `event_order`, as `distinct_events` gives them. The planner's call
-    state keeps its events so, and skips the de-duplication here.
+    """`build_call_rows` of events that are already distinct, one per event_id (the larger
+    digest), in any order. The planner's call state keeps its events so, and skips the
+    de-duplication here.
 
-    `ringlog_native`'s RowBuilder builds them when it is installed and can: the same rows
-    (tests/unit/core/test_native_rows.py), in about 2 us per event instead of 3.4-5 on the
-    benchmark's traffic. Else, and wherever it answers None, the Python code below."""
+    `ringlog_native`'s RowBuilder builds them when it is installed and can (it sorts them
+    itself): the same rows (tests/unit/core/test_native_rows.py), in about 2 us per event
+    instead of 3.4-5 on the benchmark's traffic. Else, and wherever it answers None, the
+    Python code below, on the events sorted by `event_order`."""
     if ROW_BUILDER is not None:
         built = ROW_BUILDER.rows(distinct, rates, now, timeout)
         if built is not None:
             return CallRows(*built)
-    return rows_of_distinct_python(distinct, rates, now=now, timeout=timeout)
+    ordered = sorted(distinct, key=event_order)
+    return rows_of_distinct_python(ordered, rates, now=now, timeout=timeout)
 
 
 def rows_of_distinct_python(
@@ -260,7 +262,8 @@ def rows_of_distinct_python(
     now: datetime | None = None,
     timeout: timedelta | None = None,
 ) -> CallRows:
-    """`rows_of_distinct` in Python: the reference the native builder is held to."""
+    """`rows_of_distinct` in Python, of distinct events sorted by `event_order` (as
+    `distinct_events` gives them): the reference the native builder is held to."""
     out = CallRows()
     if not distinct:
         return out
