@@ -39,7 +39,7 @@ def load(
 ) -> None:
     for first in range(0, len(records), batch):
         decoded = planner.decode(records[first : first + batch])
-        # As the worker: calls not cached (closed, evicted) are reloaded from call_event.
+        # As the worker: calls the cache no longer holds (evicted) reload from call_event.
         stored = store.load_call_events(decoded.missing) if decoded.missing else []
         reloaded = [(project, call, payload) for project, call, payload, *_ in stored]
         plan = planner.plan(decoded, reloaded, datetime.now(UTC))
