@@ -85,46 +85,40 @@ impl<'a> Reader<'a> {
         depth: usize,
         mut member: impl FnMut(Cow<'a, str>, Value<'a>),
     ) -> Option<()> {
-        self.expect(b'{')?;
-        self.skip_space();
-        if self.peek()? == b'}' {
-            self.at += 1;
-            return Some(());
-        }
-        loop {
-            self.skip_space();
-            let name = self.string()?;
-            self.skip_space();
-            self.expect(b':')?;
-            self.skip_space();
-            let value = self.value(depth)?;
-            member(name, value);
-            self.skip_space();
-            match self.peek()? {
-                b',' => self.at += 1,
-                b'}' => {
-                    self.at += 1;
-                    return Some(());
-                }
-                _ => return None,
-            }
-        }
+        self.items(b'{', b'}', |reader| {
+            let name = reader.string()?;
+            reader.skip_space();
+            reader.expect(b':')?;
+            reader.skip_space();
+            member(name, reader.value(depth)?);
+            Some(())
+        })
     }
 
     fn array(&mut self, depth: usize) -> Option<()> {
-        self.expect(b'[')?;
+        self.items(b'[', b']', |reader| reader.value(depth).map(|_| ()))
+    }
+
+    /// `open`, then items read by `item` separated by commas, then `close`.
+    fn items(
+        &mut self,
+        open: u8,
+        close: u8,
+        mut item: impl FnMut(&mut Self) -> Option<()>,
+    ) -> Option<()> {
+        self.expect(open)?;
         self.skip_space();
-        if self.peek()? == b']' {
+        if self.peek()? == close {
             self.at += 1;
             return Some(());
         }
         loop {
             self.skip_space();
-            self.value(depth)?;
+            item(self)?;
             self.skip_space();
             match self.peek()? {
                 b',' => self.at += 1,
-                b']' => {
+                found if found == close => {
                     self.at += 1;
                     return Some(());
                 }

@@ -154,6 +154,8 @@ struct Latest<'py> {
     out_ended: Option<Event<'py>>,
     dials: Vec<Dial<'py>>,
     dial_places: HashMap<String, usize>,
+    /// The dial of the latest dial_started: events are added in `order_key` order.
+    latest_attempt: Option<usize>,
     costs: HashMap<String, Event<'py>>,
     cdrs: BTreeMap<String, Event<'py>>,
     amendments: HashMap<String, Vec<Event<'py>>>,
@@ -161,8 +163,8 @@ struct Latest<'py> {
 }
 
 impl<'py> Latest<'py> {
-    /// The dial of the event's dial_id, made on its first event.
-    fn dial(&mut self, ev: &Event<'py>) -> Out<&mut Dial<'py>> {
+    /// The dial of the event's dial_id, made on its first event, by its place.
+    fn dial(&mut self, ev: &Event<'py>) -> Out<usize> {
         let id = field!(ev, "dial_id");
         let key = exact_str(&id).ok_or(Bail::Fallback)?;
         let place = match self.dial_places.get(key) {
@@ -180,26 +182,27 @@ impl<'py> Latest<'py> {
                 self.dials.len() - 1
             }
         };
-        Ok(&mut self.dials[place])
+        Ok(place)
     }
 
     fn add(&mut self, kind: Kind, ev: Event<'py>) -> Out<()> {
         let py = ev.values.py();
         match kind {
             Kind::DialStarted => {
-                let dial = self.dial(&ev)?;
-                dial.started = Some(ev);
+                let place = self.dial(&ev)?;
+                self.dials[place].started = Some(ev);
+                self.latest_attempt = Some(place);
             }
             Kind::DialEnded => {
-                let dial = self.dial(&ev)?;
-                dial.ended = Some(ev);
+                let place = self.dial(&ev)?;
+                self.dials[place].ended = Some(ev);
             }
             Kind::DialRinging => {
                 self.dial(&ev)?;
             }
             Kind::DialAnswered => {
-                let dial = self.dial(&ev)?;
-                dial.answered = Some(ev);
+                let place = self.dial(&ev)?;
+                self.dials[place].answered = Some(ev);
             }
             Kind::Cost => {
                 let leg = ev.text(pyo3::intern!(py, "leg_id"))?;
@@ -499,7 +502,9 @@ impl RowBuilder {
         let (status, status_message, ended_at) =
             self.parent_status(py, &computed, latest.call_ended.as_ref(), close, last)?;
         let answered_by = self.answered_by(&computed, &latest.dials);
-        let latest_attempt = latest_attempt(&latest.dials)?;
+        let latest_attempt = latest
+            .latest_attempt
+            .and_then(|place| latest.dials[place].started.as_ref());
         let received = latest.received.as_ref();
         let started_at = received.map(|ev| ev.at);
         let duration = int_or_none(py, seconds_between(started_at, ended_at.1))?;
@@ -1056,18 +1061,6 @@ fn first_and_last<'a, 'py>(events: &'a [(Event<'py>, Kind)]) -> (&'a Event<'py>,
         }
     }
     (first, last)
-}
-
-/// The latest dial_started by `order_key` (the first of equals).
-fn latest_attempt<'a, 'py>(dials: &'a [Dial<'py>]) -> Out<Option<&'a Event<'py>>> {
-    let mut best: Option<(&Event<'py>, (i64, i64, String))> = None;
-    for started in dials.iter().filter_map(|dial| dial.started.as_ref()) {
-        let key = started.order_key()?;
-        if best.as_ref().is_none_or(|(_, found)| key > *found) {
-            best = Some((started, key));
-        }
-    }
-    Ok(best.map(|(started, _)| started))
 }
 
 /// The end event's billable_seconds, else the cost report's; None if neither says.
