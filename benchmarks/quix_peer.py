@@ -67,7 +67,8 @@ from devtools.producer import ensure_topic
 from schemas.rows import TableName
 from schemas.tables import ALL_TABLES
 from worker.adapters.clickhouse.store import ClickHouseStore
-from worker.core.batch_plan import BatchPlanner, Plan, _call_event_row
+from worker.core.batch_plan import BatchPlanner, Plan
+from worker.core.call_event_rows import CallEventRows, call_event_row
 from worker.core.correlation import build_call_rows
 from worker.core.decode import Rejection, ValidEvent, decode, decode_stored, payload_digest
 from worker.core.rates import load_rate_plan
@@ -148,7 +149,7 @@ class CallProcessor:
         now = datetime.now(UTC)
         decoded = decode(key, value)
         if isinstance(decoded, Rejection):
-            plan = Plan(records=1, ingested_at=now)
+            plan = Plan(1, now, CallEventRows(now))
             self._planner._dead_letter(record, decoded, plan)
             _, envelope = plan.dead_letter_records[0]
             return Output([(TableName.REJECTED_EVENT, plan.rejected_rows[0])], envelope)
@@ -167,7 +168,7 @@ class CallProcessor:
             earlier = decode_stored(payload)
             if isinstance(earlier, ValidEvent):
                 events.append(earlier)
-        rows: list[Written] = [(TableName.CALL_EVENT, _call_event_row(record, decoded, now))]
+        rows: list[Written] = [(TableName.CALL_EVENT, call_event_row(record, decoded, now))]
         for table, table_rows in build_call_rows(events, self.rates).tables().items():
             for row in table_rows:
                 row["ingested_at"] = now

@@ -24,6 +24,11 @@ class EventValidator:
         """The event model of `data`, or None where the pydantic validators must decide."""
     def decode(self, value: bytes, key: bytes | None, /) -> Any:
         """The ValidEvent of a message's bytes and key, or None where the decoder must decide."""
+    def decode_record(
+        self, value: bytes, key: bytes | None, topic: str, partition: int, offset: int, /
+    ) -> Any:
+        """`decode` of a consumed record and its call_event row in RowBinary (every column
+        but ingested_at; None if only Python can write it): (ValidEvent, row | None), or None."""
 
 def payload_digest(payload: bytes, /) -> int:
     """blake2b with an 8-byte digest of `payload`, as a big-endian int."""

@@ -17,6 +17,7 @@
 
 use std::collections::HashMap;
 
+mod call_event_row;
 mod json;
 mod model;
 mod pack;
@@ -240,21 +241,61 @@ impl EventValidator {
     /// `validate` leaves to pydantic. Skips orjson's dict of the message.
     #[pyo3(signature = (value, key, /))]
     fn decode(&self, py: Python<'_>, value: &[u8], key: Option<&[u8]>) -> PyResult<PyObject> {
-        let Some(key) = key else {
+        Ok(match self.accept(py, value, key)? {
+            Some((valid, _, _)) => valid,
+            None => py.None(),
+        })
+    }
+
+    /// `decode` of a consumed record, with the event's `call_event` row in RowBinary (every
+    /// column but `ingested_at`, see call_event_row.rs): `(ValidEvent, row)`, or None as
+    /// `decode`. The row is None if this code cannot write it (then Python does).
+    #[pyo3(signature = (value, key, topic, partition, offset, /))]
+    fn decode_record(
+        &self,
+        py: Python<'_>,
+        value: &[u8],
+        key: Option<&[u8]>,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+    ) -> PyResult<PyObject> {
+        let Some((valid, digest, members)) = self.accept(py, value, key)? else {
             return Ok(py.None());
         };
-        let Some(members) = json::object_members(value) else {
-            return Ok(py.None());
+        let row = match call_event_row::encode(&members, value, digest, topic, partition, offset) {
+            Some(row) => PyBytes::new(py, &row).into_any().unbind(),
+            None => py.None(),
         };
-        let Some(model) = self.build_from_members(py, &members, key)? else {
-            return Ok(py.None());
-        };
-        let digest = payload_digest(value);
-        self.valid_event.call1(py, (model, digest))
+        Ok(PyTuple::new(py, [valid, row])?.into_any().unbind())
     }
 }
 
+/// A message's members as json.rs reads them.
+type Members<'a> = Vec<(std::borrow::Cow<'a, str>, Value<'a>)>;
+
 impl EventValidator {
+    /// `decode`'s ValidEvent, its digest and the members it was built from, or None.
+    fn accept<'a>(
+        &self,
+        py: Python<'_>,
+        value: &'a [u8],
+        key: Option<&[u8]>,
+    ) -> PyResult<Option<(PyObject, u64, Members<'a>)>> {
+        let Some(key) = key else {
+            return Ok(None);
+        };
+        let Some(members) = json::object_members(value) else {
+            return Ok(None);
+        };
+        let Some(model) = self.build_from_members(py, &members, key)? else {
+            return Ok(None);
+        };
+        let digest = payload_digest(value);
+        let valid = self.valid_event.call1(py, (model, digest))?;
+        Ok(Some((valid, digest, members)))
+    }
+
     fn build(&self, py: Python<'_>, data: &Bound<'_, PyDict>) -> PyResult<Option<PyObject>> {
         let Some(event_type) = data.get_item(pyo3::intern!(py, "type"))? else {
             return Ok(None);

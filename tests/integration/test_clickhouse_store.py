@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from devtools.traffic import generate_events
 from schemas.ddl import ddl_statements, render_sql
 from schemas.tables import (
     ALL_TABLES,
@@ -24,12 +25,16 @@ from schemas.tables import (
     SCHEMA_VERSION,
     TABLES_BY_NAME,
 )
+from tests.support.fakes import FakeRecord
 from worker.adapters.clickhouse.store import (
     ClickHouseStore,
     StoreError,
     StoreUnavailable,
     redact_url,
 )
+from worker.core.call_event_rows import CallEventRows
+from worker.core.decode import ValidEvent, decode_record
+from worker.core.native_fast_path import VALIDATOR as NATIVE
 
 UTC = dt.UTC
 PROJECT = "6f1c2a4e-0d43-4b0a-9a57-2f3f0d7f1a01"
@@ -359,3 +364,59 @@ def test_load_call_events_keys_with_quotes_backslashes_and_control_characters(
     # The worst case of escaping still fits one statement (the chunks are sized for it).
     worst = [(PROJECT, f"{i:05d}" + "\x01" * 123) for i in range(5000)]
     assert store.load_call_events(worst) == []
+
+
+# ---- call_event rows in RowBinary ------------------------------------------------------------
+
+
+def test_call_event_rows_in_row_binary_store_what_their_json_stores(
+    store: ClickHouseStore, chdb_store_url: str
+) -> None:
+    """A plan's call_event rows go as the decoder's RowBinary; ClickHouse must store exactly
+    what the JSON of the same rows as dicts stores (`worker.core.call_event_rows`)."""
+    plus1 = dt.timezone(dt.timedelta(hours=1))
+    block = CallEventRows(dt.datetime(2026, 12, 2, 21, 0, 0, 999999, tzinfo=plus1))
+    native = 0
+    for offset, message in enumerate(generate_events(300, seed=5, invalid_share=0.0)):
+        position = ("telephony.call-events", offset % 4, 10**12 + offset)
+        record = FakeRecord(*position, message.key, message.value)
+        ev, row = decode_record(record)
+        assert isinstance(ev, ValidEvent)
+        row = row if offset % 5 else None  # some left to the Python encoder
+        native += row is not None
+        block.add(record, ev, row)
+    assert native > 200 or NATIVE is None
+
+    as_json = ClickHouseStore(chdb_store_url, f"{store.database}_json")
+    as_json.migrate()
+    try:
+        store.insert("call_event", block)
+        as_json.insert("call_event", list(block))
+        select = (
+            "SELECT *, toString(occurred_at), toString(ingested_at) "
+            "FROM {}.call_event ORDER BY offset"
+        )
+        names, binary = store.query(select.format(store.database))
+        _, json = as_json.query(select.format(as_json.database))
+    finally:
+        as_json.command(f"DROP DATABASE IF EXISTS `{as_json.database}`")
+        as_json.close()
+    assert binary == json
+    assert len(binary) > 250  # the generator's redeliveries are one row each
+    first = dict(zip(names, binary[0], strict=True))
+    assert first["toString(ingested_at)"] == "2026-12-02 20:00:00.999"
+    assert {row[names.index("sequence")] is None for row in binary} == {True, False}
+
+
+def test_row_binary_of_other_columns_is_refused(store: ClickHouseStore) -> None:
+    class Stale(CallEventRows):
+        types = (*CallEventRows.types[:-1], "DateTime")
+
+    block = Stale(dt.datetime(2026, 1, 1, tzinfo=UTC))
+    message = next(iter(generate_events(1, seed=1, invalid_share=0.0)))
+    record = FakeRecord("t", 0, 0, message.key, message.value)
+    ev, row = decode_record(record)
+    assert isinstance(ev, ValidEvent)
+    block.add(record, ev, row)
+    with pytest.raises(StoreError, match=r"call_event: RowBinary rows do not match .*ingested_at"):
+        store.insert("call_event", block)

@@ -22,16 +22,17 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
 
 import orjson
 
-from schemas.rows import CallEventRow, RejectedEventRow, TableName
+from schemas.rows import RejectedEventRow, TableName
+from worker.core.call_event_rows import CallEventRows
 from worker.core.call_state import CallCache, CallKey, CallState
 from worker.core.correlation import Row, rows_of_distinct
-from worker.core.decode import Rejection, ValidEvent, decode, decode_stored
+from worker.core.decode import Rejection, ValidEvent, decode_record, decode_stored
 from worker.core.event_pack import shared_project_id
 from worker.core.rates import RatePlan
+from worker.core.record import Record as Record
 
 log = logging.getLogger("ringlog.plan")
 
@@ -41,31 +42,17 @@ log = logging.getLogger("ringlog.plan")
 SCAN_EVERY = timedelta(minutes=1)
 
 
-class Record(Protocol):
-    """A consumed Kafka record (aiokafka's ConsumerRecord has these attributes)."""
-
-    @property
-    def topic(self) -> str: ...
-    @property
-    def partition(self) -> int: ...
-    @property
-    def offset(self) -> int: ...
-    @property
-    def key(self) -> bytes | None: ...
-    @property
-    def value(self) -> bytes | None: ...
-
-
 StoredEvent = tuple[str, str, str]
 """(project_id, call_id, payload JSON) of an event read back from `call_event`."""
 
 
 @dataclass
 class Decoded:
-    """A batch after validation: valid events by call (in arrival order) and rejections."""
+    """A batch after validation: valid events by call (in arrival order, each with its
+    call_event row in RowBinary if the decoder wrote it) and rejections."""
 
     records: int
-    by_call: dict[CallKey, list[tuple[Record, ValidEvent]]]
+    by_call: dict[CallKey, list[tuple[Record, ValidEvent, bytes | None]]]
     rejected: list[tuple[Record, Rejection]]
     # Calls the cache does not hold: reload their stored events before `plan`.
     missing: list[CallKey]
@@ -78,9 +65,9 @@ class Plan:
 
     records: int
     ingested_at: datetime
+    event_rows: CallEventRows
     dead_letter_records: list[tuple[bytes | None, bytes]] = field(default_factory=list)
     rejected_rows: list[RejectedEventRow] = field(default_factory=list)
-    event_rows: list[CallEventRow] = field(default_factory=list)
     tables: dict[TableName, list[Row]] = field(default_factory=lambda: defaultdict(list))
     # Calls of this batch: kept in the cache until the plan is durable.
     keys: set[CallKey] = field(default_factory=set)
@@ -108,20 +95,23 @@ class BatchPlanner:
         self._last_scan: datetime | None = None
 
     def decode(self, records: Sequence[Record]) -> Decoded:
-        by_call: dict[CallKey, list[tuple[Record, ValidEvent]]] = defaultdict(list)
+        by_call: dict[CallKey, list[tuple[Record, ValidEvent, bytes | None]]] = defaultdict(list)
         rejected: list[tuple[Record, Rejection]] = []
         # A message delivered twice in one batch (a producer's retry) is decoded once: the
-        # same key and bytes give the same result.
+        # same key and bytes give the same result. The repeat's row is never written (it is
+        # a duplicate), and would be encoded from the event if it were.
         seen: dict[tuple[bytes | None, bytes], ValidEvent | Rejection] = {}
         for record in records:
             message = (record.key, record.value if record.value is not None else b"")
             decoded = seen.get(message)
+            row = None
             if decoded is None:
-                decoded = seen[message] = decode(*message)
+                decoded, row = decode_record(record)
+                seen[message] = decoded
             if isinstance(decoded, ValidEvent):
                 e = decoded.event
                 key = (shared_project_id(e.project_id), e.call_id)
-                by_call[key].append((record, decoded))
+                by_call[key].append((record, decoded, row))
             else:
                 rejected.append((record, decoded))
         missing = [key for key in by_call if key not in self.cache]
@@ -139,7 +129,7 @@ class BatchPlanner:
         `reloaded` holds the stored events of `decoded.missing` (duplicates allowed); `keep`
         names calls that must stay cached (those of the batch still being written).
         """
-        plan = Plan(records=decoded.records, ingested_at=ingested_at)
+        plan = Plan(decoded.records, ingested_at, CallEventRows(ingested_at))
         for record, rejection in decoded.rejected:
             self._dead_letter(record, rejection, plan)
         missing = frozenset(decoded.missing)  # for lookups: a batch can miss thousands
@@ -151,11 +141,11 @@ class BatchPlanner:
             if state is None:
                 continue  # forgotten by a rebalance meanwhile: the caller discards this plan
             touched = False
-            for record, ev in items:
+            for record, ev, row in items:
                 e = ev.event
                 if state.merge(ev, key):
                     touched = True
-                    plan.event_rows.append(_call_event_row(record, ev, ingested_at))
+                    plan.event_rows.add(record, ev, row)
                     plan.counts[(e.type, "written")] += 1
                 else:
                     plan.duplicates += 1
@@ -179,9 +169,9 @@ class BatchPlanner:
             self._rebuild(key, plan.tables, now=self.watermark)
             if key not in decoded.by_call:
                 self._rest({key})
-        for rows in plan.tables.values():
-            for row in rows:
-                row["ingested_at"] = ingested_at
+        for table_rows in plan.tables.values():
+            for table_row in table_rows:
+                table_row["ingested_at"] = ingested_at
         plan.keys = set(decoded.by_call)
         # The calls of this batch stay unpacked (CallState.pack) until a batch or an idle
         # moment passes without them: an active call's next events tend to come in the next
@@ -311,26 +301,6 @@ class BatchPlanner:
             }
         )
         plan.dead_letter_codes[rejection.code] += 1
-
-
-def _call_event_row(record: Record, ev: ValidEvent, ingested_at: datetime) -> CallEventRow:
-    e = ev.event
-    return {
-        "project_id": e.project_id,
-        "call_id": e.call_id,
-        "event_id": e.event_id,
-        "type": e.type,
-        "occurred_at": e.occurred_at,
-        "sequence": e.sequence,
-        "source": e.source,
-        # The exact text it arrived as (valid UTF-8: the decoder parsed it).
-        "payload": record.value.decode("utf-8") if record.value is not None else "",
-        "topic": record.topic,
-        "partition": record.partition,
-        "offset": record.offset,
-        "ingested_at": ingested_at,
-        "version": ev.digest,
-    }
 
 
 def _payload_text(raw: bytes) -> tuple[str, str]:

@@ -17,6 +17,7 @@ from worker.core.column_ranges import INT_RANGES, MONEY_MAX, TIME_MAX, TIME_MIN
 from worker.core.event_fast_path import FAST_MODELS
 from worker.core.native_fast_path import VALIDATOR as NATIVE
 from worker.core.native_fast_path import payload_digest as payload_digest
+from worker.core.record import Record
 from worker.core.valid_event import ValidEvent as ValidEvent
 
 # Error codes (stable: metrics label them, alert rules and analysts filter on them).
@@ -58,6 +59,23 @@ def decode(key: bytes | None, value: bytes) -> ValidEvent | Rejection:
         valid = NATIVE.decode(value, key)
         if valid is not None:
             return valid
+    return _decode_without_native(key, value)
+
+
+def decode_record(record: Record) -> tuple[ValidEvent | Rejection, bytes | None]:
+    """`decode` of a consumed record, with the event's `call_event` row in RowBinary when the
+    native decoder wrote it (`worker.core.call_event_rows`; None: encode it from the event)."""
+    value = record.value if record.value is not None else b""
+    if NATIVE is not None:
+        found = NATIVE.decode_record(
+            value, record.key, record.topic, record.partition, record.offset
+        )
+        if found is not None:
+            return found
+    return _decode_without_native(record.key, value), None
+
+
+def _decode_without_native(key: bytes | None, value: bytes) -> ValidEvent | Rejection:
     try:
         data = orjson.loads(value)  # refuses invalid UTF-8 too (then told apart below)
     except orjson.JSONDecodeError as exc:

@@ -10,6 +10,9 @@ their values; `tests/unit/core/test_native_fast_path.py` holds it to that, event
 `VALIDATOR.decode(value, key)` is the first step of `worker.core.decode.decode`: the same
 checks from the message's bytes (read in Rust, not by orjson), giving the `ValidEvent` that
 function would give, or None; `tests/unit/core/test_native_decode.py` holds it to that.
+`VALIDATOR.decode_record(value, key, topic, partition, offset)` (`decode_record`) also gives
+the event's `call_event` row in RowBinary, as `worker.core.call_event_rows.encode_row` writes
+it; `tests/unit/core/test_call_event_rows.py` holds it to that.
 
 Each field's kind is read here from the contract's annotations. A field of a kind this module
 does not know leaves its whole event type to pydantic (`NOT_NATIVE` names them), so a change
@@ -66,6 +69,9 @@ NATIVE_MODULE, NATIVE_MISSING = _import_native()
 class EventValidator(Protocol):
     def validate(self, data: dict[str, Any], /) -> Envelope | None: ...
     def decode(self, value: bytes, key: bytes | None, /) -> ValidEvent | None: ...
+    def decode_record(
+        self, value: bytes, key: bytes | None, topic: str, partition: int, offset: int, /
+    ) -> tuple[ValidEvent, bytes | None] | None: ...
 
 
 _INT64 = (-(2**63), 2**63 - 1)

@@ -10,6 +10,7 @@ from tests.support.builders import test_rates as rates_for_tests
 from tests.support.fakes import FakeRecord
 from worker.core.batch_plan import BatchPlanner
 from worker.core.decode import INVALID_JSON, KEY_MISMATCH, ValidEvent
+from worker.core.native_fast_path import VALIDATOR as NATIVE
 
 
 def test_a_redelivered_message_is_decoded_once_and_its_key_still_counts() -> None:
@@ -25,9 +26,11 @@ def test_a_redelivered_message_is_decoded_once_and_its_key_still_counts() -> Non
 
     decoded = planner.decode(records)
 
-    [(first, ev1), (second, ev2)] = decoded.by_call[(PROJECT, "call-r")]
+    [(first, ev1, row1), (second, ev2, row2)] = decoded.by_call[(PROJECT, "call-r")]
     assert (first.offset, second.offset) == (0, 1)
     assert isinstance(ev1, ValidEvent) and ev2 is ev1
+    # The repeat's call_event row is left to the reference encoder (it is never written).
+    assert row2 is None and (row1 is not None) == (NATIVE is not None)
     assert [(r.offset, why.code) for r, why in decoded.rejected] == [
         (2, KEY_MISMATCH),
         (3, INVALID_JSON),

@@ -51,6 +51,7 @@ from worker.adapters.clickhouse.values import (
     INSERT_SETTINGS,
     JSON_INSERT_SETTINGS,
     InsertPlan,
+    RowBinaryBlock,
     insert_plan,
 )
 from worker.pipeline.ports import CallEventRow, StoreError, StoreUnavailable
@@ -361,7 +362,8 @@ class ClickHouseStore:
         dedup_token: str | None = None,
     ) -> None:
         """Insert dict rows into `table` (a table of schemas/tables.py) as one block, sent as
-        one JSONEachRow body (`values.InsertPlan.body`).
+        one JSONEachRow body (`values.InsertPlan.body`); rows that come encoded already
+        (`values.RowBinaryBlock`: a plan's call_event rows) are sent as they are.
 
         Missing keys are NULL (or the type's default for non-Nullable columns); unknown keys
         raise StoreError. With `dedup_token`, a retry of the same batch with the same token is
@@ -372,11 +374,16 @@ class ClickHouseStore:
         plan = self._plans.get(table)
         if plan is None:
             raise StoreError(f"unknown table {table!r}; known: {sorted(self._plans)}")
+        names, fmt, settings = plan.names, "JSONEachRow", dict(JSON_INSERT_SETTINGS)
         try:
-            body = plan.body(rows)
+            if isinstance(rows, RowBinaryBlock):
+                plan.check_row_binary(rows)
+                names, fmt, settings = rows.columns, "RowBinary", dict(INSERT_SETTINGS)
+                body = rows.row_binary()
+            else:
+                body = plan.body(rows)
         except (TypeError, ValueError) as exc:
             raise StoreError(f"{table}: {exc}") from exc
-        settings: dict[str, object] = dict(JSON_INSERT_SETTINGS)
         if self.cluster is not None:
             settings["distributed_foreground_insert"] = 1
         if dedup_token is not None:
@@ -384,10 +391,10 @@ class ClickHouseStore:
         with self._call(f"inserting {len(rows)} rows into {table} at") as client:
             client.raw_insert(
                 qualified(self.database, table),
-                list(plan.names),
+                list(names),
                 insert_block=body,
                 settings=settings,
-                fmt="JSONEachRow",
+                fmt=fmt,
             )
 
     # ---- reads --------------------------------------------------------------------------

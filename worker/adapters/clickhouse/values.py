@@ -5,7 +5,9 @@ Why JSON and not clickhouse-connect's Native encoding: orjson turns a whole batc
 in C, and ClickHouse parses them in C++ (in parallel, outside the GIL), where Native is built
 value by value in Python on the worker's thread. Measured on the benchmark's batches
 (`python -m benchmarks.stages`): 17.8 -> 5.8 us of the calling thread's CPU per event, the
-stored rows identical.
+stored rows identical. The exception is a plan's `call_event` rows: the decoder writes them in
+RowBinary while it holds each message (`RowBinaryBlock`, `worker.core.call_event_rows`), and
+they are sent as they are.
 
 Values as they are encoded:
 
@@ -27,13 +29,19 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Final
+from typing import Final, Protocol, runtime_checkable
 
 import orjson
 
 from schemas.tables import Table
 
-__all__ = ["INSERT_SETTINGS", "JSON_INSERT_SETTINGS", "InsertPlan", "insert_plan"]
+__all__ = [
+    "INSERT_SETTINGS",
+    "JSON_INSERT_SETTINGS",
+    "InsertPlan",
+    "RowBinaryBlock",
+    "insert_plan",
+]
 
 INSERT_SETTINGS: Final[Mapping[str, object]] = {"async_insert": 0}
 """Pinned on every insert: chDB 26.x and ClickHouse >= 26.3 default to async_insert=1."""
@@ -48,6 +56,19 @@ JSON_INSERT_SETTINGS: Final[Mapping[str, object]] = {
 """Pinned on every JSONEachRow insert, so values are read as strictly as Native would."""
 
 _JSON_OPTIONS: Final = orjson.OPT_NAIVE_UTC
+
+
+@runtime_checkable
+class RowBinaryBlock(Protocol):
+    """Rows that come already encoded in ClickHouse's RowBinary (the call_event rows the
+    decoder writes, `worker.core.call_event_rows`): sent as they are, after checking that
+    their columns and types are the table's."""
+
+    @property
+    def columns(self) -> tuple[str, ...]: ...
+    @property
+    def types(self) -> tuple[str, ...]: ...
+    def row_binary(self) -> bytes: ...
 
 
 def _decimal_converter(scale: int) -> Callable[[object], object]:
@@ -113,6 +134,14 @@ class InsertPlan:
             return orjson.dumps(rows, default=_json_default, option=_JSON_OPTIONS)
         except orjson.JSONEncodeError as exc:
             raise TypeError(str(exc)) from None
+
+    def check_row_binary(self, block: RowBinaryBlock) -> None:
+        """Raise ValueError unless `block` has every column of the table, as its type."""
+        mine = dict(zip(self.names, self.types, strict=True))
+        theirs = dict(zip(block.columns, block.types, strict=True))
+        if theirs != mine:
+            differ = sorted(k for k in mine.keys() | theirs.keys() if mine.get(k) != theirs.get(k))
+            raise ValueError(f"RowBinary rows do not match the table's columns: {differ}")
 
     def _rounded(self, row: Mapping[str, object]) -> Mapping[str, object]:
         copy: dict[str, object] | None = None
