@@ -263,8 +263,13 @@ impl EventValidator {
         let Some((valid, digest, members)) = self.accept(py, value, key)? else {
             return Ok(py.None());
         };
-        let row = match call_event_row::encode(&members, value, digest, topic, partition, offset) {
-            Some(row) => PyBytes::new(py, &row).into_any().unbind(),
+        let row = match call_event_row::Row::of(&members, value, digest, topic, partition, offset) {
+            Some(row) => PyBytes::new_with(py, row.len(), |buffer| {
+                row.write(buffer);
+                Ok(())
+            })?
+            .into_any()
+            .unbind(),
             None => py.None(),
         };
         Ok(PyTuple::new(py, [valid, row])?.into_any().unbind())
