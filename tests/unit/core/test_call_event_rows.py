@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 import worker.core.decode as decoder
 from schemas.tables import CALL_EVENT
 from tests.support.fakes import FakeRecord
-from tests.unit.core.test_native_decode import MESSAGES, encodings
+from tests.unit.core.test_native_decode import MESSAGES, altered, encodings
 from tests.unit.core.test_native_fast_path import FIELD_VALUES, NATIVE, SAMPLES, assert_same_event
 from worker.core.call_event_rows import (
     CALL_EVENT_COLUMNS,
@@ -180,17 +180,9 @@ def test_a_native_row_is_the_reference_row(
     value: object,
     position: tuple[str, int, int],
 ) -> None:
-    event = dict(sample)
-    field = data.draw(st.sampled_from([*sorted(event), "__extra__"]), label="field")
-    if data.draw(st.booleans(), label="remove"):
-        event.pop(field, None)
-    else:
-        event[field] = value
-    try:
-        encoded = data.draw(st.sampled_from(encodings(event)), label="encoding")
-    except (TypeError, ValueError, orjson.JSONEncodeError):
-        return
-    check(FakeRecord(*position, str(sample["call_id"]).encode(), encoded))
+    encoded = altered(sample, data, value)
+    if encoded is not None:
+        check(FakeRecord(*position, str(sample["call_id"]).encode(), encoded))
 
 
 def test_a_block_joins_the_batch_time_after_each_row() -> None:
