@@ -111,6 +111,7 @@ class ConsumerFigures:
     seconds: float = 0.0
     complete: bool = True
     note: str = ""
+    cpu_seconds: float = 0.0  # this process's CPU over the same span (0: not measured)
 
     @property
     def rate(self) -> float:
@@ -151,6 +152,10 @@ class WorkerFigures:
     prepare_seconds: float = 0.0  # Ingestor.prepare: decode, load, correlate (event loop)
     write_seconds: float = 0.0  # Ingestor.write: DLQ + inserts (overlaps the next prepare)
     commit_seconds: float = 0.0
+    # CPU over `seconds`: the worker's whole process (every thread, the embedded ClickHouse's
+    # too) and its event loop's thread. Less sensitive to a busy host than the rates.
+    cpu_seconds: float = 0.0
+    loop_cpu_seconds: float = 0.0
     rows: dict[str, int] = field(default_factory=dict)  # table -> count() FINAL
     dead_letters: int = 0  # messages on the DLQ topic
     rss_baseline_kib: int = 0
@@ -359,7 +364,7 @@ async def bare_consumer(brokers: str, topic: str, ends: dict[int, int]) -> Consu
     undecodable = 0
     positions = dict.fromkeys(ends, 0)
     first: float | None = None
-    last = 0.0
+    last = cpu_first = cpu_last = 0.0
     deadline = time.monotonic() + PHASE_TIMEOUT_S
     await consumer.start()
     try:
@@ -373,6 +378,7 @@ async def bare_consumer(brokers: str, topic: str, ends: dict[int, int]) -> Consu
                 continue
             if first is None:
                 first = time.perf_counter()
+                cpu_first = time.process_time()
             for tp, records in batch.items():
                 for record in records:
                     try:
@@ -389,10 +395,12 @@ async def bare_consumer(brokers: str, topic: str, ends: dict[int, int]) -> Consu
                 positions[tp.partition] = records[-1].offset + 1
             await consumer.commit()
             last = time.perf_counter()
+            cpu_last = time.process_time()
     finally:
         await consumer.stop()
     figures.messages = sum(positions.values())
     figures.seconds = last - first if first is not None else 0.0
+    figures.cpu_seconds = cpu_last - cpu_first if first is not None else 0.0
     figures.note = (
         f"{undecodable} undecodable/non-object values skipped, {len(calls)} calls in the dict"
         + (f"; {figures.note}" if figures.note else "")
@@ -654,6 +662,7 @@ async def run_worker_phase(spec: WorkerSpec, feed: EndsFeed | None = None) -> Wo
             figures.fetch_seconds += t1 - t0
         elif records:
             marks["first"] = t1
+            marks["cpu_first"], marks["loop_cpu_first"] = time.process_time(), time.thread_time()
 
     def on_prepare(t0: float, t1: float, _result: Any) -> None:
         figures.prepare_seconds += t1 - t0
@@ -665,6 +674,8 @@ async def run_worker_phase(spec: WorkerSpec, feed: EndsFeed | None = None) -> Wo
     def on_commit(t0: float, t1: float, _result: Any) -> None:
         figures.commit_seconds += t1 - t0
         marks["last_commit"] = t1
+        # on the event loop's thread, as on_fetch
+        marks["cpu_last"], marks["loop_cpu_last"] = time.process_time(), time.thread_time()
 
     profiler = cProfile.Profile() if spec.profile else None
     thread_profiles = _ThreadProfiles()
@@ -726,6 +737,9 @@ async def run_worker_phase(spec: WorkerSpec, feed: EndsFeed | None = None) -> Wo
             last = marks.get("last_commit", time.perf_counter())
             figures.seconds = last - marks.get("first", marks["start"])
             figures.seconds_from_start = last - marks["start"]
+            if "cpu_first" in marks and "cpu_last" in marks:
+                figures.cpu_seconds = marks["cpu_last"] - marks["cpu_first"]
+                figures.loop_cpu_seconds = marks["loop_cpu_last"] - marks["loop_cpu_first"]
             figures.rows = await asyncio.to_thread(row_counts, w)
         finally:
             stop.set()
@@ -1231,6 +1245,7 @@ def summary(result: BenchResult) -> str:
         f" MiB, delta {(w.rss_peak_kib - w.rss_baseline_kib) / 1024:,.0f} MiB",
         f"    ({w.rss_note})",
     ]
+    lines += _cpu_lines(result.bare, w)
     if w.note:
         lines.append(f"    note: {w.note}")
     for fig in result.supervised:
@@ -1254,6 +1269,27 @@ def summary(result: BenchResult) -> str:
         *report_footer(result.checks, result.command),
     ]
     return "\n".join(lines)
+
+
+def _cpu_lines(bare: ConsumerFigures | None, w: WorkerFigures) -> list[str]:
+    """CPU per message of (b) and (a): a busy host slows the rates more than it adds CPU."""
+    if w.cpu_seconds <= 0 or w.loop_cpu_seconds <= 0 or w.messages <= 0:
+        return []
+    per = 1e6 / w.messages
+    line = (
+        f"    CPU per message: {w.cpu_seconds * per:.1f} us in the worker's process, "
+        f"{w.loop_cpu_seconds * per:.1f} us of it on the event loop's thread (the rest: the "
+        "writer's threads and the embedded ClickHouse; the broker is not counted)"
+    )
+    if bare is None or bare.cpu_seconds <= 0 or bare.messages <= 0:
+        return [line]
+    bare_us = bare.cpu_seconds * 1e6 / bare.messages
+    return [
+        line,
+        f"    (a) {bare_us:.1f} us per message: (a)/(b) CPU per message "
+        f"{bare_us / (w.cpu_seconds * per):.3f}, against (b)'s event loop thread "
+        f"{bare_us / (w.loop_cpu_seconds * per):.3f}",
+    ]
 
 
 def report_footer(checks: Mapping[str, bool], command: str) -> list[str]:

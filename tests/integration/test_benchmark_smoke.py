@@ -50,6 +50,9 @@ def test_benchmark_accounts_for_every_event(chdb_store_url: str) -> None:
     assert supervised.rows == {"call_event": exp.distinct_valid, "rejected_event": exp.invalid}
     assert result.accounted_for, result.checks
     assert result.bare.rate > 0 and result.worker.rate > 0
+    # CPU over the timed span: the loop's thread is a part of the worker's process.
+    assert 0 < result.worker.loop_cpu_seconds <= result.worker.cpu_seconds
+    assert result.bare.cpu_seconds > 0
     assert result.worker.latency is None  # measured in the --rate mode only
     assert "latency" not in result.to_json()["worker"]
 
