@@ -1319,20 +1319,28 @@ def _parser() -> argparse.ArgumentParser:
         description="Kafka ingestion benchmark: bare aiokafka vs the ringlog worker vs Faust "
         "vs quixstreams.",
     )
-    p.add_argument("--events", type=int, default=200_000, help="events to generate (200000)")
-    p.add_argument("--partitions", type=int, default=4, help="partitions of the fresh topic")
+    p.add_argument(
+        "--events", type=_positive(int), default=200_000, help="events to generate (200000)"
+    )
+    p.add_argument(
+        "--partitions", type=_positive(int), default=4, help="partitions of the fresh topic"
+    )
     p.add_argument("--brokers", default="127.0.0.1:9092", help="Kafka bootstrap servers")
     p.add_argument(
         "--batch-max-events",
-        type=int,
+        type=_positive(int),
         default=DEFAULT_BATCH_MAX_EVENTS,
         help=f"worker batch size ({DEFAULT_BATCH_MAX_EVENTS})",
     )
     p.add_argument("--seed", type=int, default=1, help="traffic generator seed")
     p.add_argument("--skip-faust", action="store_true", help="do not run consumer (c)")
-    p.add_argument("--faust-timeout", type=float, default=FAUST_TIMEOUT_S, help="cap for (c), s")
+    p.add_argument(
+        "--faust-timeout", type=_positive(float), default=FAUST_TIMEOUT_S, help="cap for (c), s"
+    )
     p.add_argument("--skip-quix", action="store_true", help="do not run consumer (d)")
-    p.add_argument("--quix-timeout", type=float, default=QUIX_TIMEOUT_S, help="cap for (d), s")
+    p.add_argument(
+        "--quix-timeout", type=_positive(float), default=QUIX_TIMEOUT_S, help="cap for (d), s"
+    )
     p.add_argument("--json", action="store_true", help="also print the result as a JSON line")
     p.add_argument("--clickhouse-url", default=None, help="store URL (default: fresh chDB dir)")
     p.add_argument("--database", default="bench", help="ClickHouse database (bench)")
@@ -1351,13 +1359,29 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--rate",
-        type=float,
+        type=_positive(float),
         default=None,
         help="latency mode: produce at RATE events/s while the worker consumes, then print "
         "p50/p99/max event-to-durable latency ((a) and (c) do not run)",
     )
     p.add_argument("--worker-child", default=None, help=argparse.SUPPRESS)
     return p
+
+
+def _positive(kind: Callable[[str], float]) -> Callable[[str], float]:
+    """An argparse type: `kind` of the text, refused unless above 0."""
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"{text!r}: must be above 0")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
 
 
 def _process_counts(text: str) -> tuple[int, ...]:
