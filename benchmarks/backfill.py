@@ -54,6 +54,7 @@ from benchmarks.ingest import (
     ConsumerFigures,
     WorkerFigures,
     WorkerSpec,
+    _positive,
     _worker_in_process,
     _worker_subprocess,
     bare_consumer,
@@ -630,13 +631,17 @@ def _parser() -> argparse.ArgumentParser:
         description="Backfill benchmark: ringlog replay of a JSON Lines file, the worker "
         "ingesting it, ringlog rebuild of the store; events/s against bare baselines.",
     )
-    p.add_argument("--events", type=int, default=1_000_000, help="events to write (1000000)")
-    p.add_argument("--partitions", type=int, default=4, help="partitions of the fresh topic")
+    p.add_argument(
+        "--events", type=_positive(int), default=1_000_000, help="events to write (1000000)"
+    )
+    p.add_argument(
+        "--partitions", type=_positive(int), default=4, help="partitions of the fresh topic"
+    )
     p.add_argument("--brokers", default="127.0.0.1:9092", help="Kafka bootstrap servers")
     p.add_argument("--seed", type=int, default=1, help="traffic generator seed")
     p.add_argument(
         "--batch-max-events",
-        type=int,
+        type=_positive(int),
         default=DEFAULT_BATCH_MAX_EVENTS,
         help=f"the worker's batch size ({DEFAULT_BATCH_MAX_EVENTS})",
     )
