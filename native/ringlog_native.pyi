@@ -76,3 +76,11 @@ class RowBuilder:
         self, distinct: Any, rates: Any, now: Any = None, timeout: Any = None, /
     ) -> tuple[list[Any], list[Any], list[Any], list[Any], bool, Any] | None:
         """rows_of_distinct's CallRows fields in order, or None where Python must answer."""
+
+class RowBinaryEncoder:
+    def __init__(self, columns: list[tuple[str, str]], /) -> None:
+        """`columns`: (name, ClickHouse type) of a table, in its order; ValueError names a
+        type the encoder does not write."""
+    def encode(self, rows: Any, /) -> bytes | None:
+        """The dict rows in RowBinary, or None where the JSON path must encode them (a value
+        the encoder cannot be sure to store as the JSON body would)."""

@@ -189,24 +189,46 @@ fn string_length(length: usize) -> usize {
 }
 
 /// A UUID as ClickHouse stores it: its two 64-bit halves, each little-endian.
-fn uuid_bytes(text: &[u8]) -> Option<[u8; 16]> {
-    if text.len() != 36 {
+pub(crate) fn uuid_bytes(text: &[u8]) -> Option<[u8; 16]> {
+    if text.len() != 36 || [8, 13, 18, 23].iter().any(|&at| text[at] != b'-') {
         return None;
     }
-    let mut value: u128 = 0;
-    for (i, &c) in text.iter().enumerate() {
-        if matches!(i, 8 | 13 | 18 | 23) {
-            if c != b'-' {
-                return None;
-            }
+    let mut halves = [0u64; 2];
+    let mut digits = 0;
+    for &c in text {
+        if c == b'-' {
             continue;
         }
-        value = (value << 4) | u128::from((c as char).to_digit(16)?);
+        let digit = HEX_DIGITS[usize::from(c)];
+        if digit > 15 {
+            return None; // not a hex digit, or a dash out of place
+        }
+        let half = &mut halves[digits / 16];
+        *half = (*half << 4) | u64::from(digit);
+        digits += 1;
     }
-    let high = (value >> 64) as u64;
-    let low = value as u64;
+    if digits != 32 {
+        return None;
+    }
     let mut out = [0u8; 16];
-    out[..8].copy_from_slice(&high.to_le_bytes());
-    out[8..].copy_from_slice(&low.to_le_bytes());
+    out[..8].copy_from_slice(&halves[0].to_le_bytes());
+    out[8..].copy_from_slice(&halves[1].to_le_bytes());
     Some(out)
 }
+
+/// The value of each byte as a hex digit, 0xFF where it is none.
+const HEX_DIGITS: [u8; 256] = {
+    let mut table = [0xFF; 256];
+    let mut i = 0;
+    while i < 10 {
+        table[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        table[b'a' as usize + i] = 10 + i as u8;
+        table[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    table
+};

@@ -21,6 +21,7 @@ mod call_event_row;
 mod json;
 mod model;
 mod pack;
+mod row_binary;
 mod rows;
 
 use blake2::digest::{Update, VariableOutput};
@@ -774,6 +775,7 @@ fn ringlog_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<EventValidator>()?;
     m.add_class::<pack::EventPacker>()?;
     m.add_class::<rows::RowBuilder>()?;
+    m.add_class::<row_binary::RowBinaryEncoder>()?;
     m.add("PACK_TAG", pack::TAG)?;
     m.add_function(wrap_pyfunction!(payload_digest, m)?)?;
     m.add(

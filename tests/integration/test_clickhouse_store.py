@@ -10,7 +10,8 @@ import datetime as dt
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -32,9 +33,11 @@ from worker.adapters.clickhouse.store import (
     StoreUnavailable,
     redact_url,
 )
+from worker.core.batch_plan import BatchPlanner
 from worker.core.call_event_rows import CallEventRows
 from worker.core.decode import ValidEvent, decode_record
 from worker.core.native_fast_path import VALIDATOR as NATIVE
+from worker.core.rates import load_rate_plan
 
 UTC = dt.UTC
 PROJECT = "6f1c2a4e-0d43-4b0a-9a57-2f3f0d7f1a01"
@@ -420,3 +423,100 @@ def test_row_binary_of_other_columns_is_refused(store: ClickHouseStore) -> None:
     block.add(record, ev, row)
     with pytest.raises(StoreError, match=r"call_event: RowBinary rows do not match .*ingested_at"):
         store.insert("call_event", block)
+
+
+# ---- the rows tables in RowBinary ----------------------------------------------------------
+
+
+def _as_json_only(store: ClickHouseStore, chdb_store_url: str) -> ClickHouseStore:
+    """A second database whose inserts all go as JSONEachRow (no native encoder)."""
+    as_json = ClickHouseStore(chdb_store_url, f"{store.database}_json")
+    as_json.migrate()
+    as_json._plans = {name: replace(plan, encoder=None) for name, plan in as_json._plans.items()}
+    return as_json
+
+
+def _same_rows_both_ways(
+    store: ClickHouseStore,
+    chdb_store_url: str,
+    tables: Mapping[str, Sequence[Mapping[str, object]]],
+) -> dict[str, list[tuple[object, ...]]]:
+    """Insert `tables` into `store` (RowBinary, asserted) and as JSON; assert ClickHouse holds
+    the same rows (the times as text too); return them."""
+    as_json = _as_json_only(store, chdb_store_url)
+    stored: dict[str, list[tuple[object, ...]]] = {}
+    try:
+        for table, rows in tables.items():
+            assert store._plans[table].row_binary(rows) is not None, table
+            store.insert(table, rows)
+            as_json.insert(table, rows)
+            times = [
+                f"toString({name})"
+                for name, kind in TABLES_BY_NAME[table].columns
+                if "DateTime64" in kind
+            ]
+            select = f"SELECT *, {', '.join(times)} FROM {{}}.{table} ORDER BY id, version"
+            _, binary = store.query(select.format(store.database))
+            _, json = as_json.query(select.format(as_json.database))
+            assert binary == json, table
+            assert len(binary) == len(rows), table
+            stored[table] = binary
+    finally:
+        as_json.command(f"DROP DATABASE IF EXISTS `{as_json.database}`")
+        as_json.close()
+    return stored
+
+
+@pytest.mark.skipif(NATIVE is None, reason="ringlog_native is not built")
+def test_planned_rows_in_row_binary_store_what_their_json_stores(
+    store: ClickHouseStore, chdb_store_url: str
+) -> None:
+    """The rows tables of planned traffic go in RowBinary (values.InsertPlan.row_binary):
+    ClickHouse must store exactly what the JSON of the same dicts stores."""
+    planner = BatchPlanner(load_rate_plan(None), dt.timedelta(hours=4), 100_000)
+    records = [
+        FakeRecord("telephony.call-events", 0, offset, m.key, m.value)
+        for offset, m in enumerate(generate_events(3000, seed=11, invalid_share=0.0))
+    ]
+    plan = planner.plan(planner.decode(records), [], dt.datetime(2026, 12, 2, 23, 0, tzinfo=UTC))
+    tables = {str(table): rows for table, rows in plan.tables.items()}
+    assert set(tables) == {"incoming_call_log", "incoming_call_log_item", "call_log", "cdr"}
+    stored = _same_rows_both_ways(store, chdb_store_url, tables)
+    assert all(len(rows) > 20 for rows in stored.values())
+
+
+@pytest.mark.skipif(NATIVE is None, reason="ringlog_native is not built")
+def test_edge_values_in_row_binary_store_what_their_json_stores(
+    store: ClickHouseStore, chdb_store_url: str
+) -> None:
+    plus = dt.timezone(dt.timedelta(hours=5, minutes=30))
+    utc0 = dt.timezone(dt.timedelta(0))  # UTC, but not the `datetime.UTC` object
+    full: dict[str, object] = dict.fromkeys(INCOMING_CALL_LOG.column_names)
+    rows: list[dict[str, object]] = []
+    cases: list[tuple[object, object, dt.datetime]] = [
+        (Decimal("1.13755"), Decimal("-1.13755"), dt.datetime(2024, 5, 1, 12, 0, 0, 999999)),
+        (Decimal("0.00005"), Decimal("-0.00004999"), dt.datetime(2024, 5, 1, 17, 30, 0, 1, plus)),
+        (Decimal("99999999999999.9999"), Decimal("-0"), dt.datetime(1970, 1, 1, 0, 0, 0, 999, UTC)),
+        (Decimal("1.2E+3"), Decimal("0E-12"), dt.datetime(2105, 12, 31, 23, 59, 59, 999999, utc0)),
+        (Decimal("0." + "9" * 40), Decimal("12"), dt.datetime(2026, 3, 29, 2, 30, 0, 500, UTC)),
+    ]
+    for i, (cost, other, when) in enumerate(cases):
+        row = full | _call_log_row(f"CA-edge-{i}", i + 1)  # every column: RowBinary
+        row |= {
+            "incoming_call_policy_id": uuid.UUID(int=i),
+            "answered_by_user_id": str(uuid.UUID(int=2**128 - 1 - i)).upper(),
+            "caller_phone_number": "+15551230000",
+            "status_message": "☎ " * (i * 40) + "\"quoted\" \\ 'x'",
+            "call_cost_in_usd_cents": cost,
+            "incoming_call_cost_in_usd_cents": other,
+            "call_duration_in_seconds": 2**32 - 1 if i == 0 else i,
+            "started_at": when,
+            "answered_at": when if i % 2 else None,
+            "version": 2**64 - 1 - i,
+        }
+        rows.append(row)
+    stored = _same_rows_both_ways(store, chdb_store_url, {"incoming_call_log": rows})
+    at = INCOMING_CALL_LOG.column_names.index("call_cost_in_usd_cents")
+    costs = [row[at] for row in stored["incoming_call_log"]]  # by id: the order of `cases`
+    expected = ("1.1376", "0.0001", "99999999999999.9999", "1200.0000", "1.0000")
+    assert sorted(map(str, costs)) == sorted(expected)

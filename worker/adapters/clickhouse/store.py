@@ -361,9 +361,10 @@ class ClickHouseStore:
         rows: Sequence[Mapping[str, object]],
         dedup_token: str | None = None,
     ) -> None:
-        """Insert dict rows into `table` (a table of schemas/tables.py) as one block, sent as
-        one JSONEachRow body (`values.InsertPlan.body`); rows that come encoded already
-        (`values.RowBinaryBlock`: a plan's call_event rows) are sent as they are.
+        """Insert dict rows into `table` (a table of schemas/tables.py) as one block, sent in
+        RowBinary (`values.InsertPlan.row_binary`) or else as one JSONEachRow body
+        (`values.InsertPlan.body`), the same values stored either way; rows that come encoded
+        already (`values.RowBinaryBlock`: a plan's call_event rows) are sent as they are.
 
         Missing keys are NULL (or the type's default for non-Nullable columns); unknown keys
         raise StoreError. With `dedup_token`, a retry of the same batch with the same token is
@@ -380,6 +381,8 @@ class ClickHouseStore:
                 plan.check_row_binary(rows)
                 names, fmt, settings = rows.columns, "RowBinary", dict(INSERT_SETTINGS)
                 body = rows.row_binary()
+            elif (binary := plan.row_binary(rows)) is not None:
+                fmt, settings, body = "RowBinary", dict(INSERT_SETTINGS), binary
             else:
                 body = plan.body(rows)
         except (TypeError, ValueError) as exc:

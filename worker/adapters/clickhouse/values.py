@@ -1,13 +1,22 @@
 """What an insert sends: each table's `InsertPlan` (its columns, and how a batch of dict rows
 becomes one JSONEachRow body) and the settings pinned on every insert.
 
-Why JSON and not clickhouse-connect's Native encoding: orjson turns a whole batch into bytes
-in C, and ClickHouse parses them in C++ (in parallel, outside the GIL), where Native is built
-value by value in Python on the worker's thread. Measured on the benchmark's batches
-(`python -m benchmarks.stages`): 17.8 -> 5.8 us of the calling thread's CPU per event, the
-stored rows identical. The exception is a plan's `call_event` rows: the decoder writes them in
-RowBinary while it holds each message (`RowBinaryBlock`, `worker.core.call_event_rows`), and
-they are sent as they are.
+Two encodings, the same stored values:
+
+- RowBinary, written by `ringlog_native.RowBinaryEncoder` (native/src/row_binary.rs) from the
+  dict rows: the usual way. It costs the writer's thread well under a microsecond per row
+  (orjson and the decimal rounding took 3-5), and ClickHouse parses it for about half of what
+  JSON costs it. The encoder answers None for any block holding a value it cannot be sure to
+  store exactly as the JSON body would (a missing or unknown column, a None in a column that
+  is not Nullable, an unusual Python type, a value out of range); that block goes as JSON.
+- JSONEachRow (`InsertPlan.body`): every other block, and every block without the native
+  extension. Not clickhouse-connect's Native encoding: that is built value by value in Python
+  on the worker's thread (17.8 against 5.8 us of the calling thread's CPU per event for JSON,
+  `python -m benchmarks.stages`).
+
+A plan's `call_event` rows come encoded already: the decoder writes them in RowBinary while it
+holds each message (`RowBinaryBlock`, `worker.core.call_event_rows`), and they are sent as
+they are.
 
 Values as they are encoded:
 
@@ -34,6 +43,7 @@ from typing import Final, Protocol, runtime_checkable
 import orjson
 
 from schemas.tables import Table
+from worker.core.native_fast_path import NATIVE_MODULE
 
 __all__ = [
     "INSERT_SETTINGS",
@@ -69,6 +79,12 @@ class RowBinaryBlock(Protocol):
     @property
     def types(self) -> tuple[str, ...]: ...
     def row_binary(self) -> bytes: ...
+
+
+class RowEncoder(Protocol):
+    """`ringlog_native.RowBinaryEncoder`: a table's dict rows in RowBinary, or None."""
+
+    def encode(self, rows: Sequence[Mapping[str, object]], /) -> bytes | None: ...
 
 
 def _decimal_converter(scale: int) -> Callable[[object], object]:
@@ -118,6 +134,13 @@ class InsertPlan:
     known: frozenset[str]
     # (column, converter) of the Decimal columns: the only values converted before encoding.
     decimals: tuple[tuple[str, Callable[[object], object]], ...]
+    # The native RowBinary encoder of the table's columns (None: every block goes as JSON).
+    encoder: RowEncoder | None = None
+
+    def row_binary(self, rows: Sequence[Mapping[str, object]]) -> bytes | None:
+        """The rows in RowBinary, in the table's column order, when the native encoder can
+        write them exactly as `body` would have them stored; None: send `body`."""
+        return self.encoder.encode(rows) if self.encoder is not None else None
 
     def body(self, rows: Sequence[Mapping[str, object]]) -> bytes:
         """One JSONEachRow body (a JSON array of the row objects) for `rows`.
@@ -173,4 +196,17 @@ def insert_plan(table: Table) -> InsertPlan:
         table.column_types,
         frozenset(table.column_names),
         decimals,
+        _row_encoder(table),
     )
+
+
+def _row_encoder(table: Table) -> RowEncoder | None:
+    if NATIVE_MODULE is None:
+        return None
+    try:
+        encoder: RowEncoder = NATIVE_MODULE.RowBinaryEncoder(
+            list(zip(table.column_names, table.column_types, strict=True))
+        )
+    except ValueError:  # a column type the encoder does not write: JSON for this table
+        return None
+    return encoder
