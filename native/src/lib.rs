@@ -631,6 +631,11 @@ fn utc_micros(value: &Bound<'_, PyAny>, utc: &Bound<'_, PyAny>) -> Option<i64> {
     if !time.get_tzinfo()?.is(utc) || time.get_fold() {
         return None;
     }
+    Some(wall_micros(time))
+}
+
+/// Microseconds since the epoch of a datetime's own fields, its time zone left aside.
+pub(crate) fn wall_micros(time: &Bound<'_, PyDateTime>) -> i64 {
     let days = days_from_civil(
         i64::from(time.get_year()),
         i64::from(time.get_month()),
@@ -639,7 +644,7 @@ fn utc_micros(value: &Bound<'_, PyAny>, utc: &Bound<'_, PyAny>) -> Option<i64> {
     let seconds = ((days * 24 + i64::from(time.get_hour())) * 60 + i64::from(time.get_minute()))
         * 60
         + i64::from(time.get_second());
-    Some(seconds * 1_000_000 + i64::from(time.get_microsecond()))
+    seconds * 1_000_000 + i64::from(time.get_microsecond())
 }
 
 fn exact_str<'a>(value: &'a Bound<'_, PyAny>) -> Option<&'a str> {

@@ -11,12 +11,12 @@
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{
-    PyBool, PyBytes, PyDateAccess, PyDateTime, PyDelta, PyDeltaAccess, PyDict, PyInt, PyList,
-    PyString, PyTimeAccess, PyTuple, PyTzInfoAccess,
+    PyBool, PyBytes, PyDateTime, PyDelta, PyDeltaAccess, PyDict, PyInt, PyList, PyString, PyTuple,
+    PyTzInfoAccess,
 };
 
 use crate::call_event_row::uuid_bytes;
-use crate::days_from_civil;
+use crate::wall_micros;
 
 /// Milliseconds of 2106-01-01T00:00:00Z: the end of the times the contract accepts (TIME_MAX).
 const MILLIS_MAX: i64 = 4_291_747_200_000;
@@ -265,15 +265,7 @@ fn millis_of(value: &Bound<'_, PyAny>, utc: &Bound<'_, PyAny>) -> PyResult<Optio
     let Ok(time) = value.downcast_exact::<PyDateTime>() else {
         return Ok(None);
     };
-    let days = days_from_civil(
-        i64::from(time.get_year()),
-        i64::from(time.get_month()),
-        i64::from(time.get_day()),
-    );
-    let seconds = ((days * 24 + i64::from(time.get_hour())) * 60 + i64::from(time.get_minute()))
-        * 60
-        + i64::from(time.get_second());
-    let mut micros = seconds * 1_000_000 + i64::from(time.get_microsecond());
+    let mut micros = wall_micros(time);
     if let Some(zone) = time.get_tzinfo() {
         if !zone.is(utc) {
             let offset = time.call_method0("utcoffset")?;
