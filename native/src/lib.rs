@@ -24,8 +24,6 @@ mod pack;
 mod row_binary;
 mod rows;
 
-use blake2::digest::{Update, VariableOutput};
-use blake2::Blake2bVar;
 use json::Value;
 use model::{FieldsSets, ModelBuilder};
 use pyo3::exceptions::PyValueError;
@@ -766,13 +764,8 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
 /// `int.from_bytes(hashlib.blake2b(payload, digest_size=8).digest(), "big")`.
 #[pyfunction]
 fn payload_digest(payload: &[u8]) -> u64 {
-    let mut hasher = Blake2bVar::new(8).expect("8 is a valid blake2b digest size");
-    hasher.update(payload);
-    let mut out = [0u8; 8];
-    hasher
-        .finalize_variable(&mut out)
-        .expect("the buffer has the digest's size");
-    u64::from_be_bytes(out)
+    let hash = blake2b_simd::Params::new().hash_length(8).hash(payload);
+    u64::from_be_bytes(hash.as_bytes().try_into().expect("8 bytes"))
 }
 
 #[pymodule]
