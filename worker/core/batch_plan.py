@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -130,36 +130,48 @@ class BatchPlanner:
         names calls that must stay cached (those of the batch still being written).
         """
         plan = Plan(decoded.records, ingested_at, CallEventRows(ingested_at))
+        # Every envelope of the batch carries the same rejected_at: formatted once.
+        rejected_at = _envelope_time(ingested_at)
         for record, rejection in decoded.rejected:
-            self._dead_letter(record, rejection, plan)
+            self._dead_letter(record, rejection, plan, rejected_at)
         missing = frozenset(decoded.missing)  # for lookups: a batch can miss thousands
         plan.stored_events_skipped = self._load(decoded, missing, reloaded)
 
         changed: list[CallKey] = []
+        # Per event only what must be per event (this loop runs for every record); the
+        # counts and the newest event time are folded once per batch below.
+        written: list[str] = []
+        duplicate: list[str] = []
+        newest: list[datetime] = []
+        add_row = plan.event_rows.add
         for key, items in decoded.by_call.items():
             state = self.cache.get(key)
             if state is None:
                 continue  # forgotten by a rebalance meanwhile: the caller discards this plan
-            touched = False
-            for record, ev, row in items:
+            merged = state.merge_batch([ev for _, ev, _ in items], key)
+            for (record, ev, row), is_new in zip(items, merged, strict=True):
                 e = ev.event
-                if state.merge(ev, key):
-                    touched = True
-                    plan.event_rows.add(record, ev, row)
-                    plan.counts[(e.type, "written")] += 1
+                if is_new:
+                    add_row(record, ev, row)
+                    written.append(e.type)
                 else:
-                    plan.duplicates += 1
-                    plan.counts[(e.type, "duplicate")] += 1
-                if self.watermark is None or e.occurred_at > self.watermark:
-                    self.watermark = e.occurred_at
-                if plan.max_event_time is None or e.occurred_at > plan.max_event_time:
-                    plan.max_event_time = e.occurred_at
+                    duplicate.append(e.type)
+            newest.append(max(ev.event.occurred_at for _, ev, _ in items))
             # Calls reloaded from call_event are rebuilt even when every event of this batch
             # is already stored: a worker that died (or abandoned a batch) between its
             # call_event insert and its row inserts left those events durable but their rows
             # unwritten, and the replay would otherwise find only duplicates and write nothing.
-            if touched or key in missing:
+            if True in merged or key in missing:
                 changed.append(key)
+        for name, count in Counter(written).items():
+            plan.counts[(name, "written")] += count
+        for name, count in Counter(duplicate).items():
+            plan.counts[(name, "duplicate")] += count
+        plan.duplicates = len(duplicate)
+        if newest:
+            plan.max_event_time = max(newest)
+            if self.watermark is None or plan.max_event_time > self.watermark:
+                self.watermark = plan.max_event_time
 
         for key in changed:
             self._rebuild(key, plan.tables, now=None)
@@ -263,8 +275,11 @@ class BatchPlanner:
             and state.last_event_at <= deadline
         ]
 
-    def _dead_letter(self, record: Record, rejection: Rejection, plan: Plan) -> None:
-        """The DLQ envelope of DESIGN.md section 2 and the rejected_event row."""
+    def _dead_letter(
+        self, record: Record, rejection: Rejection, plan: Plan, rejected_at_text: str | None = None
+    ) -> None:
+        """The DLQ envelope of DESIGN.md section 2 and the rejected_event row (`rejected_at_text`:
+        the envelope's time, plan.ingested_at's text if not given)."""
         raw = record.value if record.value is not None else b""
         payload, encoding = _payload_text(raw)
         key_text = record.key.decode("utf-8", "replace") if record.key is not None else None
@@ -283,7 +298,7 @@ class BatchPlanner:
             },
             "payload": payload,
             "payload_encoding": encoding,
-            "rejected_at": rejected_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "rejected_at": rejected_at_text or _envelope_time(rejected_at),
         }
         plan.dead_letter_records.append((record.key, orjson.dumps(envelope)))
         plan.rejected_rows.append(
@@ -301,6 +316,10 @@ class BatchPlanner:
             }
         )
         plan.dead_letter_codes[rejection.code] += 1
+
+
+def _envelope_time(at: datetime) -> str:
+    return at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _payload_text(raw: bytes) -> tuple[str, str]:

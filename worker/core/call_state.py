@@ -50,6 +50,23 @@ class CallState:
         self._changed = True
         return True
 
+    def merge_batch(self, events: Iterable[ValidEvent], key: CallKey) -> list[bool]:
+        """`merge` of each event in turn (the batch's events of this call, in arrival order):
+        whether each changed the call's event set. One call per call, not per event."""
+        merged = self._unpacked(key)
+        changed = []
+        for ev in events:
+            event_id = ev.event.event_id
+            current = merged.get(event_id)
+            if current is not None and current.digest >= ev.digest:
+                changed.append(False)
+            else:
+                merged[event_id] = ev
+                changed.append(True)
+        if True in changed:
+            self._changed = True
+        return changed
+
     def valid_events(self) -> list[ValidEvent]:
         """The call's distinct events, as the decoder made them (same classes, values,
         fields-sets and digests)."""

@@ -8,6 +8,8 @@ from datetime import timedelta, timezone
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from schemas.events import EVENT_MODELS
 from tests.support.builders import (
@@ -129,6 +131,25 @@ def test_duplicates_across_rests_keep_the_larger_digest() -> None:
     [back] = state.valid_events()
     assert back.digest == ev.digest + 1
     assert len(state.valid_events()) == 1
+
+
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 2)), max_size=12), st.booleans())
+def test_merge_batch_is_merge_of_each_event_in_turn(
+    picks: list[tuple[int, int]], rested: bool
+) -> None:
+    """`merge_batch` (the planner's, once per call) answers and keeps what `merge` of each
+    event in turn does: duplicates and repeats within the batch included."""
+    kinds = [valid(ev) for ev in _every_type()[:4]]
+    batch = [ValidEvent(kinds[i].event, kinds[i].digest + bump) for i, bump in picks]
+    one_by_one = _rested(kinds[:1]) if rested else CallState(partition=0)
+    at_once = _rested(kinds[:1]) if rested else CallState(partition=0)
+    expected = [one_by_one.merge(ev, (PROJECT, "c")) for ev in batch]
+    assert at_once.merge_batch(batch, (PROJECT, "c")) == expected
+    for state in (one_by_one, at_once):
+        state.pack()
+    assert [_as_it_was(ev) for ev in at_once.valid_events()] == [
+        _as_it_was(ev) for ev in one_by_one.valid_events()
+    ]
 
 
 def test_unpacked_events_stay_while_the_batch_works_on_them() -> None:
