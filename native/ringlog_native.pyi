@@ -29,6 +29,9 @@ class EventValidator:
     ) -> Any:
         """`decode` of a consumed record and its call_event row in RowBinary (every column
         but ingested_at; None if only Python can write it): (ValidEvent, row | None), or None."""
+    def pack_with(self, packer: EventPacker, /) -> None:
+        """From now on each decoded event of a model `packer` packs carries the bytes it
+        would write for it (`ValidEvent.packed`). Once per validator."""
 
 def payload_digest(payload: bytes, /) -> int:
     """blake2b with an 8-byte digest of `payload`, as a big-endian int."""

@@ -16,6 +16,7 @@
 //! pydantic instances.
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 mod call_event_row;
 mod json;
@@ -106,6 +107,13 @@ struct EventValidator {
     time_min_us: i64,
     time_max_us: i64,
     builder: ModelBuilder,
+    /// Set by `pack_with`: the call cache's packer, and its place of each model (by class).
+    packing: OnceLock<Packing>,
+}
+
+struct Packing {
+    packer: Py<pack::EventPacker>,
+    places: HashMap<usize, usize>,
 }
 
 const KIND_TEXT: u8 = 0;
@@ -223,7 +231,29 @@ impl EventValidator {
             time_min_us,
             time_max_us,
             builder: ModelBuilder::new(py)?,
+            packing: OnceLock::new(),
         })
+    }
+
+    /// From now on `decode` and `decode_record` give each event of a model `packer` packs
+    /// the bytes it would write for it (`ValidEvent.packed`, see pack.rs): packing the call
+    /// then copies them. Once per validator.
+    fn pack_with(&self, py: Python<'_>, packer: Py<pack::EventPacker>) -> PyResult<()> {
+        let mut places = HashMap::new();
+        for model in self.models.values() {
+            let class = model.class.bind(py);
+            let names: Vec<_> = model
+                .fields
+                .iter()
+                .map(|f| f.name.bind(py).clone())
+                .collect();
+            if let Some(place) = packer.get().place_for(py, class, &names)? {
+                places.insert(class.as_ptr() as usize, place);
+            }
+        }
+        self.packing
+            .set(Packing { packer, places })
+            .map_err(|_| PyValueError::new_err("this validator already packs with a packer"))
     }
 
     /// The event model of `data`, or None where the pydantic validators must decide.
@@ -275,6 +305,9 @@ impl EventValidator {
     }
 }
 
+/// An event's packed values and its fields-set as a bit mask (`EventPacker::finish`).
+type Packed = (pack::EventBytes, u64);
+
 /// A message's members as json.rs reads them.
 type Members<'a> = Vec<(std::borrow::Cow<'a, str>, Value<'a>)>;
 
@@ -292,11 +325,23 @@ impl EventValidator {
         let Some(members) = json::object_members(value) else {
             return Ok(None);
         };
-        let Some(model) = self.build_from_members(py, &members, key)? else {
+        let Some((model, bytes)) = self.build_from_members(py, &members, key)? else {
             return Ok(None);
         };
         let digest = payload_digest(value);
-        let valid = self.valid_event.call1(py, (model, digest))?;
+        let packed = match (bytes, self.packing.get()) {
+            (Some((bytes, fields_mask)), Some(packing)) => {
+                packing.packer.get().finish(bytes, digest, fields_mask)
+            }
+            _ => None,
+        };
+        let valid = match packed {
+            Some(packed) => {
+                let packed = PyBytes::new(py, &packed);
+                self.valid_event.call1(py, (model, digest, packed))?
+            }
+            None => self.valid_event.call1(py, (model, digest))?,
+        };
         Ok(Some((valid, digest, members)))
     }
 
@@ -307,21 +352,23 @@ impl EventValidator {
         let Some(model) = exact_str(&event_type).and_then(|name| self.models.get(name)) else {
             return Ok(None);
         };
-        self.instance(py, model, |field| {
+        let built = self.instance(py, model, None, |field| {
             Ok(match data.get_item(field.name.bind(py))? {
                 None => Found::Absent,
                 Some(value) => self.convert(py, field, &value)?.into(),
             })
-        })
+        })?;
+        Ok(built.map(|(instance, _)| instance))
     }
 
-    /// `build` of a message's members (`decode`), whose call_id must be `key`.
+    /// `build` of a message's members (`decode`), whose call_id must be `key`, with the
+    /// event's packed values and fields-set mask if `pack_with` set a packer of its model.
     fn build_from_members(
         &self,
         py: Python<'_>,
         members: &[(std::borrow::Cow<'_, str>, Value<'_>)],
         key: &[u8],
-    ) -> PyResult<Option<PyObject>> {
+    ) -> PyResult<Option<(PyObject, Option<Packed>)>> {
         // Producers mostly write the fields in the model's order: each search starts after
         // the previous find.
         let mut next = 0;
@@ -345,23 +392,35 @@ impl EventValidator {
             Some(Value::Str(call_id)) if call_id.as_bytes() == key => {}
             _ => return Ok(None),
         }
-        self.instance(py, model, |field| {
+        let packing = self.packing.get().and_then(|packing| {
+            let place = packing.places.get(&(model.class.as_ptr() as usize))?;
+            Some((packing.packer.get(), pack::EventBytes::new(*place)))
+        });
+        let (packer, mut bytes) = packing.unzip();
+        let writer = packer.zip(bytes.as_mut());
+        let Some((instance, fields_mask)) = self.instance(py, model, writer, |field| {
             Ok(match member(&field.key) {
                 None => Found::Absent,
                 Some(value) => self.convert_member(py, field, value)?.into(),
             })
-        })
+        })?
+        else {
+            return Ok(None);
+        };
+        Ok(Some((instance, bytes.map(|bytes| (bytes, fields_mask)))))
     }
 
     /// The instance of `model` with each field's value as `found` reads and converts it
-    /// (absent fields take their defaults), or None: a required field absent, a value
-    /// refused, none of the one-of fields carried.
+    /// (absent fields take their defaults) and its fields-set as a bit mask, or None: a
+    /// required field absent, a value refused, none of the one-of fields carried. `writer`
+    /// also packs each stored value.
     fn instance<'py>(
         &self,
         py: Python<'py>,
         model: &Model,
+        mut writer: Option<(&pack::EventPacker, &mut pack::EventBytes)>,
         mut found: impl FnMut(&Field) -> PyResult<Found<'py>>,
-    ) -> PyResult<Option<PyObject>> {
+    ) -> PyResult<Option<(PyObject, u64)>> {
         let values = PyDict::new(py);
         let mut present: u64 = 0;
         let mut carried = model.one_of.is_empty();
@@ -370,7 +429,11 @@ impl EventValidator {
             let converted = match found(field)? {
                 Found::Absent if field.required => return Ok(None),
                 Found::Absent => {
-                    values.set_item(name, field.default.bind(py))?;
+                    let default = field.default.bind(py);
+                    if let Some((packer, bytes)) = writer.as_mut() {
+                        packer.write_value(py, bytes, index, default)?;
+                    }
+                    values.set_item(name, default)?;
                     continue;
                 }
                 Found::Refused => return Ok(None),
@@ -378,6 +441,9 @@ impl EventValidator {
             };
             if !carried && !converted.is_none() && model.one_of.contains(&index) {
                 carried = true;
+            }
+            if let Some((packer, bytes)) = writer.as_mut() {
+                packer.write_value(py, bytes, index, &converted)?;
             }
             values.set_item(name, converted)?;
             present |= 1 << index;
@@ -391,7 +457,7 @@ impl EventValidator {
         let instance = self
             .builder
             .build(py, model.class.bind(py), &values, &fields_set)?;
-        Ok(Some(instance.unbind()))
+        Ok(Some((instance.unbind(), present)))
     }
 
     /// `convert` of a member read from the message's bytes: the value orjson would have made,

@@ -11,6 +11,11 @@
 //! zigzag): the model's place, the digest (8 bytes, little-endian), the fields-set and the
 //! None fields as bit masks, then each other value by its field's kind. project_id and
 //! call_id are not written: they come from the call's key.
+//!
+//! Each event's bytes stand alone (its times are deltas within the event), so a call is its
+//! events' bytes joined. The validator (lib.rs) writes them as it decodes (`EventBytes`) and
+//! `unpack` keeps each event's slice: both hand them on as `ValidEvent.packed`, and `pack`
+//! copies them instead of reading the model again.
 
 use std::collections::HashMap;
 
@@ -39,8 +44,8 @@ enum Coding {
     Key,
     /// A str: its UTF-8 bytes, or a canonical UUID's 16 bytes (37 bytes less as text).
     Text,
-    /// A UTC datetime: microseconds since the call's previous time (times of a call are
-    /// close, so a few bytes instead of eight).
+    /// A UTC datetime: microseconds since the event's previous time (its first time: since
+    /// the epoch).
     Time,
     /// A Decimal: its exact text.
     Money,
@@ -205,9 +210,10 @@ impl EventPacker {
         let mut out = Vec::with_capacity(16 + 160 * events.len());
         out.push(TAG);
         put_varint(&mut out, events.len() as u64);
-        let mut last_time = 0;
         for (_, ev) in events.iter() {
-            if !self.pack_event(py, &ev, &mut out, &mut last_time)? {
+            if let Some(bytes) = self.packed_bytes(py, &ev)? {
+                out.extend_from_slice(bytes.as_bytes());
+            } else if !self.pack_event(py, &ev, &mut out)? {
                 return Ok(None);
             }
         }
@@ -230,9 +236,8 @@ impl EventPacker {
         }
         let count = reader.varint()?;
         let out = PyDict::new(py);
-        let mut last_time = 0;
         for _ in 0..count {
-            let (event_id, ev) = self.unpack_event(py, &mut reader, &key, &mut last_time)?;
+            let (event_id, ev) = self.unpack_event(py, &mut reader, &key)?;
             out.set_item(event_id, ev)?;
         }
         if reader.at != packed.len() {
@@ -243,14 +248,44 @@ impl EventPacker {
 }
 
 impl EventPacker {
+    /// `ev.packed` when it holds this packer's bytes of `ev` (its model's place and its
+    /// digest: a `ValidEvent` made with another model or digest is packed from its model).
+    fn packed_bytes<'py>(
+        &self,
+        py: Python<'py>,
+        ev: &Bound<'py, PyAny>,
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        if !ev.get_type().is(self.valid_event.bind(py)) {
+            return Ok(None);
+        }
+        let Ok(bytes) = ev
+            .getattr(pyo3::intern!(py, "packed"))?
+            .downcast_into_exact::<PyBytes>()
+        else {
+            return Ok(None);
+        };
+        let data = bytes.as_bytes();
+        let (Some(&place), Some(digest)) = (data.first(), data.get(1..9)) else {
+            return Ok(None);
+        };
+        let event = ev.getattr(pyo3::intern!(py, "event"))?;
+        let same_model = self
+            .models
+            .get(usize::from(place))
+            .is_some_and(|model| event.get_type().is(model.class.bind(py)));
+        let digest = u64::from_le_bytes(digest.try_into().expect("8 bytes"));
+        let same_digest = exact_u64(&ev.getattr(pyo3::intern!(py, "digest"))?) == Some(digest);
+        Ok((same_model && same_digest).then_some(bytes))
+    }
+
     /// Writes `ev` to `out`; false (and `out` left half-written) if it cannot be exact.
     fn pack_event(
         &self,
         py: Python<'_>,
         ev: &Bound<'_, PyAny>,
         out: &mut Vec<u8>,
-        last_time: &mut i64,
     ) -> PyResult<bool> {
+        let mut last_time = 0;
         if !ev.get_type().is(self.valid_event.bind(py)) {
             return Ok(false);
         }
@@ -312,7 +347,7 @@ impl EventPacker {
         put_varint(out, fields_mask);
         put_varint(out, none_mask);
         for (field, value) in present {
-            if !self.pack_value(py, field, &value, out, last_time)? {
+            if !self.pack_value(py, field, &value, out, &mut last_time)? {
                 return Ok(false);
             }
         }
@@ -410,8 +445,9 @@ impl EventPacker {
         py: Python<'py>,
         reader: &mut Reader<'_>,
         key: &(Bound<'py, PyAny>, Bound<'py, PyAny>),
-        last_time: &mut i64,
     ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+        let start = reader.at;
+        let last_time = &mut 0;
         let model = self
             .models
             .get(reader.byte()? as usize)
@@ -445,7 +481,12 @@ impl EventPacker {
         let instance = self
             .builder
             .build(py, model.class.bind(py), &values, &fields_set)?;
-        let ev = self.valid_event.bind(py).call1((instance, digest))?;
+        // The event's own bytes go with it: packing the call again copies them.
+        let packed = PyBytes::new(py, &reader.data[start..reader.at]);
+        let ev = self
+            .valid_event
+            .bind(py)
+            .call1((instance, digest, packed))?;
         Ok((event_id, ev))
     }
 
@@ -504,6 +545,96 @@ impl EventPacker {
             pool.set_item(&value, &value)?;
         }
         Ok(value)
+    }
+}
+
+/// One event's bytes as the validator writes them while it builds the model: each value as
+/// it is stored, then `EventPacker::finish` puts the header in front. Exactly `pack_event`'s
+/// bytes for that model, since the same code writes each value.
+pub(crate) struct EventBytes {
+    place: usize,
+    values: Vec<u8>,
+    none_mask: u64,
+    last_time: i64,
+    /// A value `pack_value` could not write exactly: the event gets no bytes.
+    refused: bool,
+}
+
+impl EventBytes {
+    /// A writer for an event of the model at `place` (see `EventPacker::place_for`).
+    pub(crate) fn new(place: usize) -> Self {
+        Self {
+            place,
+            values: Vec::with_capacity(192),
+            none_mask: 0,
+            last_time: 0,
+            refused: false,
+        }
+    }
+}
+
+impl EventPacker {
+    /// The place of `class` if this packer packs it with the fields `names`, in this order
+    /// (a writer's field indexes are then the packer's).
+    pub(crate) fn place_for(
+        &self,
+        py: Python<'_>,
+        class: &Bound<'_, PyType>,
+        names: &[Bound<'_, PyString>],
+    ) -> PyResult<Option<usize>> {
+        let Some(&place) = self.places.get(&(class.as_ptr() as usize)) else {
+            return Ok(None);
+        };
+        let fields = &self.models[place].fields;
+        if fields.len() != names.len() {
+            return Ok(None);
+        }
+        for (field, name) in fields.iter().zip(names) {
+            if !field.name.bind(py).as_any().eq(name)? {
+                return Ok(None);
+            }
+        }
+        Ok(Some(place))
+    }
+
+    /// Writes the value of field `index` (in the model's order, each field once).
+    pub(crate) fn write_value(
+        &self,
+        py: Python<'_>,
+        bytes: &mut EventBytes,
+        index: usize,
+        value: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let field = &self.models[bytes.place].fields[index];
+        if bytes.refused || field.coding == Coding::Key {
+            return Ok(());
+        }
+        if value.is_none() {
+            bytes.none_mask |= 1 << index;
+        } else if !self.pack_value(py, field, value, &mut bytes.values, &mut bytes.last_time)? {
+            bytes.refused = true;
+        }
+        Ok(())
+    }
+
+    /// The event's bytes (`fields_mask`: its fields-set as a bit mask), or None if a value
+    /// could not be written exactly.
+    pub(crate) fn finish(
+        &self,
+        bytes: EventBytes,
+        digest: u64,
+        fields_mask: u64,
+    ) -> Option<Vec<u8>> {
+        if bytes.refused {
+            return None;
+        }
+        let mut out = Vec::with_capacity(bytes.values.len() + 24);
+        out.push(bytes.place as u8);
+        out.extend_from_slice(&digest.to_le_bytes());
+        put_varint(&mut out, fields_mask);
+        put_varint(&mut out, bytes.none_mask);
+        out.extend_from_slice(&bytes.values);
+        Some(out)
     }
 }
 

@@ -44,7 +44,7 @@ from typing import (
 from schemas.events import EVENT_MODELS, Envelope
 from worker.core.decode import ValidEvent
 from worker.core.event_fast_path import FAST_MODELS
-from worker.core.native_fast_path import NATIVE_MODULE, UnknownKind, native_spec
+from worker.core.native_fast_path import NATIVE_MODULE, VALIDATOR, UnknownKind, native_spec
 
 CallKey = tuple[str, str]  # (project_id, call_id)
 _T = TypeVar("_T")
@@ -230,6 +230,10 @@ def _native_packer() -> EventPacker | None:
     packer: EventPacker = NATIVE_MODULE.EventPacker(
         models, ValidEvent, Decimal, UTC, _SOURCES, _POOL_MAX
     )
+    if VALIDATOR is not None:
+        # The native decoder writes each event's packed bytes as it builds the model (on
+        # values still in the CPU's caches); packing a call then copies them.
+        VALIDATOR.pack_with(packer)
     return packer
 
 

@@ -72,6 +72,7 @@ class EventValidator(Protocol):
     def decode_record(
         self, value: bytes, key: bytes | None, topic: str, partition: int, offset: int, /
     ) -> tuple[ValidEvent, bytes | None] | None: ...
+    def pack_with(self, packer: Any, /) -> None: ...
 
 
 _INT64 = (-(2**63), 2**63 - 1)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from schemas.events import Envelope
 
@@ -17,3 +17,7 @@ class ValidEvent:
     # Deterministic tie-break between two different payloads that share an event_id: the
     # larger digest survives, in memory and in call_event (ReplacingMergeTree(version)).
     digest: int
+    # The event as the call cache's native packer writes it, when the native decoder (or
+    # unpack) made it: packing the call copies these bytes instead of reading the model
+    # (`worker.core.event_pack`). Not part of the event: equality ignores it.
+    packed: bytes | None = field(default=None, compare=False, repr=False)
