@@ -87,9 +87,10 @@ class CallState:
     def settle(self) -> None:
         """Pack the events now, and keep them unpacked too until `pack()`.
 
-        The planner calls it right after a rebuild has read every event of the call: packing
-        then reads memory still in the CPU's caches (1.6-2.7 us per event, against 2.8-3.9 us
-        a batch later, on benchmarks.stages' traffic), and `pack()` later only lets go.
+        The planner calls it right after a rebuild has read every event of the call, and
+        `pack()` later only lets go. Natively decoded events bring their packed bytes
+        (`ValidEvent.packed`), so this mostly copies them: 0.5 us per event, against 3.2 us
+        reading the models (the generator's traffic, 2026-12-03).
         """
         if self._events is not None and self._changed:
             self._packed = pack(self._events)

@@ -14,9 +14,11 @@ never leave the process (a class is packed as its place in this process's regist
 format can change freely between versions.
 
 Two formats. With `ringlog_native` installed, its `EventPacker` (native/src/pack.rs) packs a
-call in a compact binary form (canonical UUIDs as 16 bytes, times as deltas, Decimals as their
-text) with the field kinds of `native_fast_path`, and builds the models back as the native
-validator does. It packs only what it can give back exactly and refuses the whole call
+call in a compact binary form (canonical UUIDs as 16 bytes, times as deltas within each event,
+Decimals as their text) with the field kinds of `native_fast_path`, and builds the models back
+as the native validator does. Each event's bytes stand alone: the native decoder writes them
+while it builds the model and `unpack` keeps them (`ValidEvent.packed`), so packing a call
+again mostly copies them. It packs only what it can give back exactly and refuses the whole call
 otherwise (an unknown class, a time not in `datetime.UTC`, an unexpected type, a digest
 outside 64 bits...), which then takes the Python format below: a marshalled tuple per event.
 The first byte tells them apart (`NATIVE_TAG` is never a marshal type code);
