@@ -36,6 +36,9 @@ class EventValidator:
 def payload_digest(payload: bytes, /) -> int:
     """blake2b with an 8-byte digest of `payload`, as a big-endian int."""
 
+def murmur2(data: bytes, /) -> int:
+    """Kafka's murmur2 of `data` (the Java client's, the default partitioner's), unsigned."""
+
 PACK_TAG: Final[int]
 """The first byte of a call EventPacker packed (never marshal's first byte)."""
 

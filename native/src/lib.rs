@@ -21,6 +21,7 @@ use std::sync::OnceLock;
 mod call_event_row;
 mod json;
 mod model;
+mod murmur2;
 mod pack;
 mod row_binary;
 mod rows;
@@ -842,6 +843,7 @@ fn ringlog_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<row_binary::RowBinaryEncoder>()?;
     m.add("PACK_TAG", pack::TAG)?;
     m.add_function(wrap_pyfunction!(payload_digest, m)?)?;
+    m.add_function(wrap_pyfunction!(murmur2::murmur2, m)?)?;
     m.add(
         "KINDS",
         (

@@ -9,6 +9,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from worker.adapters.kafka.connection import KafkaConnection
+from worker.adapters.kafka.partitioner import KeyPartitioner
 from worker.pipeline.ports import DeadLetterUnavailable
 
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
@@ -25,6 +26,7 @@ class DeadLetterProducer:
             acks="all",
             max_request_size=MAX_MESSAGE_BYTES,
             linger_ms=5,
+            partitioner=KeyPartitioner(),  # aiokafka's placement, its murmur2 native
         )
 
     async def start(self) -> None:
