@@ -28,7 +28,7 @@ from devtools.traffic import generate_events
 from worker.adapters.clickhouse.store import ClickHouseStore
 from worker.core.batch_plan import BatchPlanner
 from worker.core.rates import load_rate_plan
-from worker.service.cycle_collector import tune_gc
+from worker.service.lifecycle import tune_gc
 
 
 def main(argv: list[str] | None = None) -> int:
