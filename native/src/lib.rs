@@ -332,15 +332,15 @@ impl EventValidator {
         let digest = payload_digest(value);
         let packed = match (bytes, self.packing.get()) {
             (Some((bytes, fields_mask)), Some(packing)) => {
-                packing.packer.get().finish(bytes, digest, fields_mask)
+                packing
+                    .packer
+                    .get()
+                    .finish(py, bytes, digest, fields_mask)?
             }
             _ => None,
         };
         let valid = match packed {
-            Some(packed) => {
-                let packed = PyBytes::new(py, &packed);
-                self.valid_event.call1(py, (model, digest, packed))?
-            }
+            Some(packed) => self.valid_event.call1(py, (model, digest, packed))?,
             None => self.valid_event.call1(py, (model, digest))?,
         };
         Ok(Some((valid, digest, members)))

@@ -618,23 +618,30 @@ impl EventPacker {
     }
 
     /// The event's bytes (`fields_mask`: its fields-set as a bit mask), or None if a value
-    /// could not be written exactly.
-    pub(crate) fn finish(
+    /// could not be written exactly. The header goes in front of the values as they are
+    /// copied into the bytes object: one copy.
+    pub(crate) fn finish<'py>(
         &self,
+        py: Python<'py>,
         bytes: EventBytes,
         digest: u64,
         fields_mask: u64,
-    ) -> Option<Vec<u8>> {
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
         if bytes.refused {
-            return None;
+            return Ok(None);
         }
-        let mut out = Vec::with_capacity(bytes.values.len() + 24);
-        out.push(bytes.place as u8);
-        out.extend_from_slice(&digest.to_le_bytes());
-        put_varint(&mut out, fields_mask);
-        put_varint(&mut out, bytes.none_mask);
-        out.extend_from_slice(&bytes.values);
-        Some(out)
+        let mut header = Vec::with_capacity(29); // place, digest, two varints of <= 10 bytes
+        header.push(bytes.place as u8);
+        header.extend_from_slice(&digest.to_le_bytes());
+        put_varint(&mut header, fields_mask);
+        put_varint(&mut header, bytes.none_mask);
+        let length = header.len() + bytes.values.len();
+        let packed = PyBytes::new_with(py, length, |out| {
+            out[..header.len()].copy_from_slice(&header);
+            out[header.len()..].copy_from_slice(&bytes.values);
+            Ok(())
+        })?;
+        Ok(Some(packed))
     }
 }
 
