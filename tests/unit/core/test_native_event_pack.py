@@ -119,22 +119,28 @@ def round_trip(events: dict[str, ValidEvent]) -> bytes:
     return packed
 
 
+def altered_message(draw: st.DrawFn, event_id: str) -> dict[str, Any]:
+    """A sample message of the call `KEY` with up to three fields replaced or removed."""
+    data = dict(draw(st.sampled_from(SAMPLES)))
+    data |= {"project_id": PROJECT, "call_id": "c", "event_id": event_id}
+    for _ in range(draw(st.integers(0, 3))):
+        name = draw(st.sampled_from(sorted(set(data) - {"project_id", "call_id", "type"})))
+        if draw(st.booleans()):
+            data[name] = draw(
+                st.one_of(st.sampled_from(VALUES), st.floats(0, 1e9), st.text(max_size=8))
+            )
+        else:
+            del data[name]
+    return data
+
+
 @st.composite
 def calls(draw: st.DrawFn) -> dict[str, ValidEvent]:
     """1-6 events of one call, each decoded by either path after some of its fields were
     replaced or removed (events the decoders refuse are left out)."""
     out: dict[str, ValidEvent] = {}
     for i in range(draw(st.integers(1, 6))):
-        data = dict(draw(st.sampled_from(SAMPLES)))
-        data |= {"project_id": PROJECT, "call_id": "c", "event_id": f"e{i}"}
-        for _ in range(draw(st.integers(0, 3))):
-            name = draw(st.sampled_from(sorted(set(data) - {"project_id", "call_id", "type"})))
-            if draw(st.booleans()):
-                data[name] = draw(
-                    st.one_of(st.sampled_from(VALUES), st.floats(0, 1e9), st.text(max_size=8))
-                )
-            else:
-                del data[name]
+        data = altered_message(draw, f"e{i}")
         event = decoded(data, draw(st.sampled_from(["native", "pydantic"])))
         if event is not None:
             out[event.event_id] = ValidEvent(event, draw(st.integers(0, 2**64 - 1)))
@@ -190,16 +196,7 @@ def decoded_calls(draw: st.DrawFn) -> dict[str, ValidEvent]:
     which also writes their packed bytes (some are then left without them)."""
     out: dict[str, ValidEvent] = {}
     for i in range(draw(st.integers(1, 6))):
-        data = dict(draw(st.sampled_from(SAMPLES)))
-        data |= {"project_id": PROJECT, "call_id": "c", "event_id": f"e{i}"}
-        for _ in range(draw(st.integers(0, 3))):
-            name = draw(st.sampled_from(sorted(set(data) - {"project_id", "call_id", "type"})))
-            if draw(st.booleans()):
-                data[name] = draw(
-                    st.one_of(st.sampled_from(VALUES), st.floats(0, 1e9), st.text(max_size=8))
-                )
-            else:
-                del data[name]
+        data = altered_message(draw, f"e{i}")
         ev = _from_bytes(data)
         if ev is not None:
             assert ev.packed is not None  # every natively decoded model is natively packed
