@@ -278,14 +278,13 @@ impl EventPacker {
         Ok((same_model && same_digest).then_some(bytes))
     }
 
-    /// Writes `ev` to `out`; false (and `out` left half-written) if it cannot be exact.
+    /// Writes `ev` to `out`; false (and `out` untouched) if it cannot be exact.
     fn pack_event(
         &self,
         py: Python<'_>,
         ev: &Bound<'_, PyAny>,
         out: &mut Vec<u8>,
     ) -> PyResult<bool> {
-        let mut last_time = 0;
         if !ev.get_type().is(self.valid_event.bind(py)) {
             return Ok(false);
         }
@@ -321,36 +320,23 @@ impl EventPacker {
         let Some(fields_mask) = model.fields_mask(py, &fields_set)? else {
             return Ok(false);
         };
-        // The values, checked to be the model's fields in order, before anything is written:
-        // the None mask comes first.
-        let mut present = Vec::with_capacity(model.fields.len());
-        let mut none_mask = 0u64;
+        // The values, checked to be the model's fields in order, written as the validator
+        // writes a decoded event's (`EventBytes`).
+        let mut bytes = EventBytes::new(place);
         for (index, (name, value)) in values.iter().enumerate() {
-            let field = &model.fields[index];
-            let expected = field.name.bind(py);
+            let expected = model.fields[index].name.bind(py);
             let same = name.is(expected)
                 || (name.is_exact_instance_of::<PyString>() && name.eq(expected)?);
             if !same {
                 return Ok(false);
             }
-            if field.coding == Coding::Key {
-                continue;
-            }
-            if value.is_none() {
-                none_mask |= 1 << index;
-            } else {
-                present.push((field, value));
-            }
+            self.write_value(py, &mut bytes, index, &value)?;
         }
-        out.push(place as u8);
-        out.extend_from_slice(&digest.to_le_bytes());
-        put_varint(out, fields_mask);
-        put_varint(out, none_mask);
-        for (field, value) in present {
-            if !self.pack_value(py, field, &value, out, &mut last_time)? {
-                return Ok(false);
-            }
+        if bytes.refused {
+            return Ok(false);
         }
+        put_header(out, place, digest, fields_mask, bytes.none_mask);
+        out.extend_from_slice(&bytes.values);
         Ok(true)
     }
 
@@ -548,9 +534,9 @@ impl EventPacker {
     }
 }
 
-/// One event's bytes as the validator writes them while it builds the model: each value as
-/// it is stored, then `EventPacker::finish` puts the header in front. Exactly `pack_event`'s
-/// bytes for that model, since the same code writes each value.
+/// One event's bytes, written value by value: by the validator while it builds the model
+/// (then `EventPacker::finish` puts the header in front) and by `pack_event` from a model, so
+/// both write the same bytes.
 pub(crate) struct EventBytes {
     place: usize,
     values: Vec<u8>,
@@ -631,10 +617,13 @@ impl EventPacker {
             return Ok(None);
         }
         let mut header = Vec::with_capacity(29); // place, digest, two varints of <= 10 bytes
-        header.push(bytes.place as u8);
-        header.extend_from_slice(&digest.to_le_bytes());
-        put_varint(&mut header, fields_mask);
-        put_varint(&mut header, bytes.none_mask);
+        put_header(
+            &mut header,
+            bytes.place,
+            digest,
+            fields_mask,
+            bytes.none_mask,
+        );
         let length = header.len() + bytes.values.len();
         let packed = PyBytes::new_with(py, length, |out| {
             out[..header.len()].copy_from_slice(&header);
@@ -684,6 +673,14 @@ fn zigzag(value: i64) -> u64 {
 
 fn unzigzag(value: u64) -> i64 {
     (value >> 1) as i64 ^ -((value & 1) as i64)
+}
+
+/// An event's header: its model's place, its digest, its fields-set and None fields as masks.
+fn put_header(out: &mut Vec<u8>, place: usize, digest: u64, fields_mask: u64, none_mask: u64) {
+    out.push(place as u8);
+    out.extend_from_slice(&digest.to_le_bytes());
+    put_varint(out, fields_mask);
+    put_varint(out, none_mask);
 }
 
 fn put_varint(out: &mut Vec<u8>, mut value: u64) {

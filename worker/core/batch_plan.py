@@ -142,7 +142,7 @@ class BatchPlanner:
         # counts and the newest event time are folded once per batch below.
         written: list[str] = []
         duplicate: list[str] = []
-        newest: list[datetime] = []
+        times: list[datetime] = []
         add_row = plan.event_rows.add
         for key, items in decoded.by_call.items():
             state = self.cache.get(key)
@@ -156,7 +156,7 @@ class BatchPlanner:
                     written.append(e.type)
                 else:
                     duplicate.append(e.type)
-            newest.append(max(ev.event.occurred_at for _, ev, _ in items))
+                times.append(e.occurred_at)
             # Calls reloaded from call_event are rebuilt even when every event of this batch
             # is already stored: a worker that died (or abandoned a batch) between its
             # call_event insert and its row inserts left those events durable but their rows
@@ -168,8 +168,8 @@ class BatchPlanner:
         for name, count in Counter(duplicate).items():
             plan.counts[(name, "duplicate")] += count
         plan.duplicates = len(duplicate)
-        if newest:
-            plan.max_event_time = max(newest)
+        if times:
+            plan.max_event_time = max(times)
             if self.watermark is None or plan.max_event_time > self.watermark:
                 self.watermark = plan.max_event_time
 

@@ -42,13 +42,7 @@ class CallState:
 
     def merge(self, event: ValidEvent, key: CallKey) -> bool:
         """Add an event of the call `key`; True if it changed the call's event set."""
-        events = self._unpacked(key)
-        current = events.get(event.event.event_id)
-        if current is not None and current.digest >= event.digest:
-            return False
-        events[event.event.event_id] = event
-        self._changed = True
-        return True
+        return self.merge_batch((event,), key)[0]
 
     def merge_batch(self, events: Iterable[ValidEvent], key: CallKey) -> list[bool]:
         """`merge` of each event in turn (the batch's events of this call, in arrival order):
