@@ -69,7 +69,9 @@ from devtools.kafka_local import topic_end_offsets
 from devtools.producer import ProduceStats, ensure_topic, produce
 from devtools.traffic import Message, generate_events
 from schemas.tables import ALL_TABLES
+from worker.core.batch_plan import Plan
 from worker.pipeline.consume_loop import ConsumeLoop
+from worker.pipeline.plan_writer import PlanWriter, Writing
 from worker.pipeline.ports import TopicPartition
 from worker.service.faust_host import start_in_background
 from worker.service.lifecycle import Worker
@@ -567,6 +569,24 @@ def timed(
     return wrapper
 
 
+def _time_writes(writer: PlanWriter, on_done: Callable[[float, float, Any], None]) -> None:
+    """Time each plan's write from `start` (its inserts begin) to the end of its `finish`."""
+    start, finish = writer.start, writer.finish
+    started: dict[int, float] = {}
+
+    def timed_start(plan: Plan) -> Writing:
+        writing = start(plan)
+        started[id(writing)] = time.perf_counter()
+        return writing
+
+    async def timed_finish(writing: Writing) -> None:
+        await finish(writing)
+        on_done(started.pop(id(writing)), time.perf_counter(), None)
+
+    setattr(writer, "start", timed_start)  # noqa: B010
+    setattr(writer, "finish", timed_finish)  # noqa: B010
+
+
 EndsFeed = Callable[[], Coroutine[Any, Any, dict[int, int]]]
 """--rate: produces the events (or waits for the parent to) and returns the end offsets."""
 
@@ -691,7 +711,7 @@ async def run_worker_phase(spec: WorkerSpec, feed: EndsFeed | None = None) -> Wo
             consumer = w.loop.consumer
             setattr(consumer, "getmany", timed(consumer.getmany, on_fetch))  # noqa: B010
             setattr(w.preparer, "prepare", timed(w.preparer.prepare, on_prepare))  # noqa: B010
-            setattr(w.writer, "write", timed(w.writer.write, on_write))  # noqa: B010
+            _time_writes(w.writer, on_write)
             commit: Callable[[Sequence[Any]], Awaitable[None]] = w.loop._commit
             latencies: list[float] = []
             if feed is not None:

@@ -60,8 +60,9 @@ class Decoded:
 
 @dataclass
 class Plan:
-    """What `PlanWriter.write` makes durable, in this order, before the commit: dead letters
-    (DLQ topic), `rejected_rows` (rejected_event), `event_rows` (call_event), then `tables`."""
+    """What `PlanWriter.start` and `finish` make durable, in this order, before the commit:
+    dead letters (DLQ topic), `rejected_rows` (rejected_event), `event_rows` (call_event), then
+    `tables`."""
 
     records: int
     ingested_at: datetime

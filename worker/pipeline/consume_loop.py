@@ -3,7 +3,7 @@
 Delivery semantics, visible here:
 
 * COMMIT AFTER WRITE: `_write_and_commit` is the only place offsets are committed, right after
-  `PlanWriter.write` made the batch durable (dead letters, rejected_event, call_event, rows).
+  `PlanWriter.finish` made the batch durable (dead letters, rejected_event, call_event, rows).
 * BACKPRESSURE: at most one batch is in flight. Batch N+1 is fetched and prepared while batch
   N is written, then `run` waits for N (`_drain`) before handing N+1 over. Fetching stops
   while it waits, so aiokafka's prefetch buffer (bounded per partition) is all that piles up.
@@ -23,13 +23,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from worker.core.batch_plan import Plan
 from worker.core.call_state import CallKey
 from worker.pipeline.batch_preparer import BatchPreparer
 from worker.pipeline.config import PipelineConfig
 from worker.pipeline.lag_tracker import LagTracker
 from worker.pipeline.metrics import Metrics
-from worker.pipeline.plan_writer import PlanWriter
+from worker.pipeline.plan_writer import PlanWriter, Writing
 from worker.pipeline.ports import (
     BrokerUnavailable,
     CommitRejected,
@@ -206,7 +205,10 @@ class ConsumeLoop:
                     # be forgotten, so consume it again rather than write it.
                     await self._rewind(batch, revoked=set())
                     continue
-                task = asyncio.create_task(self._write_and_commit(plan, batch))
+                # The inserts start now, in a worker thread (PlanWriter.start); the task sends
+                # the dead letters, waits for both and commits.
+                writing = self.writer.start(plan)
+                task = asyncio.create_task(self._write_and_commit(writing, batch))
                 self._inflight = InFlight(task, batch, plan.keys)
             await self._drain()
         finally:
@@ -231,8 +233,8 @@ class ConsumeLoop:
         """0 or 1: a batch whose writes (and then commit) are running."""
         return 0 if self._inflight is None or self._inflight.task.done() else 1
 
-    async def _write_and_commit(self, plan: Plan, batch: list[Any]) -> None:
-        await self.writer.write(plan)
+    async def _write_and_commit(self, writing: Writing, batch: list[Any]) -> None:
+        await self.writer.finish(writing)
         await self._commit(batch)  # the only commit: after the batch is durable
         self.batches += 1
         self._update_lag()

@@ -1,7 +1,7 @@
 """Makes a plan durable: its dead letters to the DLQ topic (acks=all) and, at the same time,
 its inserts in this order: `rejected_event`, `call_event`, then the rebuilt rows. Outages are
 retried forever (`OutageRetry`); any other failure propagates and stops the worker with the
-batch uncommitted. The consume loop commits the batch's offsets only after `write` returns,
+batch uncommitted. The consume loop commits the batch's offsets only after `finish` returns,
 i.e. once both are durable (DESIGN.md section 4).
 
 A crash anywhere before the commit replays the batch; every write is idempotent
@@ -12,10 +12,13 @@ distinct events), so a replay rewrites the same rows and never doubles them.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import logging
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from schemas.rows import TableName
@@ -38,23 +41,44 @@ class PlanWriter:
         # Event time of the newest event written: the base of ringlog_event_lag_seconds.
         self.newest_written: datetime | None = None
 
-    async def write(self, plan: Plan) -> None:
+    def start(self, plan: Plan) -> Writing:
+        """Start `plan`'s inserts in a worker thread now; `finish` makes the plan durable.
+
+        THE INSERTS START HERE, not when the caller's task first runs: the loop's thread goes
+        straight on to fetch and prepare the next batch, a synchronous step of about half a
+        second, and a task created now would only start when that step first yields (measured:
+        the inserts began 0.2-0.3 s after the plan was ready, and the next batch then waited
+        for them). In order: `rejected_event`, `call_event`, then the rebuilt rows.
+        """
         blocks: list[tuple[TableName, Sequence[Mapping[str, object]]]] = []
         if plan.dead_letter_records:
             blocks.append((TableName.REJECTED_EVENT, plan.rejected_rows))
         blocks.append((TableName.CALL_EVENT, plan.event_rows))
         blocks.extend(plan.tables.items())
         inserts = _Inserts(self.store, self.metrics, [(t, rows) for t, rows in blocks if rows])
-        # THE INSERTS IN ONE WORKER THREAD, STARTED AT ONCE: the loop's thread is about to
-        # prepare the next batch, a synchronous step of about half a second, and anything
-        # that needs the loop meanwhile (a hop back between two inserts, the DLQ's ack)
-        # waits for that whole step. The dead letters are acked through the loop, so they go
-        # beside the inserts, not before them (measured: the inserts then overlap the next
-        # prepare instead of starting after it).
+        loop = asyncio.get_running_loop()
+        # As asyncio.to_thread (the same executor and context), but submitted at once.
+        first = loop.run_in_executor(
+            None, functools.partial(contextvars.copy_context().run, inserts.run)
+        )
+        # A batch given up before `finish` (a rebalance) leaves no unretrieved error behind.
+        first.add_done_callback(lambda f: f.cancelled() or f.exception())
+        return Writing(plan, inserts, first)
+
+    async def finish(self, writing: Writing) -> None:
+        """Send the plan's dead letters (acks=all, through the loop) while its inserts run, and
+        return once both are durable. Outages are retried forever; an insert that failed is
+        retried where it stopped."""
+        plan, inserts = writing.plan, writing.inserts
+        pending = [writing.first_attempt]
+
+        def attempt() -> Awaitable[None]:
+            return pending.pop() if pending else asyncio.to_thread(inserts.run)
+
         stored = asyncio.ensure_future(
             self.retry(
                 lambda: f"inserting into {inserts.next_table}",
-                lambda: asyncio.to_thread(inserts.run),
+                attempt,
                 lambda: inserts.next_table,
             )
         )
@@ -100,6 +124,15 @@ class PlanWriter:
         ):
             self.newest_written = plan.max_event_time
         self.metrics.batch_events.observe(plan.records)
+
+
+@dataclass(frozen=True)
+class Writing:
+    """A plan whose inserts have started (`PlanWriter.start`); `PlanWriter.finish` ends it."""
+
+    plan: Plan
+    inserts: _Inserts
+    first_attempt: asyncio.Future[None]
 
 
 class _Inserts:
