@@ -6,12 +6,11 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from schemas.rows import TableName
 from tests.support import builders as b
-from tests.support.fakes import FakeDeadLetters, FakeStore, Journal
+from tests.support.fakes import FakeDeadLetters, FakeRecord, FakeStore, Journal
 from worker.core.batch_plan import BatchPlanner, Plan
 from worker.pipeline.metrics import Metrics
 from worker.pipeline.plan_writer import PlanWriter
@@ -21,20 +20,11 @@ from worker.pipeline.retry import OutageRetry
 CLOCK = datetime(2030, 1, 1, tzinfo=UTC)
 
 
-@dataclass(frozen=True)
-class _Record:
-    key: bytes | None
-    value: bytes | None
-    offset: int
-    topic: str = "calls"
-    partition: int = 0
-
-
 def _plan() -> Plan:
     """A plan with every kind of write: a dead letter, call_event and rows tables."""
     events = b.answered_on_second_attempt("call-w") + b.outbound_call("CA-w")
-    records = [_Record(*b.encode(ev), offset=i) for i, ev in enumerate(events)]
-    records.append(_Record(b"bad", b"{not json", offset=len(records)))
+    records = [FakeRecord("calls", 0, i, *b.encode(ev)) for i, ev in enumerate(events)]
+    records.append(FakeRecord("calls", 0, len(records), b"bad", b"{not json"))
     planner = BatchPlanner(b.test_rates(), timedelta(hours=4), cache_max_calls=10)
     return planner.plan(planner.decode(records), [], CLOCK)
 
