@@ -289,6 +289,17 @@ def test_load_call_events_returns_exactly_the_requested_keys(store: ClickHouseSt
     assert store.load_call_events([("not-a-uuid", "CA1")]) == []
 
 
+def test_load_call_events_across_many_projects_sharing_call_ids(store: ClickHouseStore) -> None:
+    """The lookup groups call_ids by project: each (project, call) pair, and only those, comes
+    back, whatever the projects share (the same call_ids in 40 projects, some absent)."""
+    projects = [str(uuid.UUID(int=n + 1)) for n in range(40)]
+    stored = [(p, f"CA{c}") for i, p in enumerate(projects) for c in range(i % 5)]
+    store.insert("call_event", [_event_row(p, c, "e1", n) for n, (p, c) in enumerate(stored)])
+    wanted = [(p, f"CA{c}") for p in projects for c in range(0, 5, 2)]
+    got = store.load_call_events(wanted + [(p.upper(), "CA0") for p in projects[:3]])
+    assert sorted((r[0], r[1]) for r in got) == sorted(set(wanted) & set(stored))
+
+
 def test_load_call_events_chunks_large_key_sets(store: ClickHouseStore) -> None:
     # 6000 keys with long call ids: ~1.3 MB of SQL literals, far above the default
     # max_query_size (256 KiB), so this needs both the chunking and the raised setting.

@@ -526,13 +526,21 @@ class ClickHouseStore:
         for chunk in _chunks(unique):
             # The keys travel as one JSON string literal that ClickHouse parses, not as
             # thousands of tuple literals formatted in Python (measured: 3.3x less CPU on the
-            # worker's thread); in the statement body, so no URL length limit applies.
-            literal = orjson.dumps(chunk).decode().replace("\\", "\\\\").replace("'", "\\'")
+            # worker's thread); in the statement body, so no URL length limit applies. The
+            # literal is an object of each project's call_ids, so each project_id comes once:
+            # 1,800 calls of 1-200 projects cost ClickHouse 16-33 ms of CPU to parse and look
+            # up, against 30-48 ms as an array of pairs (and 50 against 44 ms in the worst
+            # case, every call of its own project).
+            calls_by_project: dict[str, list[str]] = {}
+            for project_id, call_id in chunk:
+                calls_by_project.setdefault(project_id, []).append(call_id)
+            literal = orjson.dumps(calls_by_project).decode()
+            literal = literal.replace("\\", "\\\\").replace("'", "\\'")
             sql = (
                 "SELECT toString(project_id), call_id, payload, topic, `partition`, `offset` "
                 f"FROM {table} WHERE (project_id, call_id) IN ("
-                "SELECT toUUID(k.1), k.2 FROM (SELECT arrayJoin("
-                f"JSONExtract('{literal}', 'Array(Tuple(String, String))')) AS k))"
+                "SELECT toUUID(calls.1), arrayJoin(calls.2) FROM (SELECT arrayJoin("
+                f"JSONExtractKeysAndValues('{literal}', 'Array(String)')) AS calls))"
             )
             with self._loader_call("loading call events from") as client:
                 result = client.query(sql, settings={"max_query_size": LOOKUP_QUERY_SIZE})
