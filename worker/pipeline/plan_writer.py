@@ -12,10 +12,12 @@ distinct events), so a replay rewrites the same rows and never doubles them.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import logging
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -24,7 +26,6 @@ from worker.core.batch_plan import Plan
 from worker.pipeline.metrics import Metrics
 from worker.pipeline.ports import DeadLetterSink, Store
 from worker.pipeline.retry import OutageRetry
-from worker.pipeline.thread_start import first_then_again, start_in_thread
 
 log = logging.getLogger("ringlog.write")
 
@@ -55,7 +56,13 @@ class PlanWriter:
         blocks.append((TableName.CALL_EVENT, plan.event_rows))
         blocks.extend(plan.tables.items())
         inserts = _Inserts(self.store, self.metrics, [(t, rows) for t, rows in blocks if rows])
-        first = start_in_thread(inserts.run)
+        # As asyncio.to_thread (the default executor, this context), but submitted now.
+        loop = asyncio.get_running_loop()
+        first = loop.run_in_executor(
+            None, functools.partial(contextvars.copy_context().run, inserts.run)
+        )
+        # A batch given up before `finish` (a rebalance) leaves no unretrieved error behind.
+        first.add_done_callback(lambda done: done.cancelled() or done.exception())
         return Writing(plan, inserts, first)
 
     async def finish(self, writing: Writing) -> None:
@@ -63,11 +70,14 @@ class PlanWriter:
         return once both are durable. Outages are retried forever; an insert that failed is
         retried where it stopped."""
         plan, inserts = writing.plan, writing.inserts
+        pending = [writing.first_attempt]  # already running; each retry starts afresh
+
+        def attempt() -> Awaitable[None]:
+            return pending.pop() if pending else asyncio.to_thread(inserts.run)
+
         stored = asyncio.ensure_future(
             self.retry(
-                lambda: f"inserting into {inserts.next_table}",
-                first_then_again(writing.first_attempt, lambda: asyncio.to_thread(inserts.run)),
-                lambda: inserts.next_table,
+                lambda: f"inserting into {inserts.next_table}", attempt, lambda: inserts.next_table
             )
         )
         try:
