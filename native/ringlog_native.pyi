@@ -1,5 +1,6 @@
 """ringlog's native fast path (native/src/lib.rs); see worker/core/native_fast_path.py."""
 
+from collections.abc import Callable, Iterable
 from typing import Any, Final
 
 FieldSpec = tuple[str, int, bool, object, tuple[object, ...]]
@@ -29,6 +30,18 @@ class EventValidator:
     ) -> Any:
         """`decode` of a consumed record and its call_event row in RowBinary (every column
         but ingested_at; None if only Python can write it): (ValidEvent, row | None), or None."""
+    def decode_batch(
+        self,
+        records: Iterable[Any],
+        fallback: Callable[[bytes | None, bytes], Any],
+        projects: dict[str, str],
+        pool_max: int,
+        /,
+    ) -> tuple[dict[tuple[str, str], list[Any]], list[Any]] | None:
+        """`BatchPlanner.decode`'s loop: each distinct (key, value) decoded once (by
+        `decode_record`, else `fallback(key, value)`), valid events grouped by (project_id
+        shared from `projects`, call_id) as (record, ValidEvent, row) in arrival order, and
+        (record, rejection) pairs. None if a key or value is neither bytes nor None."""
     def pack_with(self, packer: EventPacker, /) -> None:
         """From now on each decoded event of a model `packer` packs carries the bytes it
         would write for it (`ValidEvent.packed`). Once per validator."""

@@ -18,6 +18,7 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
+mod batch;
 mod call_event_row;
 mod json;
 mod model;
@@ -31,8 +32,8 @@ use model::{FieldsSets, ModelBuilder};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{
-    PyBool, PyBytes, PyDateAccess, PyDateTime, PyDict, PyFloat, PyInt, PyString, PyTimeAccess,
-    PyTuple, PyType, PyTzInfoAccess,
+    PyBool, PyBytes, PyDateAccess, PyDateTime, PyDict, PyFloat, PyInt, PyList, PyString,
+    PyTimeAccess, PyTuple, PyType, PyTzInfoAccess,
 };
 
 /// How a field is checked and converted (the numbers are `worker.core.native_fast_path.Kind`).
@@ -290,19 +291,25 @@ impl EventValidator {
         partition: i32,
         offset: i64,
     ) -> PyResult<PyObject> {
-        let Some((valid, digest, members)) = self.accept(py, value, key)? else {
-            return Ok(py.None());
-        };
-        let row = match call_event_row::Row::of(&members, value, digest, topic, partition, offset) {
-            Some(row) => PyBytes::new_with(py, row.len(), |buffer| {
-                row.write(buffer);
-                Ok(())
-            })?
-            .into_any()
-            .unbind(),
-            None => py.None(),
-        };
-        Ok(PyTuple::new(py, [valid, row])?.into_any().unbind())
+        Ok(
+            match self.record(py, value, key, topic, partition, offset)? {
+                Some((valid, row)) => PyTuple::new(py, [valid, row])?.into_any().unbind(),
+                None => py.None(),
+            },
+        )
+    }
+
+    /// `BatchPlanner.decode`'s loop over a batch of records (batch.rs): `(by_call, rejected)`,
+    /// or None if a record's key or value is neither bytes nor None (then Python loops).
+    #[pyo3(signature = (records, fallback, projects, pool_max, /))]
+    fn decode_batch<'py>(
+        &self,
+        records: &Bound<'py, PyAny>,
+        fallback: &Bound<'py, PyAny>,
+        projects: &Bound<'py, PyDict>,
+        pool_max: usize,
+    ) -> PyResult<Option<(Bound<'py, PyDict>, Bound<'py, PyList>)>> {
+        batch::decode_batch(self, records, fallback, projects, pool_max)
     }
 }
 
@@ -313,6 +320,36 @@ type Packed = (pack::EventBytes, u64);
 type Members<'a> = Vec<(std::borrow::Cow<'a, str>, Value<'a>)>;
 
 impl EventValidator {
+    /// `decode_record`'s pair, or None.
+    fn record(
+        &self,
+        py: Python<'_>,
+        value: &[u8],
+        key: Option<&[u8]>,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+    ) -> PyResult<Option<(PyObject, PyObject)>> {
+        let Some((valid, digest, members)) = self.accept(py, value, key)? else {
+            return Ok(None);
+        };
+        let row = match call_event_row::Row::of(&members, value, digest, topic, partition, offset) {
+            Some(row) => PyBytes::new_with(py, row.len(), |buffer| {
+                row.write(buffer);
+                Ok(())
+            })?
+            .into_any()
+            .unbind(),
+            None => py.None(),
+        };
+        Ok(Some((valid, row)))
+    }
+
+    /// The class `decode` makes its events of.
+    fn valid_event_class<'py>(&self, py: Python<'py>) -> &Bound<'py, PyAny> {
+        self.valid_event.bind(py)
+    }
+
     /// `decode`'s ValidEvent, its digest and the members it was built from, or None.
     fn accept<'a>(
         &self,

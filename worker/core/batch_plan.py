@@ -29,8 +29,15 @@ from schemas.rows import RejectedEventRow, TableName
 from worker.core.call_event_rows import CallEventRows
 from worker.core.call_state import CallCache, CallKey, CallState
 from worker.core.correlation import Row, rows_of_distinct
-from worker.core.decode import Rejection, ValidEvent, decode_record, decode_stored
-from worker.core.event_pack import shared_project_id
+from worker.core.decode import (
+    Rejection,
+    ValidEvent,
+    decode_record,
+    decode_refused,
+    decode_stored,
+)
+from worker.core.event_pack import project_pool, shared_project_id
+from worker.core.native_fast_path import VALIDATOR as NATIVE
 from worker.core.rates import RatePlan
 from worker.core.record import Record as Record
 
@@ -45,6 +52,10 @@ SCAN_EVERY = timedelta(minutes=1)
 StoredEvent = tuple[str, str, str]
 """(project_id, call_id, payload JSON) of an event read back from `call_event`."""
 
+ByCall = dict[CallKey, list[tuple[Record, ValidEvent, bytes | None]]]
+"""A batch's valid events by call, in arrival order, each with its record and its call_event
+row in RowBinary (None: encode it from the event)."""
+
 
 @dataclass
 class Decoded:
@@ -52,7 +63,7 @@ class Decoded:
     call_event row in RowBinary if the decoder wrote it) and rejections."""
 
     records: int
-    by_call: dict[CallKey, list[tuple[Record, ValidEvent, bytes | None]]]
+    by_call: ByCall
     rejected: list[tuple[Record, Rejection]]
     # Calls the cache does not hold: reload their stored events before `plan`.
     missing: list[CallKey]
@@ -96,25 +107,7 @@ class BatchPlanner:
         self._last_scan: datetime | None = None
 
     def decode(self, records: Sequence[Record]) -> Decoded:
-        by_call: dict[CallKey, list[tuple[Record, ValidEvent, bytes | None]]] = defaultdict(list)
-        rejected: list[tuple[Record, Rejection]] = []
-        # A message delivered twice in one batch (a producer's retry) is decoded once: the
-        # same key and bytes give the same result. The repeat's row is never written (it is
-        # a duplicate), and would be encoded from the event if it were.
-        seen: dict[tuple[bytes | None, bytes], ValidEvent | Rejection] = {}
-        for record in records:
-            message = (record.key, record.value if record.value is not None else b"")
-            decoded = seen.get(message)
-            row = None
-            if decoded is None:
-                decoded, row = decode_record(record)
-                seen[message] = decoded
-            if isinstance(decoded, ValidEvent):
-                e = decoded.event
-                key = (shared_project_id(e.project_id), e.call_id)
-                by_call[key].append((record, decoded, row))
-            else:
-                rejected.append((record, decoded))
+        by_call, rejected = decode_batch(records)
         missing = [key for key in by_call if key not in self.cache]
         return Decoded(len(records), by_call, rejected, missing)
 
@@ -317,6 +310,45 @@ class BatchPlanner:
             }
         )
         plan.dead_letter_codes[rejection.code] += 1
+
+
+def decode_batch(records: Sequence[Record]) -> tuple[ByCall, list[tuple[Record, Rejection]]]:
+    """Every record decoded: the valid events by call (in arrival order, each with its
+    record and its call_event row in RowBinary if the decoder wrote it) and the rejections.
+    `ringlog_native` runs the loop when it is installed (`decode_batch_python` is the
+    reference it is held to: tests/unit/core/test_native_decode_batch.py)."""
+    if NATIVE is not None:
+        projects, pool_max = project_pool()
+        found = NATIVE.decode_batch(records, decode_refused, projects, pool_max)
+        if found is not None:
+            return found
+    return decode_batch_python(records)
+
+
+def decode_batch_python(
+    records: Sequence[Record],
+) -> tuple[ByCall, list[tuple[Record, Rejection]]]:
+    """`decode_batch` in Python."""
+    by_call: ByCall = {}
+    rejected: list[tuple[Record, Rejection]] = []
+    # A message delivered twice in one batch (a producer's retry) is decoded once: the same
+    # key and bytes give the same result. The repeat's row is never written (it is a
+    # duplicate), and would be encoded from the event if it were.
+    seen: dict[tuple[bytes | None, bytes], ValidEvent | Rejection] = {}
+    for record in records:
+        message = (record.key, record.value if record.value is not None else b"")
+        decoded = seen.get(message)
+        row = None
+        if decoded is None:
+            decoded, row = decode_record(record)
+            seen[message] = decoded
+        if isinstance(decoded, ValidEvent):
+            e = decoded.event
+            key = (shared_project_id(e.project_id), e.call_id)
+            by_call.setdefault(key, []).append((record, decoded, row))
+        else:
+            rejected.append((record, decoded))
+    return by_call, rejected
 
 
 def _envelope_time(at: datetime) -> str:

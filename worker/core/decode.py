@@ -73,8 +73,14 @@ def decode_record(record: Record) -> tuple[ValidEvent | Rejection, bytes | None]
         )
         if found is not None:
             return found
-        return _decode_without_native(record.key, value, likely_invalid=True), None
+        return decode_refused(record.key, value), None
     return _decode_without_native(record.key, value), None
+
+
+def decode_refused(key: bytes | None, value: bytes) -> ValidEvent | Rejection:
+    """`decode` of a message the native decoder has refused: nearly always invalid, so the
+    contract's checks go first (the same result, cheaper)."""
+    return _decode_without_native(key, value, likely_invalid=True)
 
 
 def _decode_without_native(

@@ -246,6 +246,12 @@ NATIVE_TAG: Final = NATIVE_MODULE.PACK_TAG if NATIVE_MODULE is not None else 1
 """The first byte of a natively packed call."""
 
 
+def project_pool() -> tuple[dict[str, str], int]:
+    """The pool `shared_project_id` draws from and its bound (the native batch decoder
+    shares project_ids from it likewise)."""
+    return _PROJECTS, _POOL_MAX
+
+
 def shared_project_id(project_id: str) -> str:
     """One string per project for the cache keys of all its calls (85 B less per call), as
     sources and field-sets are shared; bounded likewise."""

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from types import ModuleType
@@ -72,6 +72,14 @@ class EventValidator(Protocol):
     def decode_record(
         self, value: bytes, key: bytes | None, topic: str, partition: int, offset: int, /
     ) -> tuple[ValidEvent, bytes | None] | None: ...
+    def decode_batch(
+        self,
+        records: Iterable[Any],
+        fallback: Callable[[bytes | None, bytes], Any],
+        projects: dict[str, str],
+        pool_max: int,
+        /,
+    ) -> tuple[dict[tuple[str, str], list[Any]], list[Any]] | None: ...
     def pack_with(self, packer: Any, /) -> None: ...
 
 

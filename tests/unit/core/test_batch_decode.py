@@ -1,6 +1,7 @@
 """`BatchPlanner.decode` over a batch with redeliveries: a message delivered twice is decoded
 once, and the result still depends on its key as well as its bytes. A message the native
-decoder refuses is checked by the contract first, with no other result."""
+decoder refuses is checked by the contract first, with no other result. The native loop over
+a batch gives exactly what the Python loop gives."""
 
 from __future__ import annotations
 
@@ -19,8 +20,9 @@ from tests.support.builders import test_rates as rates_for_tests
 from tests.support.fakes import FakeRecord
 from tests.unit.core.test_native_decode import altered
 from tests.unit.core.test_native_fast_path import FIELD_VALUES, SAMPLES
-from worker.core.batch_plan import BatchPlanner
+from worker.core.batch_plan import BatchPlanner, decode_batch, decode_batch_python
 from worker.core.decode import INVALID_JSON, KEY_MISMATCH, Rejection, ValidEvent
+from worker.core.event_pack import project_pool, shared_project_id
 from worker.core.native_fast_path import VALIDATOR as NATIVE
 
 needs_native = pytest.mark.skipif(NATIVE is None, reason="ringlog_native is not built")
@@ -95,3 +97,88 @@ def test_the_generated_traffic_decodes_alike_in_either_order(
     ]
     codes = {r.code for r in usual if isinstance(r, Rejection)}
     assert len(codes) >= 6 and sum(isinstance(u, ValidEvent) for u in usual) > 1000
+
+
+# -- the native loop: the Python loop's result, record by record --------------------------------
+
+
+def assert_same_batch(records: list[FakeRecord]) -> None:
+    """`decode_batch` (native loop) gives what `decode_batch_python` gives: the same calls in
+    the same order, the same records, events, rows and rejections, the same sharing (a
+    redelivery's event is its first delivery's object, project_ids come from the pool)."""
+    assert NATIVE is not None
+    native = NATIVE.decode_batch(records, decoder.decode_refused, *project_pool())
+    assert native is not None
+    by_call, rejected = native
+    want_by_call, want_rejected = decode_batch_python(records)
+    assert list(by_call) == list(want_by_call)
+    for key, items in by_call.items():
+        assert key[0] is shared_project_id(key[0])
+        want = want_by_call[key]
+        assert [record for record, _, _ in items] == [record for record, _, _ in want]
+        assert [type(ev) for _, ev, _ in items] == [ValidEvent] * len(want)
+        assert [ev for _, ev, _ in items] == [ev for _, ev, _ in want]
+        assert [ev.packed for _, ev, _ in items] == [ev.packed for _, ev, _ in want]
+        assert [row for _, _, row in items] == [row for _, _, row in want]
+        # A redelivery is the same object as its first delivery, as in the Python loop.
+        firsts: dict[tuple[bytes | None, bytes | None], ValidEvent] = {}
+        for record, ev, _ in items:
+            assert firsts.setdefault((record.key, record.value), ev) is ev
+    assert [(record, type(why)) for record, why in rejected] == [
+        (record, type(why)) for record, why in want_rejected
+    ]
+    assert [why for _, why in rejected] == [why for _, why in want_rejected]
+
+
+@needs_native
+def test_the_native_loop_decodes_generated_batches_as_the_python_loop() -> None:
+    messages = list(generate_events(3000, seed=37, invalid_share=0.08))
+    records = [FakeRecord("calls", i % 3, i, m.key, m.value) for i, m in enumerate(messages)]
+    # Redeliveries (the same bytes, later, under the same and under another key), a record
+    # without a value and one without a key.
+    records += [
+        FakeRecord("calls", 1, 9000 + i, r.key, r.value) for i, r in enumerate(records[::7])
+    ]
+    records += [FakeRecord("calls", 2, 9900, b"other", records[5].value)]
+    records += [FakeRecord("calls", 2, 9901, records[6].key, None)]
+    records += [FakeRecord("calls", 2, 9902, None, records[7].value)]
+    assert_same_batch(records)
+
+
+@needs_native
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(SAMPLES), min_size=1, max_size=12), st.data(), FIELD_VALUES)
+def test_the_native_loop_decodes_any_batch_as_the_python_loop(
+    samples: list[dict[str, Any]], data: st.DataObject, value: object
+) -> None:
+    """Batches of altered samples (many refused, some valid only to pydantic), in any order,
+    with repeats."""
+    values = [orjson.dumps(sample) for sample in samples]
+    values.append(altered(samples[0], data, value) or b"")
+    chosen = data.draw(st.lists(st.sampled_from(values), min_size=1, max_size=20))
+    records = [FakeRecord("calls", 0, offset, _call_key(v), v) for offset, v in enumerate(chosen)]
+    assert_same_batch(records)
+
+
+def _call_key(value: bytes) -> bytes | None:
+    try:
+        obj = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return b"k"
+    call_id = obj.get("call_id") if isinstance(obj, dict) else None
+    return call_id.encode() if isinstance(call_id, str) else None
+
+
+class _Payload(bytes):
+    """A value of a bytes subclass (no Kafka client gives one; the native loop leaves it)."""
+
+
+@needs_native
+def test_the_native_loop_leaves_values_of_other_types_to_python() -> None:
+    key, value = encode(received("call-t", 0))
+    records = [FakeRecord("t", 0, 0, key, value), FakeRecord("t", 0, 1, key, _Payload(b"{"))]
+    assert NATIVE is not None
+    assert NATIVE.decode_batch(records, decoder.decode_refused, *project_pool()) is None
+    by_call, rejected = decode_batch(records)
+    assert [r.offset for r, _, _ in by_call[(PROJECT, "call-t")]] == [0]
+    assert [(r.offset, why.code) for r, why in rejected] == [(1, INVALID_JSON)]
