@@ -9,11 +9,9 @@ Two steps, because loading uncached calls is I/O and the planner does none:
 2. `BatchPlanner.plan(decoded, reloaded, ingested_at)` merges the batch into the calls'
    event sets, rebuilds the rows of every call whose set changed (and of calls that the
    timeout closes), and turns invalid records into dead-letter envelopes and rejected rows.
-   In two halves: `start(decoded)` merges and rebuilds the cached calls, which the reload
-   cannot change, and `finish(planning, reloaded, ingested_at)` the rest.
 
-The pipeline does the I/O between the two steps (`worker.pipeline.batch_preparer`: the reload
-runs in a worker thread while `start` runs) and after them (`worker.pipeline.plan_writer`).
+The pipeline does the I/O between the two steps (`worker.pipeline.batch_preparer`) and after
+them (`worker.pipeline.plan_writer`).
 """
 
 from __future__ import annotations
@@ -94,23 +92,6 @@ class Plan:
     stored_events_skipped: int = 0  # reloaded payloads that no longer validate
 
 
-@dataclass(slots=True)
-class _Merged:
-    """One call's events of a batch, merged: whether each changed the call's event set, and
-    the call's rows if that made it rebuild them (None: no rebuild)."""
-
-    changed: list[bool]
-    rows: dict[TableName, list[Row]] | None
-
-
-@dataclass
-class Planning:
-    """A batch `BatchPlanner.start` has begun: its cached calls merged and rebuilt, by key."""
-
-    decoded: Decoded
-    merged: dict[CallKey, _Merged]
-
-
 class BatchPlanner:
     """Holds the correlation state (the call cache and the event-time watermark) and plans
     batches against it. Deterministic: the same records, reloads and time give the same plan.
@@ -137,49 +118,18 @@ class BatchPlanner:
         ingested_at: datetime,
         keep: set[CallKey] | None = None,
     ) -> Plan:
-        """Merge the batch, rebuild rows, dead-letter the invalid records: `start` then
-        `finish`, for a caller with the reload at hand."""
-        return self.finish(self.start(decoded), reloaded, ingested_at, keep)
-
-    def start(self, decoded: Decoded) -> Planning:
-        """The plan as far as it goes without the reload: every call of the batch merged and,
-        if its event set changed, rebuilt; the uncached ones (`decoded.missing`) as if
-        call_event held none of their events, which is nearly always so (a call's first
-        events). The pipeline runs it while the reload is on its way; `finish` redoes the
-        calls the reload finds events of."""
-        missing = frozenset(decoded.missing)
-        for key in decoded.missing:
-            partition = decoded.by_call[key][0][0].partition
-            self.cache.put(key, CallState(partition=partition))
-        merged: dict[CallKey, _Merged] = {}
-        for key, items in decoded.by_call.items():
-            found = self._merge(key, items, reloaded=key in missing)
-            if found is not None:
-                merged[key] = found
-        return Planning(decoded, merged)
-
-    def finish(
-        self,
-        planning: Planning,
-        reloaded: Iterable[StoredEvent],
-        ingested_at: datetime,
-        keep: set[CallKey] | None = None,
-    ) -> Plan:
-        """The plan of a batch `start` has begun: each uncached call the reload found events of
-        merged again from those events and rebuilt, then the batch's rows, counts and dead
-        letters in arrival order, the timeout close, and the cache's bound.
+        """Merge the batch, rebuild rows, dead-letter the invalid records.
 
         `reloaded` holds the stored events of `decoded.missing` (duplicates allowed); `keep`
         names calls that must stay cached (those of the batch still being written).
         """
-        decoded = planning.decoded
         plan = Plan(decoded.records, ingested_at, CallEventRows(ingested_at))
         # Every envelope of the batch carries the same rejected_at: formatted once.
         rejected_at = _envelope_time(ingested_at)
         for record, rejection in decoded.rejected:
             self._dead_letter(record, rejection, plan, rejected_at)
         missing = frozenset(decoded.missing)  # for lookups: a batch can miss thousands
-        plan.stored_events_skipped, restored = self._load(missing, reloaded)
+        plan.stored_events_skipped = self._load(decoded, missing, reloaded)
 
         changed: list[CallKey] = []
         # Per event only what must be per event (this loop runs for every record); the
@@ -189,15 +139,11 @@ class BatchPlanner:
         times: list[datetime] = []
         add_row = plan.event_rows.add
         for key, items in decoded.by_call.items():
-            # Touched in arrival order whichever step merged it (the cache is an LRU).
-            if self.cache.get(key) is None:
+            state = self.cache.get(key)
+            if state is None:
                 continue  # forgotten by a rebalance meanwhile: the caller discards this plan
-            merged = None if key in restored else planning.merged.get(key)
-            if merged is None:
-                merged = self._merge(key, items, reloaded=key in missing)
-            if merged is None:
-                continue
-            for (record, ev, row), is_new in zip(items, merged.changed, strict=True):
+            merged = state.merge_batch([ev for _, ev, _ in items], key)
+            for (record, ev, row), is_new in zip(items, merged, strict=True):
                 e = ev.event
                 if is_new:
                     add_row(record, ev, row)
@@ -205,10 +151,12 @@ class BatchPlanner:
                 else:
                     duplicate.append(e.type)
                 times.append(e.occurred_at)
-            if merged.rows is not None:
+            # Calls reloaded from call_event are rebuilt even when every event of this batch
+            # is already stored: a worker that died (or abandoned a batch) between its
+            # call_event insert and its row inserts left those events durable but their rows
+            # unwritten, and the replay would otherwise find only duplicates and write nothing.
+            if True in merged or key in missing:
                 changed.append(key)
-                for table, table_rows in merged.rows.items():
-                    plan.tables[table].extend(table_rows)
         for name, count in Counter(written).items():
             plan.counts[(name, "written")] += count
         for name, count in Counter(duplicate).items():
@@ -219,6 +167,8 @@ class BatchPlanner:
             if self.watermark is None or plan.max_event_time > self.watermark:
                 self.watermark = plan.max_event_time
 
+        for key in changed:
+            self._rebuild(key, plan.tables, now=None)
         # Timeout close (DESIGN.md section 3): open cached calls that have been silent for
         # the call timeout (event time) are closed at their last event.
         for key in self._timed_out_calls(exclude=set(changed)):
@@ -252,55 +202,30 @@ class BatchPlanner:
     # -- steps ------------------------------------------------------------------------------
 
     def _load(
-        self, missing: frozenset[CallKey], reloaded: Iterable[StoredEvent]
-    ) -> tuple[int, set[CallKey]]:
-        """Give each uncached call the reload found events of a new state holding them (the
-        batch's events are merged into it again by `finish`). Returns the stored events that
-        no longer validate and the calls restored."""
+        self, decoded: Decoded, missing: frozenset[CallKey], reloaded: Iterable[StoredEvent]
+    ) -> int:
+        """Cache the uncached calls of the batch with their stored events."""
+        for key in decoded.missing:
+            partition = decoded.by_call[key][0][0].partition
+            self.cache.put(key, CallState(partition=partition))
         skipped = 0
-        restored: set[CallKey] = set()
         for project_id, call_id, payload in reloaded:
             key = (project_id, call_id)
-            state = self.cache.peek(key) if key in missing else None
+            state = self.cache.get(key) if key in missing else None
             if state is None:
-                continue  # not asked for, or forgotten by a rebalance meanwhile
-            if key not in restored:
-                restored.add(key)
-                state = CallState(partition=state.partition)  # `start`'s guess is dropped
-                self.cache.put(key, state)
+                continue
             event = decode_stored(payload)  # valid when written, under the same contract
             if isinstance(event, Rejection):
                 log.error("stored event no longer validates: %s", event.message)
                 skipped += 1
                 continue
             state.merge(event, key)
-        for key in restored:
-            state = self.cache.peek(key)
+        for key in decoded.missing:
+            state = self.cache.get(key)
             events = state.valid_events() if state is not None else []
             if state is not None and events:
                 state.last_event_at = max(ev.event.occurred_at for ev in events)
-        return skipped, restored
-
-    def _merge(
-        self,
-        key: CallKey,
-        items: list[tuple[Record, ValidEvent, bytes | None]],
-        reloaded: bool,
-    ) -> _Merged | None:
-        """Merge the batch's events of one call (None: not cached) and rebuild its rows if
-        they changed its event set. Calls reloaded from call_event are rebuilt even when every
-        event of this batch is already stored: a worker that died (or abandoned a batch)
-        between its call_event insert and its row inserts left those events durable but their
-        rows unwritten, and the replay would otherwise find only duplicates and write nothing."""
-        state = self.cache.get(key)
-        if state is None:
-            return None
-        changed = state.merge_batch([ev for _, ev, _ in items], key)
-        tables: dict[TableName, list[Row]] | None = None
-        if True in changed or reloaded:
-            tables = defaultdict(list)
-            self._rebuild(key, tables, now=None)
-        return _Merged(changed, tables)
+        return skipped
 
     def _rebuild(
         self, key: CallKey, tables: dict[TableName, list[Row]], now: datetime | None
