@@ -87,14 +87,8 @@ pub(crate) fn decode_batch<'py>(
             // A message delivered twice in the batch: decoded once, its repeat a duplicate.
             Some(decoded) => (decoded.clone(), none.clone()),
             None => {
-                let found = validator.record(
-                    py,
-                    message.value,
-                    message.key,
-                    &part.topic,
-                    part.partition,
-                    part.offset,
-                )?;
+                let at = (part.topic.as_str(), part.partition, part.offset);
+                let found = validator.record(py, message.value, message.key, at)?;
                 let (decoded, row) = match found {
                     Some((valid, row)) => (valid.into_bound(py), row.into_bound(py)),
                     None => {

@@ -292,7 +292,7 @@ impl EventValidator {
         offset: i64,
     ) -> PyResult<PyObject> {
         Ok(
-            match self.record(py, value, key, topic, partition, offset)? {
+            match self.record(py, value, key, (topic, partition, offset))? {
                 Some((valid, row)) => PyTuple::new(py, [valid, row])?.into_any().unbind(),
                 None => py.None(),
             },
@@ -320,16 +320,15 @@ type Packed = (pack::EventBytes, u64);
 type Members<'a> = Vec<(std::borrow::Cow<'a, str>, Value<'a>)>;
 
 impl EventValidator {
-    /// `decode_record`'s pair, or None.
+    /// `decode_record`'s pair, or None; `at`: the record's topic, partition and offset.
     fn record(
         &self,
         py: Python<'_>,
         value: &[u8],
         key: Option<&[u8]>,
-        topic: &str,
-        partition: i32,
-        offset: i64,
+        at: (&str, i32, i64),
     ) -> PyResult<Option<(PyObject, PyObject)>> {
+        let (topic, partition, offset) = at;
         let Some((valid, digest, members)) = self.accept(py, value, key)? else {
             return Ok(None);
         };
