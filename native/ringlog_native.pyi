@@ -49,6 +49,19 @@ class EventValidator:
 def payload_digest(payload: bytes, /) -> int:
     """blake2b with an 8-byte digest of `payload`, as a big-endian int."""
 
+def merge_items(
+    events: dict[str, Any],
+    items: list[Any],
+    new_rows: list[Any],
+    written: list[str],
+    duplicate: list[str],
+    times: list[Any],
+    /,
+) -> bool:
+    """`CallState.merge_items`' loop: each (record, ValidEvent, row) of `items` merged into
+    `events` by event_id (the larger digest kept), counted in the lists; True if `events`
+    changed."""
+
 def murmur2(data: bytes, /) -> int:
     """Kafka's murmur2 of `data` (the Java client's, the default partitioner's), unsigned."""
 

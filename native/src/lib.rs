@@ -21,6 +21,7 @@ use std::sync::OnceLock;
 mod batch;
 mod call_event_row;
 mod json;
+mod merge;
 mod model;
 mod murmur2;
 mod pack;
@@ -880,6 +881,7 @@ fn ringlog_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("PACK_TAG", pack::TAG)?;
     m.add_function(wrap_pyfunction!(payload_digest, m)?)?;
     m.add_function(wrap_pyfunction!(murmur2::murmur2, m)?)?;
+    m.add_function(wrap_pyfunction!(merge::merge_items, m)?)?;
     m.add(
         "KINDS",
         (

@@ -27,7 +27,7 @@ import orjson
 
 from schemas.rows import RejectedEventRow, TableName
 from worker.core.call_event_rows import CallEventRows
-from worker.core.call_state import CallCache, CallKey, CallState
+from worker.core.call_state import CallCache, CallKey, CallState, MergeTally
 from worker.core.correlation import Row, rows_of_distinct
 from worker.core.decode import (
     Rejection,
@@ -132,38 +132,27 @@ class BatchPlanner:
         plan.stored_events_skipped = self._load(decoded, missing, reloaded)
 
         changed: list[CallKey] = []
-        # Per event only what must be per event (this loop runs for every record); the
+        # Per event only what must be per event (the merge, in CallState.merge_items); the
         # counts and the newest event time are folded once per batch below.
-        written: list[str] = []
-        duplicate: list[str] = []
-        times: list[datetime] = []
-        add_row = plan.event_rows.add
+        tally = MergeTally()
         for key, items in decoded.by_call.items():
             state = self.cache.get(key)
             if state is None:
                 continue  # forgotten by a rebalance meanwhile: the caller discards this plan
-            merged = state.merge_batch([ev for _, ev, _ in items], key)
-            for (record, ev, row), is_new in zip(items, merged, strict=True):
-                e = ev.event
-                if is_new:
-                    add_row(record, ev, row)
-                    written.append(e.type)
-                else:
-                    duplicate.append(e.type)
-                times.append(e.occurred_at)
             # Calls reloaded from call_event are rebuilt even when every event of this batch
             # is already stored: a worker that died (or abandoned a batch) between its
             # call_event insert and its row inserts left those events durable but their rows
             # unwritten, and the replay would otherwise find only duplicates and write nothing.
-            if True in merged or key in missing:
+            if state.merge_items(items, key, tally) or key in missing:
                 changed.append(key)
-        for name, count in Counter(written).items():
+        plan.event_rows.extend(tally.new_rows)
+        for name, count in Counter(tally.written).items():
             plan.counts[(name, "written")] += count
-        for name, count in Counter(duplicate).items():
+        for name, count in Counter(tally.duplicate).items():
             plan.counts[(name, "duplicate")] += count
-        plan.duplicates = len(duplicate)
-        if times:
-            plan.max_event_time = max(times)
+        plan.duplicates = len(tally.duplicate)
+        if tally.times:
+            plan.max_event_time = max(tally.times)
             if self.watermark is None or plan.max_event_time > self.watermark:
                 self.watermark = plan.max_event_time
 

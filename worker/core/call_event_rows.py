@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import struct
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import ClassVar, Final, overload
 
@@ -130,6 +130,10 @@ class CallEventRows(Sequence[CallEventRow]):
         """Add the row of `ev` as consumed in `record`; `encoded` is its RowBinary from the
         decoder, if it wrote it."""
         self._rows.append((record, ev, encoded))
+
+    def extend(self, items: Iterable[tuple[Record, ValidEvent, bytes | None]]) -> None:
+        """`add` of each (record, event, encoded) in turn."""
+        self._rows.extend(items)
 
     def row_binary(self) -> bytes:
         """Every row in RowBinary, each followed by the batch's ingested_at."""

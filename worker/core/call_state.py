@@ -10,14 +10,56 @@ call had never left memory.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from worker.core.decode import ValidEvent
 from worker.core.event_pack import CallKey, pack, unpack
+from worker.core.native_fast_path import NATIVE_MODULE
+from worker.core.record import Record
 
-__all__ = ["CallCache", "CallKey", "CallState"]
+__all__ = ["BatchItem", "CallCache", "CallKey", "CallState", "MergeTally"]
+
+
+BatchItem = tuple[Record, ValidEvent, bytes | None]
+"""One valid event of a batch: its record, the event, its call_event row in RowBinary (None:
+encode it from the event)."""
+
+
+@dataclass(slots=True)
+class MergeTally:
+    """What a batch's merge counts per event: the items of new events (their call_event rows),
+    the types of the events written and of the duplicates, every event's time."""
+
+    new_rows: list[BatchItem] = field(default_factory=list)
+    written: list[str] = field(default_factory=list)
+    duplicate: list[str] = field(default_factory=list)
+    times: list[datetime] = field(default_factory=list)
+
+
+def _merge_items(merged: dict[str, ValidEvent], items: list[BatchItem], tally: MergeTally) -> bool:
+    """`CallState.merge_items`' loop in Python: an event whose event_id is held with a digest
+    at least as large is a duplicate; any other replaces it."""
+    changed = False
+    for item in items:
+        ev = item[1]
+        e = ev.event
+        current = merged.get(e.event_id)
+        if current is not None and current.digest >= ev.digest:
+            tally.duplicate.append(e.type)
+        else:
+            merged[e.event_id] = ev
+            tally.new_rows.append(item)
+            tally.written.append(e.type)
+            changed = True
+        tally.times.append(e.occurred_at)
+    return changed
+
+
+_NATIVE_MERGE: Callable[..., bool] | None = (
+    NATIVE_MODULE.merge_items if NATIVE_MODULE is not None else None
+)
 
 
 @dataclass(slots=True)  # no per-instance __dict__ (benchmarks/memory.py)
@@ -58,6 +100,22 @@ class CallState:
                 merged[event_id] = ev
                 changed.append(True)
         if True in changed:
+            self._changed = True
+        return changed
+
+    def merge_items(self, items: list[BatchItem], key: CallKey, tally: MergeTally) -> bool:
+        """`merge_batch` of the batch's items of this call ((record, event, row), in arrival
+        order), each counted in `tally`; True if the call's event set changed. The planner's
+        per-event loop: `ringlog_native` runs it when installed (`_merge_items` is the
+        reference, tests/unit/core/test_call_state.py holds the native one to it)."""
+        merged = self._unpacked(key)
+        if _NATIVE_MERGE is not None:
+            changed = _NATIVE_MERGE(
+                merged, items, tally.new_rows, tally.written, tally.duplicate, tally.times
+            )
+        else:
+            changed = _merge_items(merged, items, tally)
+        if changed:
             self._changed = True
         return changed
 

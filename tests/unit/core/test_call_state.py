@@ -28,9 +28,10 @@ from tests.support.builders import (
 from tests.support.builders import (
     test_rates as rates_for_tests,
 )
-from worker.core import event_pack
+from tests.support.fakes import FakeRecord
+from worker.core import call_state, event_pack
 from worker.core.batch_plan import BatchPlanner
-from worker.core.call_state import CallState
+from worker.core.call_state import BatchItem, CallState, MergeTally
 from worker.core.decode import ValidEvent
 from worker.core.event_fast_path import CONTRACT_MODEL
 
@@ -224,3 +225,46 @@ def test_each_event_gets_a_fields_set_of_its_own() -> None:
     assert x.event.model_fields_set is not y.event.model_fields_set
     copy = x.event.model_copy(update={"sequence": 9})
     assert "sequence" in copy.model_fields_set
+
+
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 2)), max_size=12), st.booleans())
+def test_merge_items_is_merge_batch_with_its_tally(
+    picks: list[tuple[int, int]], rested: bool
+) -> None:
+    """`merge_items` (the planner's loop, native when installed) keeps what `merge_batch`
+    keeps, and counts each event: a new one's item and type, a duplicate's type, every time;
+    the native loop and the Python one (`_merge_items`) alike."""
+    kinds = [valid(ev) for ev in _every_type()[:4]]
+    batch = [ValidEvent(kinds[i].event, kinds[i].digest + bump) for i, bump in picks]
+    items: list[BatchItem] = [
+        (FakeRecord("t", 0, i, None, None), ev, None) for i, ev in enumerate(batch)
+    ]
+    by_events = _rested(kinds[:1]) if rested else CallState(partition=0)
+    flags = by_events.merge_batch(batch, (PROJECT, "c"))
+    tallies = []
+    for native in (True, False):
+        state = _rested(kinds[:1]) if rested else CallState(partition=0)
+        tally = MergeTally()
+        if native and call_state._NATIVE_MERGE is None:
+            pytest.skip("ringlog_native is not built")
+        merge = call_state._NATIVE_MERGE if native else None
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(call_state, "_NATIVE_MERGE", merge)
+            assert state.merge_items(items, (PROJECT, "c"), tally) == (True in flags)
+        state.pack()
+        assert [_as_it_was(ev) for ev in state.valid_events()] == [
+            _as_it_was(ev) for ev in _packed_copy(by_events).valid_events()
+        ]
+        tallies.append(tally)
+    native_tally, python_tally = tallies
+    assert native_tally == python_tally
+    assert [item for item, new in zip(items, flags, strict=True) if new] == python_tally.new_rows
+    new_types = [(ev.event.type, new) for ev, new in zip(batch, flags, strict=True)]
+    assert python_tally.written == [kind for kind, new in new_types if new]
+    assert python_tally.duplicate == [kind for kind, new in new_types if not new]
+    assert python_tally.times == [ev.event.occurred_at for ev in batch]
+
+
+def _packed_copy(state: CallState) -> CallState:
+    state.pack()
+    return state
