@@ -27,7 +27,7 @@ import orjson
 
 from schemas.rows import RejectedEventRow, TableName
 from worker.core.call_event_rows import CallEventRows
-from worker.core.call_state import CallCache, CallKey, CallState, MergeTally
+from worker.core.call_state import BatchItem, CallCache, CallKey, CallState, MergeTally
 from worker.core.correlation import Row, rows_of_distinct
 from worker.core.decode import (
     Rejection,
@@ -52,7 +52,7 @@ SCAN_EVERY = timedelta(minutes=1)
 StoredEvent = tuple[str, str, str]
 """(project_id, call_id, payload JSON) of an event read back from `call_event`."""
 
-ByCall = dict[CallKey, list[tuple[Record, ValidEvent, bytes | None]]]
+ByCall = dict[CallKey, list[BatchItem]]
 """A batch's valid events by call, in arrival order, each with its record and its call_event
 row in RowBinary (None: encode it from the event)."""
 
