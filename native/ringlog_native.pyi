@@ -116,3 +116,12 @@ class RowBinaryEncoder:
     def encode(self, rows: Any, /) -> bytes | None:
         """The dict rows in RowBinary, or None where the JSON path must encode them (a value
         the encoder cannot be sure to store as the JSON body would)."""
+
+class NativeBlockWriter:
+    def __init__(self, columns: list[tuple[str, str]], /) -> None:
+        """`columns`: (name, ClickHouse type) in the order of the rows' values; ValueError
+        names a type whose layout is not one of `RowBinaryEncoder`'s."""
+    def block(self, body: bytes, rows: int, /) -> bytes:
+        """`body`, the RowBinary of `rows` rows of the columns, as one block of ClickHouse's
+        Native format (LowCardinality columns declared as their plain type); ValueError names
+        the row and column where `body` is not such rows."""

@@ -24,6 +24,7 @@ mod json;
 mod merge;
 mod model;
 mod murmur2;
+mod native_block;
 mod pack;
 mod row_binary;
 mod rows;
@@ -878,6 +879,7 @@ fn ringlog_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<pack::EventPacker>()?;
     m.add_class::<rows::RowBuilder>()?;
     m.add_class::<row_binary::RowBinaryEncoder>()?;
+    m.add_class::<native_block::NativeBlockWriter>()?;
     m.add("PACK_TAG", pack::TAG)?;
     m.add_function(wrap_pyfunction!(payload_digest, m)?)?;
     m.add_function(wrap_pyfunction!(murmur2::murmur2, m)?)?;

@@ -16,6 +16,7 @@ use pyo3::types::{
 };
 
 use crate::call_event_row::uuid_bytes;
+use crate::native_block::Layout;
 use crate::wall_micros;
 
 /// Milliseconds of 2106-01-01T00:00:00Z: the end of the times the contract accepts (TIME_MAX).
@@ -40,6 +41,26 @@ enum Base {
     Bool,
     /// Array(String) or Array(LowCardinality(String)).
     Strings,
+}
+
+impl Base {
+    /// How a value of this type is laid out (the same in RowBinary and in Native).
+    fn layout(self) -> Layout {
+        match self {
+            Base::String => Layout::String,
+            Base::Strings => Layout::Strings,
+            Base::Uuid => Layout::Fixed(16),
+            Base::Millis | Base::Decimal64 { .. } | Base::Int64 | Base::UInt64 => Layout::Fixed(8),
+            Base::Int32 | Base::UInt32 => Layout::Fixed(4),
+            Base::UInt8 | Base::Bool => Layout::Fixed(1),
+        }
+    }
+}
+
+/// The layout of a column of type `kind` and whether it is Nullable, for the types this
+/// encoder writes (None for the others).
+pub fn layout_of(kind: &str) -> Option<(Layout, bool)> {
+    parse_type(kind).map(|(base, nullable)| (base.layout(), nullable))
 }
 
 struct Column {

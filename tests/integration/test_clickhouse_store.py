@@ -403,6 +403,8 @@ def test_call_event_rows_in_row_binary_store_what_their_json_stores(
 
     as_json = ClickHouseStore(chdb_store_url, f"{store.database}_json")
     as_json.migrate()
+    plan = store._plans["call_event"]
+    assert plan.native(block.row_binary(), len(block), block.columns) is not None or not NATIVE
     try:
         store.insert("call_event", block)
         as_json.insert("call_event", list(block))
@@ -452,13 +454,16 @@ def _same_rows_both_ways(
     chdb_store_url: str,
     tables: Mapping[str, Sequence[Mapping[str, object]]],
 ) -> dict[str, list[tuple[object, ...]]]:
-    """Insert `tables` into `store` (RowBinary, asserted) and as JSON; assert ClickHouse holds
-    the same rows (the times as text too); return them."""
+    """Insert `tables` into `store` (RowBinary sent as a Native block, asserted) and as JSON;
+    assert ClickHouse holds the same rows (the times as text too); return them."""
     as_json = _as_json_only(store, chdb_store_url)
     stored: dict[str, list[tuple[object, ...]]] = {}
     try:
         for table, rows in tables.items():
-            assert store._plans[table].row_binary(rows) is not None, table
+            plan = store._plans[table]
+            encoded = plan.row_binary(rows)
+            assert encoded is not None, table
+            assert plan.native(encoded, len(rows), plan.names) is not None, table  # sent so
             store.insert(table, rows)
             as_json.insert(table, rows)
             times = [
@@ -531,3 +536,72 @@ def test_edge_values_in_row_binary_store_what_their_json_stores(
     costs = [row[at] for row in stored["incoming_call_log"]]  # by id: the order of `cases`
     expected = ("1.1376", "0.0001", "99999999999999.9999", "1200.0000", "1.0000")
     assert sorted(map(str, costs)) == sorted(expected)
+
+
+# ---- Native blocks -------------------------------------------------------------------------
+
+
+def _plain(kind: str) -> str:
+    """`kind` without LowCardinality, as the Native blocks declare it."""
+    while (start := kind.find("LowCardinality(")) >= 0:
+        inner, depth, end = start + len("LowCardinality("), 1, start + len("LowCardinality(")
+        while depth:
+            depth += {"(": 1, ")": -1}.get(kind[end], 0)
+            end += 1
+        kind = kind[:start] + kind[inner : end - 1] + kind[end:]
+    return kind
+
+
+@pytest.mark.skipif(NATIVE is None, reason="ringlog_native is not built")
+def test_native_blocks_are_clickhouses_own_native_bytes(store: ClickHouseStore) -> None:
+    """`NativeBlockWriter` turns RowBinary rows into exactly the bytes ClickHouse writes for
+    the same rows in its Native format (columns as their plain types): ClickHouse's own
+    RowBinary and Native outputs of one SELECT, for every table the worker writes, with NULLs,
+    empty and non-ASCII strings, arrays and the types' bounds among the rows."""
+    import ringlog_native
+
+    planner = BatchPlanner(load_rate_plan(None), dt.timedelta(hours=4), 100_000)
+    records = [
+        FakeRecord("telephony.call-events", offset % 4, offset, m.key, m.value)
+        for offset, m in enumerate(generate_events(600, seed=7, invalid_share=0.1))
+    ]
+    plan = planner.plan(planner.decode(records), [], dt.datetime(2026, 12, 3, 18, 0, tzinfo=UTC))
+    for table_name, planned in plan.tables.items():
+        store.insert(str(table_name), planned)
+    store.insert("call_event", plan.event_rows)
+    store.insert("rejected_event", plan.rejected_rows)
+    edge = _call_log_row("CA-ß-☎", 2**64 - 1, status_message="", call_duration_in_seconds=0)
+    store.insert("incoming_call_log", [edge])
+    store.command(
+        f"INSERT INTO `{store.database}`.api_key VALUES "
+        "(generateUUIDv4(), generateUUIDv4(), 'k', NULL, ['a', '', 'ü'], 'h', now64(3), NULL, "
+        "'2106-01-01 00:00:00', 1), (generateUUIDv4(), generateUUIDv4(), '', 'admin', [], '', "
+        "'1970-01-01 00:00:00', now64(3), NULL, 0)"
+    )
+    client = store._connected_client()
+    for name in ("call_event", "rejected_event", "api_key", *map(str, plan.tables)):
+        columns = TABLES_BY_NAME[name].columns
+        select = ", ".join(f"CAST(`{n}` AS {_plain(kind)}) AS `{n}`" for n, kind in columns)
+        sql = (
+            f"SELECT {select} FROM `{store.database}`.`{name}` ORDER BY ALL "
+            "SETTINGS max_threads = 1, max_block_size = 100000"
+        )
+        count = int(str(store.query(f"SELECT count() FROM `{store.database}`.`{name}`")[1][0][0]))
+        assert count >= 2, name
+        row_binary = client.raw_query(sql, fmt="RowBinary")
+        native = client.raw_query(sql, fmt="Native")
+        writer = ringlog_native.NativeBlockWriter(list(columns))
+        assert writer.block(row_binary, count) == native, name
+
+
+@pytest.mark.skipif(NATIVE is None, reason="ringlog_native is not built")
+def test_a_native_block_of_rows_that_are_not_the_columns_is_refused() -> None:
+    import ringlog_native
+
+    writer = ringlog_native.NativeBlockWriter([("n", "Nullable(UInt32)"), ("s", "String")])
+    assert writer.block(b"\x00\x07\x00\x00\x00\x01x", 1)  # (7, "x")
+    for body, rows in ((b"\x00\x07\x00\x00\x00\x01x", 2), (b"\x00\x07\x00\x00\x00\x02x", 1)):
+        with pytest.raises(ValueError, match=r"not \d+ rows of the columns: row \d+, column"):
+            writer.block(body, rows)
+    with pytest.raises(ValueError, match="column m: Native of Map"):
+        ringlog_native.NativeBlockWriter([("m", "Map(String, String)")])

@@ -361,10 +361,11 @@ class ClickHouseStore:
         rows: Sequence[Mapping[str, object]],
         dedup_token: str | None = None,
     ) -> None:
-        """Insert dict rows into `table` (a table of schemas/tables.py) as one block, sent in
-        RowBinary (`values.InsertPlan.row_binary`) or else as one JSONEachRow body
-        (`values.InsertPlan.body`), the same values stored either way; rows that come encoded
-        already (`values.RowBinaryBlock`: a plan's call_event rows) are sent as they are.
+        """Insert dict rows into `table` (a table of schemas/tables.py) as one block, the same
+        values stored either way: encoded in RowBinary (`values.InsertPlan.row_binary`) and
+        sent as one Native block (`values.InsertPlan.native`), or else as one JSONEachRow body
+        (`values.InsertPlan.body`). Rows that come encoded already (`values.RowBinaryBlock`:
+        a plan's call_event rows) are only turned into the Native block.
 
         Missing keys are NULL (or the type's default for non-Nullable columns); unknown keys
         raise StoreError. With `dedup_token`, a retry of the same batch with the same token is
@@ -377,14 +378,18 @@ class ClickHouseStore:
             raise StoreError(f"unknown table {table!r}; known: {sorted(self._plans)}")
         names, fmt, settings = plan.names, "JSONEachRow", dict(JSON_INSERT_SETTINGS)
         try:
+            binary: bytes | None
             if isinstance(rows, RowBinaryBlock):
                 plan.check_row_binary(rows)
-                names, fmt, settings = rows.columns, "RowBinary", dict(INSERT_SETTINGS)
-                body = rows.row_binary()
-            elif (binary := plan.row_binary(rows)) is not None:
-                fmt, settings, body = "RowBinary", dict(INSERT_SETTINGS), binary
+                names, binary = rows.columns, rows.row_binary()
             else:
+                binary = plan.row_binary(rows)
+            if binary is None:
                 body = plan.body(rows)
+            elif (block := plan.native(binary, len(rows), names)) is not None:
+                fmt, settings, body = "Native", dict(INSERT_SETTINGS), block
+            else:
+                fmt, settings, body = "RowBinary", dict(INSERT_SETTINGS), binary
         except (TypeError, ValueError) as exc:
             raise StoreError(f"{table}: {exc}") from exc
         if self.cluster is not None:
