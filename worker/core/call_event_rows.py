@@ -141,7 +141,8 @@ class CallEventRows(Sequence[CallEventRow]):
             return b""
         at = _INT64.pack(_millis(self.ingested_at))
         rows = [row if row is not None else encode_row(rec, ev) for rec, ev, row in self._rows]
-        return at.join(rows) + at
+        rows.append(b"")  # so the join ends with `at` too, without a second copy of the block
+        return at.join(rows)
 
     def __len__(self) -> int:
         return len(self._rows)
