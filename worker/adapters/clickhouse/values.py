@@ -12,8 +12,9 @@ Two encodings, the same stored values:
   The RowBinary rows are then sent as one block of ClickHouse's Native format
   (`InsertPlan.native`: `ringlog_native.NativeBlockWriter`, native/src/native_block.rs, turns
   them column-wise without the GIL), because ClickHouse reads Native a column at a time and
-  RowBinary a value at a time: on the benchmark's 200k events the inserts took 8.18 instead of
-  9.35 us per event (call_event 3.80 instead of 4.56), the rows stored identical.
+  RowBinary a value at a time: the planner's blocks for the benchmark's 200k events cost chDB
+  9.78 instead of 11.91 us of CPU per event (call_event 4.73 instead of 6.25), the rows stored
+  identical (README, "Inserts as Native blocks").
 - JSONEachRow (`InsertPlan.body`): every other block, and every block without the native
   extension. Not clickhouse-connect's Native encoding: that is built value by value in Python
   on the worker's thread (17.8 against 5.8 us of the calling thread's CPU per event for JSON,
