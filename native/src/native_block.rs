@@ -18,7 +18,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use crate::row_binary::layout_of;
+use crate::row_binary::{layout_of, put_string, put_varint};
 
 /// Turns RowBinary rows of some columns, in a given order, into Native blocks.
 #[pyclass(frozen, module = "ringlog_native")]
@@ -46,8 +46,9 @@ impl NativeBlockWriter {
     }
 
     /// `body`, the RowBinary of `rows` rows of the columns, as one Native block. The GIL is
-    /// released meanwhile (it runs on the writer's thread). ValueError names the row and the
-    /// column where `body` is not such rows.
+    /// released while the values are copied into their columns and while the block is written
+    /// into the bytes object (it runs on the writer's thread). ValueError names the row and
+    /// the column where `body` is not such rows.
     #[pyo3(signature = (body, rows, /))]
     fn block<'py>(
         &self,
@@ -57,15 +58,19 @@ impl NativeBlockWriter {
     ) -> PyResult<Bound<'py, PyBytes>> {
         let bytes = body.as_bytes();
         let columns = &self.columns;
-        let block = py
-            .allow_threads(|| transpose(columns, bytes, rows))
+        let parsed = py
+            .allow_threads(|| read_columns(columns, bytes, rows))
             .map_err(|at| {
                 PyValueError::new_err(format!(
                     "RowBinary body is not {rows} rows of the columns: row {}, column {}",
                     at.row, at.column
                 ))
             })?;
-        Ok(PyBytes::new(py, &block))
+        let size = block_size(columns, &parsed, rows);
+        PyBytes::new_with(py, size, |out| {
+            py.allow_threads(|| write_block(columns, &parsed, rows, out));
+            Ok(())
+        })
     }
 }
 
@@ -80,22 +85,28 @@ pub enum Layout {
     Strings,
 }
 
-/// One column of a Native block: its name, its declared type and its layout.
+/// One column of a Native block: its name, its layout, and its description (the name and the
+/// declared type) as the block writes it.
 #[derive(Clone, Debug)]
 pub struct NativeColumn {
     pub name: String,
-    pub declared: String,
     pub layout: Layout,
     pub nullable: bool,
+    /// The column's description in a block: its name, then its declared type.
+    described: Vec<u8>,
 }
 
 impl NativeColumn {
     pub fn new(name: &str, kind: &str, layout: Layout, nullable: bool) -> Self {
+        let declared = without_low_cardinality(kind.trim());
+        let mut described = Vec::new();
+        put_string(&mut described, name.as_bytes());
+        put_string(&mut described, declared.as_bytes());
         Self {
             name: name.to_owned(),
-            declared: without_low_cardinality(kind.trim()),
             layout,
             nullable,
+            described,
         }
     }
 }
@@ -107,8 +118,9 @@ pub struct Malformed {
     pub column: String,
 }
 
+/// One column's values, as Native lays them out.
 #[derive(Default)]
-struct Buffers {
+pub struct Buffers {
     nulls: Vec<u8>,
     offsets: Vec<u8>,
     data: Vec<u8>,
@@ -116,14 +128,34 @@ struct Buffers {
 }
 
 /// `body`, the RowBinary of `rows` rows of `columns`, as one Native block.
+#[cfg(test)]
 pub fn transpose(columns: &[NativeColumn], body: &[u8], rows: usize) -> Result<Vec<u8>, Malformed> {
+    let parsed = read_columns(columns, body, rows)?;
+    let mut out = vec![0; block_size(columns, &parsed, rows)];
+    write_block(columns, &parsed, rows, &mut out);
+    Ok(out)
+}
+
+/// Each column's values of the `rows` rows in `body`, or where `body` is not such rows.
+pub fn read_columns(
+    columns: &[NativeColumn],
+    body: &[u8],
+    rows: usize,
+) -> Result<Vec<Buffers>, Malformed> {
+    if !columns.is_empty() && rows > body.len() {
+        // every value takes a byte at least: refused before anything is sized by `rows`
+        return Err(Malformed {
+            row: body.len(),
+            column: columns[0].name.clone(),
+        });
+    }
     let mut buffers: Vec<Buffers> = columns
         .iter()
         .map(|column| Buffers {
             nulls: Vec::with_capacity(if column.nullable { rows } else { 0 }),
             data: Vec::with_capacity(match column.layout {
                 Layout::Fixed(width) => width * rows,
-                _ => body.len() / columns.len().max(1),
+                _ => body.len() / columns.len(),
             }),
             ..Buffers::default()
         })
@@ -180,22 +212,44 @@ pub fn transpose(columns: &[NativeColumn], body: &[u8], rows: usize) -> Result<V
             column: "(bytes after the last row)".to_owned(),
         });
     }
-    let size: usize = buffers
-        .iter()
-        .map(|b| b.nulls.len() + b.offsets.len() + b.data.len())
-        .sum();
-    let mut out = Vec::with_capacity(size + 64 * columns.len() + 20);
-    put_varint(&mut out, columns.len() as u64);
-    put_varint(&mut out, rows as u64);
-    for (column, buffer) in columns.iter().zip(&buffers) {
-        put_string(&mut out, column.name.as_bytes());
-        put_string(&mut out, column.declared.as_bytes());
+    Ok(buffers)
+}
+
+/// The size of the block `write_block` writes.
+pub fn block_size(columns: &[NativeColumn], buffers: &[Buffers], rows: usize) -> usize {
+    let mut header = Vec::new();
+    write_header(columns, rows, &mut header);
+    header.len()
+        + columns
+            .iter()
+            .zip(buffers)
+            .map(|(c, b)| c.described.len() + b.nulls.len() + b.offsets.len() + b.data.len())
+            .sum::<usize>()
+}
+
+/// The block: the header, then each column (its name, its declared type, its values).
+/// `out` is exactly `block_size` long.
+pub fn write_block(columns: &[NativeColumn], buffers: &[Buffers], rows: usize, out: &mut [u8]) {
+    let mut header = Vec::new();
+    write_header(columns, rows, &mut header);
+    let mut at = 0;
+    let mut put = |bytes: &[u8]| {
+        out[at..at + bytes.len()].copy_from_slice(bytes);
+        at += bytes.len();
+    };
+    put(&header);
+    for (column, buffer) in columns.iter().zip(buffers) {
+        put(&column.described);
         // Nullable: the null map, then the values; Array: the offsets, then the elements.
-        out.extend_from_slice(&buffer.nulls);
-        out.extend_from_slice(&buffer.offsets);
-        out.extend_from_slice(&buffer.data);
+        put(&buffer.nulls);
+        put(&buffer.offsets);
+        put(&buffer.data);
     }
-    Ok(out)
+}
+
+fn write_header(columns: &[NativeColumn], rows: usize, out: &mut Vec<u8>) {
+    put_varint(out, columns.len() as u64);
+    put_varint(out, rows as u64);
 }
 
 /// `kind` with every `LowCardinality(T)` written as `T`.
@@ -271,23 +325,6 @@ impl<'a> Reader<'a> {
     }
 }
 
-fn put_varint(out: &mut Vec<u8>, mut value: u64) {
-    loop {
-        let low = (value & 0x7f) as u8;
-        value >>= 7;
-        if value == 0 {
-            out.push(low);
-            return;
-        }
-        out.push(low | 0x80);
-    }
-}
-
-fn put_string(out: &mut Vec<u8>, text: &[u8]) {
-    put_varint(out, text.len() as u64);
-    out.extend_from_slice(text);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -342,5 +379,8 @@ mod tests {
             true,
         )];
         assert!(transpose(&nullable, &[2, 0], 1).is_err()); // not a null flag
+                                                            // more rows than the body has bytes: refused before anything is sized by `rows`
+        assert!(transpose(&nullable, &[], usize::MAX).is_err());
+        assert!(transpose(&columns, &[0; 8], 1 << 40).is_err());
     }
 }

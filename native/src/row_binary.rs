@@ -388,7 +388,7 @@ fn unwrap<'a>(kind: &'a str, prefix: &str) -> Option<&'a str> {
     kind.strip_prefix(prefix)?.strip_suffix(')')
 }
 
-fn put_varint(out: &mut Vec<u8>, mut value: u64) {
+pub fn put_varint(out: &mut Vec<u8>, mut value: u64) {
     loop {
         let low = (value & 0x7f) as u8;
         value >>= 7;
@@ -400,7 +400,7 @@ fn put_varint(out: &mut Vec<u8>, mut value: u64) {
     }
 }
 
-fn put_string(out: &mut Vec<u8>, bytes: &[u8]) {
+pub fn put_string(out: &mut Vec<u8>, bytes: &[u8]) {
     put_varint(out, bytes.len() as u64);
     out.extend_from_slice(bytes);
 }

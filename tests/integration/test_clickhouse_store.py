@@ -6,6 +6,7 @@ chDB allows one data path per process, so every test shares the session's path
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import subprocess
 import sys
@@ -380,6 +381,24 @@ def test_load_call_events_keys_with_quotes_backslashes_and_control_characters(
     assert store.load_call_events(worst) == []
 
 
+@contextlib.contextmanager
+def _formats_sent(store: ClickHouseStore) -> Iterator[list[str]]:
+    """The format of each insert `store` sends meanwhile."""
+    client = store._connected_client()
+    sent: list[str] = []
+    original = client.raw_insert
+
+    def spy(*args: object, **kwargs: object) -> object:
+        sent.append(str(kwargs["fmt"]))
+        return original(*args, **kwargs)
+
+    client.raw_insert = spy
+    try:
+        yield sent
+    finally:
+        client.raw_insert = original
+
+
 # ---- call_event rows in RowBinary ------------------------------------------------------------
 
 
@@ -403,10 +422,10 @@ def test_call_event_rows_in_row_binary_store_what_their_json_stores(
 
     as_json = ClickHouseStore(chdb_store_url, f"{store.database}_json")
     as_json.migrate()
-    plan = store._plans["call_event"]
-    assert plan.native(block.row_binary(), len(block), block.columns) is not None or not NATIVE
     try:
-        store.insert("call_event", block)
+        with _formats_sent(store) as sent:
+            store.insert("call_event", block)
+        assert sent == ["Native" if NATIVE is not None else "RowBinary"]
         as_json.insert("call_event", list(block))
         select = (
             "SELECT *, toString(occurred_at), toString(ingested_at) "
@@ -460,11 +479,9 @@ def _same_rows_both_ways(
     stored: dict[str, list[tuple[object, ...]]] = {}
     try:
         for table, rows in tables.items():
-            plan = store._plans[table]
-            encoded = plan.row_binary(rows)
-            assert encoded is not None, table
-            assert plan.native(encoded, len(rows), plan.names) is not None, table  # sent so
-            store.insert(table, rows)
+            with _formats_sent(store) as sent:
+                store.insert(table, rows)
+            assert sent == ["Native"], table
             as_json.insert(table, rows)
             times = [
                 f"toString({name})"
@@ -600,7 +617,14 @@ def test_a_native_block_of_rows_that_are_not_the_columns_is_refused() -> None:
 
     writer = ringlog_native.NativeBlockWriter([("n", "Nullable(UInt32)"), ("s", "String")])
     assert writer.block(b"\x00\x07\x00\x00\x00\x01x", 1)  # (7, "x")
-    for body, rows in ((b"\x00\x07\x00\x00\x00\x01x", 2), (b"\x00\x07\x00\x00\x00\x02x", 1)):
+    cases = (
+        (b"\x00\x07\x00\x00\x00\x01x", 2),  # too few bytes
+        (b"\x00\x07\x00\x00\x00\x02x", 1),  # a string longer than the body
+        (b"\x00\x07\x00\x00\x00\x01xy", 1),  # bytes after the last row
+        (b"\x02\x07\x00\x00\x00\x01x", 1),  # not a null flag
+        (b"", 2**62),  # more rows than bytes: refused before anything is sized by them
+    )
+    for body, rows in cases:
         with pytest.raises(ValueError, match=r"not \d+ rows of the columns: row \d+, column"):
             writer.block(body, rows)
     with pytest.raises(ValueError, match="column m: Native of Map"):

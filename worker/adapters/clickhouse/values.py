@@ -11,10 +11,10 @@ Two encodings, the same stored values:
   is not Nullable, an unusual Python type, a value out of range); that block goes as JSON.
   The RowBinary rows are then sent as one block of ClickHouse's Native format
   (`InsertPlan.native`: `ringlog_native.NativeBlockWriter`, native/src/native_block.rs, turns
-  them column-wise without the GIL), because ClickHouse reads Native a column at a time and
-  RowBinary a value at a time: the planner's blocks for the benchmark's 200k events cost chDB
-  9.78 instead of 11.91 us of CPU per event (call_event 4.73 instead of 6.25), the rows stored
-  identical (README, "Inserts as Native blocks").
+  them column-wise and writes the block without the GIL), because ClickHouse reads Native a
+  column at a time and RowBinary a value at a time: the planner's blocks for the benchmark's
+  200k events cost chDB 9.78 instead of 11.91 us of CPU per event (call_event 4.73 instead of
+  6.25), the rows stored identical (README, "Inserts as Native blocks").
 - JSONEachRow (`InsertPlan.body`): every other block, and every block without the native
   extension. Not clickhouse-connect's Native encoding: that is built value by value in Python
   on the worker's thread (17.8 against 5.8 us of the calling thread's CPU per event for JSON,
@@ -84,8 +84,8 @@ _JSON_OPTIONS: Final = orjson.OPT_NAIVE_UTC
 @runtime_checkable
 class RowBinaryBlock(Protocol):
     """Rows that come already encoded in ClickHouse's RowBinary (the call_event rows the
-    decoder writes, `worker.core.call_event_rows`): sent as they are, after checking that
-    their columns and types are the table's."""
+    decoder writes, `worker.core.call_event_rows`): sent as one Native block of their columns
+    (`InsertPlan.native`), after checking that their columns and types are the table's."""
 
     @property
     def columns(self) -> tuple[str, ...]: ...
@@ -157,7 +157,7 @@ class InsertPlan:
     # The native RowBinary encoder of the table's columns (None: every block goes as JSON).
     encoder: RowEncoder | None = None
     # Native block writers by column order: the table's (encoder's rows) and call_event's rows'.
-    block_writers: dict[tuple[str, ...], BlockWriter] = field(default_factory=dict)
+    block_writers: dict[tuple[str, ...], BlockWriter] = field(default_factory=dict, compare=False)
 
     def row_binary(self, rows: Sequence[Mapping[str, object]]) -> bytes | None:
         """The rows in RowBinary, in the table's column order, when the native encoder can
