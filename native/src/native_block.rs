@@ -66,9 +66,10 @@ impl NativeBlockWriter {
                     at.row, at.column
                 ))
             })?;
-        let size = block_size(columns, &parsed, rows);
+        let header = header(columns, rows);
+        let size = block_size(&header, columns, &parsed);
         PyBytes::new_with(py, size, |out| {
-            py.allow_threads(|| write_block(columns, &parsed, rows, out));
+            py.allow_threads(|| write_block(&header, columns, &parsed, out));
             Ok(())
         })
     }
@@ -131,8 +132,9 @@ pub struct Buffers {
 #[cfg(test)]
 pub fn transpose(columns: &[NativeColumn], body: &[u8], rows: usize) -> Result<Vec<u8>, Malformed> {
     let parsed = read_columns(columns, body, rows)?;
-    let mut out = vec![0; block_size(columns, &parsed, rows)];
-    write_block(columns, &parsed, rows, &mut out);
+    let header = header(columns, rows);
+    let mut out = vec![0; block_size(&header, columns, &parsed)];
+    write_block(&header, columns, &parsed, &mut out);
     Ok(out)
 }
 
@@ -215,10 +217,16 @@ pub fn read_columns(
     Ok(buffers)
 }
 
+/// A block's header: its number of columns, then of rows.
+pub fn header(columns: &[NativeColumn], rows: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(20);
+    put_varint(&mut out, columns.len() as u64);
+    put_varint(&mut out, rows as u64);
+    out
+}
+
 /// The size of the block `write_block` writes.
-pub fn block_size(columns: &[NativeColumn], buffers: &[Buffers], rows: usize) -> usize {
-    let mut header = Vec::new();
-    write_header(columns, rows, &mut header);
+pub fn block_size(header: &[u8], columns: &[NativeColumn], buffers: &[Buffers]) -> usize {
     header.len()
         + columns
             .iter()
@@ -229,15 +237,13 @@ pub fn block_size(columns: &[NativeColumn], buffers: &[Buffers], rows: usize) ->
 
 /// The block: the header, then each column (its name, its declared type, its values).
 /// `out` is exactly `block_size` long.
-pub fn write_block(columns: &[NativeColumn], buffers: &[Buffers], rows: usize, out: &mut [u8]) {
-    let mut header = Vec::new();
-    write_header(columns, rows, &mut header);
+pub fn write_block(header: &[u8], columns: &[NativeColumn], buffers: &[Buffers], out: &mut [u8]) {
     let mut at = 0;
     let mut put = |bytes: &[u8]| {
         out[at..at + bytes.len()].copy_from_slice(bytes);
         at += bytes.len();
     };
-    put(&header);
+    put(header);
     for (column, buffer) in columns.iter().zip(buffers) {
         put(&column.described);
         // Nullable: the null map, then the values; Array: the offsets, then the elements.
@@ -245,11 +251,6 @@ pub fn write_block(columns: &[NativeColumn], buffers: &[Buffers], rows: usize, o
         put(&buffer.offsets);
         put(&buffer.data);
     }
-}
-
-fn write_header(columns: &[NativeColumn], rows: usize, out: &mut Vec<u8>) {
-    put_varint(out, columns.len() as u64);
-    put_varint(out, rows as u64);
 }
 
 /// `kind` with every `LowCardinality(T)` written as `T`.

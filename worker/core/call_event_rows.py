@@ -28,7 +28,11 @@ from schemas.rows import CallEventRow
 from worker.core.record import Record
 from worker.core.valid_event import ValidEvent
 
-__all__ = ["CALL_EVENT_COLUMNS", "CallEventRows", "call_event_row", "encode_row"]
+__all__ = ["CALL_EVENT_COLUMNS", "BatchItem", "CallEventRows", "call_event_row", "encode_row"]
+
+BatchItem = tuple[Record, ValidEvent, bytes | None]
+"""One valid event of a batch: its record, the event, its call_event row in RowBinary (None:
+encode it from the event)."""
 
 
 CALL_EVENT_COLUMNS: Final = (
@@ -124,14 +128,14 @@ class CallEventRows(Sequence[CallEventRow]):
 
     def __init__(self, ingested_at: datetime) -> None:
         self.ingested_at = ingested_at
-        self._rows: list[tuple[Record, ValidEvent, bytes | None]] = []
+        self._rows: list[BatchItem] = []
 
     def add(self, record: Record, ev: ValidEvent, encoded: bytes | None) -> None:
         """Add the row of `ev` as consumed in `record`; `encoded` is its RowBinary from the
         decoder, if it wrote it."""
         self._rows.append((record, ev, encoded))
 
-    def extend(self, items: Iterable[tuple[Record, ValidEvent, bytes | None]]) -> None:
+    def extend(self, items: Iterable[BatchItem]) -> None:
         """`add` of each (record, event, encoded) in turn."""
         self._rows.extend(items)
 

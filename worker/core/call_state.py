@@ -14,17 +14,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from worker.core.call_event_rows import BatchItem
 from worker.core.decode import ValidEvent
 from worker.core.event_pack import CallKey, pack, unpack
 from worker.core.native_fast_path import NATIVE_MODULE
-from worker.core.record import Record
 
 __all__ = ["BatchItem", "CallCache", "CallKey", "CallState", "MergeTally"]
-
-
-BatchItem = tuple[Record, ValidEvent, bytes | None]
-"""One valid event of a batch: its record, the event, its call_event row in RowBinary (None:
-encode it from the event)."""
 
 
 @dataclass(slots=True)
