@@ -17,6 +17,9 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
 use crate::EventValidator;
 
+/// Messages decoded between two GIL yields (about a millisecond).
+const GIL_YIELD_EVERY: usize = 256;
+
 /// A message as the batch's de-duplication compares it: its key and value bytes.
 #[derive(PartialEq, Eq)]
 struct Message<'a> {
@@ -79,7 +82,12 @@ pub(crate) fn decode_batch<'py>(
     let none = py.None().into_bound(py);
     let empty = PyBytes::new(py, b"");
     let mut seen: HashMap<Message<'_>, Bound<'py, PyAny>> = HashMap::with_capacity(parts.len());
-    for part in &parts {
+    for (index, part) in parts.iter().enumerate() {
+        if index % GIL_YIELD_EVERY == GIL_YIELD_EVERY - 1 {
+            // A GIL yield point: the writer's thread waits for the GIL between its inserts,
+            // and a batch's loop holds it for a tenth of a second or more.
+            py.allow_threads(|| ());
+        }
         let value = part.value.as_ref().unwrap_or(&empty);
         let message = Message {
             key: part.key.as_ref().map(|key| key.as_bytes()),
