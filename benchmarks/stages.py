@@ -28,7 +28,7 @@ from devtools.traffic import generate_events
 from worker.adapters.clickhouse.store import ClickHouseStore
 from worker.core.batch_plan import BatchPlanner
 from worker.core.rates import load_rate_plan
-from worker.service.lifecycle import tune_gc
+from worker.service.process_tuning import tune_process
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
 
     store = ClickHouseStore(f"chdb://{tempfile.mkdtemp(prefix='ringlog-stages-')}", "bench")
     store.migrate()
-    tune_gc()  # as the worker does at start
+    tune_process()  # as the worker does at start
     planner = BatchPlanner(load_rate_plan(None), timedelta(hours=4), 500_000)
     spent: dict[str, float] = {}
 

@@ -11,7 +11,6 @@ producer stops and the store closes.
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from worker.pipeline.plan_writer import PlanWriter
 from worker.pipeline.ports import Store
 from worker.pipeline.retry import OutageRetry
 from worker.service.health import HealthCheck
+from worker.service.process_tuning import tune_process
 from worker.service.settings import Settings
 
 log = logging.getLogger("ringlog.worker")
@@ -62,22 +62,10 @@ class Worker:
     http_port: int = 0
 
 
-def tune_gc() -> None:
-    """Collect young objects less often: the worker allocates ~50 objects per event and keeps
-    a large call cache, so CPython's default (a collection every 700 allocations, scanning
-    ever more survivors) cost ~40% of decode time in the benchmark. Measured: decode 17.3 ->
-    10.7 us/event at 50k allocations; 500k (about one batch) spares the scans of most of a
-    batch's objects, which refcounting frees first: total 35.9-36.6 -> 32.5-34.4 us/event
-    (`python -m benchmarks.stages`). Only cyclic garbage waits for a collection, and the hot
-    path makes next to none; memory is still bounded by RINGLOG_CACHE_MAX_CALLS."""
-    gc.freeze()  # objects alive after start-up (modules, schemas) are never scanned again
-    gc.set_threshold(500_000, 20, 100)
-
-
 async def build_worker(settings: Settings, wrap_store: StoreWrapper | None = None) -> Worker:
     """Wire the parts (migrating the store); nothing connects to Kafka yet."""
     check_row_types()  # typed rows and tables agree, or the worker does not start
-    tune_gc()
+    tune_process()  # GC, GIL switch interval, allocator: before the first batch
     rates = load_rate_plan(settings.rates_file)
     store = settings.store()
     version = await asyncio.to_thread(store.migrate)
