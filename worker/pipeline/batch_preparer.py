@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+import functools
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
 from worker.core.batch_plan import BatchPlanner, Plan, StoredEvent
 from worker.core.call_state import CallCache, CallKey
 from worker.pipeline.metrics import Metrics
-from worker.pipeline.ports import Message, Store
+from worker.pipeline.ports import CallEventRow, Message, Store
 from worker.pipeline.retry import OutageRetry
 
 
@@ -37,19 +38,35 @@ class BatchPreparer:
     def cache(self) -> CallCache:
         return self.planner.cache
 
-    async def prepare(self, messages: Sequence[Message], keep: set[CallKey]) -> Plan:
+    async def prepare(
+        self,
+        messages: Sequence[Message],
+        keep: set[CallKey],
+        meanwhile: Callable[[], object] = lambda: None,
+    ) -> Plan:
         """Decode, reload uncached calls, plan. `keep`: the calls of the batch in flight,
         which stay cached until it is durable, so a reload from call_event never misses
-        events that are still on their way there."""
+        events that are still on their way there. `meanwhile` runs on this thread while the
+        reload query runs in another (right after the decode when nothing is reloaded)."""
         decoded = self.planner.decode(messages)
         reloaded: list[StoredEvent] = []
         if decoded.missing:
-            missing = decoded.missing
-            stored = await self.retry(
-                "loading call state",
-                lambda: asyncio.to_thread(self.store.load_call_events, missing),
-            )
+            load = functools.partial(self.store.load_call_events, decoded.missing)
+            # Submitted now, so `meanwhile` overlaps the query (a task would only start at the
+            # next await); a retry starts afresh in a thread.
+            pending = [asyncio.get_running_loop().run_in_executor(None, load)]
+
+            def attempt() -> Awaitable[list[CallEventRow]]:
+                return pending.pop() if pending else asyncio.to_thread(load)
+
+            loading = asyncio.ensure_future(self.retry("loading call state", attempt))
+            try:
+                meanwhile()
+            finally:
+                stored = await loading
             reloaded = [(project, call, payload) for project, call, payload, *_ in stored]
+        else:
+            meanwhile()
         plan = self.planner.plan(decoded, reloaded, self.clock(), keep=keep)
         self.metrics.cached_calls.set(len(self.planner.cache))
         return plan

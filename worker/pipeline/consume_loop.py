@@ -7,6 +7,9 @@ Delivery semantics, visible here:
 * BACKPRESSURE: at most one batch is in flight. Batch N+1 is fetched and prepared while batch
   N is written, then `run` waits for N (`_drain`) before handing N+1 over. Fetching stops
   while it waits, so aiokafka's prefetch buffer (bounded per partition) is all that piles up.
+* RELEASE: a batch that is durable keeps its objects (records, events, rows: about 1.5M
+  Python objects for 20k events, 34-51 ms to free) until the next batch's reload query runs,
+  and they are freed then (`_release_written`), while the loop's thread would only wait.
 * REBALANCE: `on_revoked` finishes (or, after REVOKE_GRACE_S, abandons and rewinds) the batch
   in flight before the partitions move; a batch prepared across a rebalance is rewound.
 
@@ -85,6 +88,8 @@ class ConsumeLoop:
         # Where each partition was last rewound to, until its next commit: a later rewind
         # never seeks past it, even when the consumer cannot tell its position.
         self._rewound_to: dict[TopicPartition, int] = {}
+        # Batches made durable, held until the loop's thread has nothing better to do (RELEASE).
+        self._written: list[Writing] = []
         # A fatal error of the batch in flight, met while a rebalance waited for it.
         self._fatal: BaseException | None = None
         # Joined the group (a member with an assignment, possibly empty).
@@ -193,7 +198,9 @@ class ConsumeLoop:
                     self._update_lag()
                     continue
                 generation = self._generation
-                plan = await self.preparer.prepare(batch, keep=self._calls_in_flight())
+                plan = await self.preparer.prepare(
+                    batch, keep=self._calls_in_flight(), meanwhile=self._release_written
+                )
                 # BACKPRESSURE: at most one batch in flight. Batch N+1 waits here until batch
                 # N is durable and committed; nothing more is fetched meanwhile, so memory and
                 # uncommitted work stay bounded by two batches.
@@ -210,6 +217,7 @@ class ConsumeLoop:
                 writing = self.writer.start(plan)
                 task = asyncio.create_task(self._write_and_commit(writing, batch))
                 self._inflight = InFlight(task, batch, plan.keys)
+                del writing, plan, batch  # held by the task, then by _written (RELEASE)
             await self._drain()
         finally:
             self.running = False
@@ -238,6 +246,11 @@ class ConsumeLoop:
         await self._commit(batch)  # the only commit: after the batch is durable
         self.batches += 1
         self._update_lag()
+        self._written.append(writing)  # its records are in its plan (RELEASE)
+
+    def _release_written(self) -> None:
+        """RELEASE: free the batches made durable since the last call (see the docstring)."""
+        self._written.clear()
 
     async def _drain(self) -> None:
         """Wait for the batch in flight (re-raising a fatal error from its writes); a batch
@@ -289,6 +302,7 @@ class ConsumeLoop:
                 if remaining == 0.0:
                     deadline = time.monotonic() + max_seconds  # idle: a fresh window
                     self.preparer.rest()  # and the last batch's calls go back to rest
+                    self._release_written()
         self._window_opened = time.monotonic()
         if self._revoked:
             # Those partitions now belong to another worker, which resumes from our last

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import weakref
 import zlib
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -242,8 +243,10 @@ def test_a_batch_prepared_across_a_rebalance_is_rewound_not_written(
     original = p.loop.preparer.prepare
     tp0 = TopicPartition(TOPIC, 0)
 
-    async def prepare(batch: Sequence[Message], keep: set[CallKey]) -> Plan:
-        plan = await original(batch, keep)
+    async def prepare(
+        batch: Sequence[Message], keep: set[CallKey], meanwhile: Callable[[], object]
+    ) -> Plan:
+        plan = await original(batch, keep, meanwhile)
         prepared.append(plan)
         if len(prepared) == 2:
             # partition 0 is revoked and assigned straight back while batch 2 is prepared
@@ -315,10 +318,12 @@ def test_at_most_one_batch_is_in_flight() -> None:
     prepared = 0
     original = p.loop.preparer.prepare
 
-    async def prepare(batch: Sequence[Message], keep: set[CallKey]) -> Plan:
+    async def prepare(
+        batch: Sequence[Message], keep: set[CallKey], meanwhile: Callable[[], object]
+    ) -> Plan:
         nonlocal prepared
         prepared += 1
-        return await original(batch, keep)
+        return await original(batch, keep, meanwhile)
 
     setattr(p.loop.preparer, "prepare", prepare)  # noqa: B010
 
@@ -461,3 +466,30 @@ def test_every_cached_call_rests_packed_once_the_loop_is_idle() -> None:
     asyncio.run(p.run(until=drained_and_resting, limit_s=5.0))
     assert len(cache) > 0
     p.assert_exact()
+
+
+def test_written_batches_are_freed_while_the_next_reload_runs() -> None:
+    """RELEASE: a durable batch's plan (its records, events and rows) lives until the next
+    batch's reload query runs and no longer: only the batch in flight may outlive it."""
+    p = Pipeline(traffic(calls=40))
+    plans: list[weakref.ref[Plan]] = []
+    outlived: list[int] = []
+    original = p.loop.preparer.prepare
+
+    async def prepare(
+        batch: Sequence[Message], keep: set[CallKey], meanwhile: Callable[[], object]
+    ) -> Plan:
+        def release_and_look() -> None:
+            meanwhile()
+            outlived.extend(i for i, ref in enumerate(plans[:-1]) if ref() is not None)
+
+        plan = await original(batch, keep, release_and_look)
+        plans.append(weakref.ref(plan))
+        return plan
+
+    setattr(p.loop.preparer, "prepare", prepare)  # noqa: B010
+    asyncio.run(p.run())
+
+    p.assert_exact()
+    assert len(plans) >= 4
+    assert outlived == []

@@ -1,0 +1,73 @@
+"""The batch preparer's own promise beside the planner's: `meanwhile` runs on the loop's thread
+while the reload query runs in another (the consume loop frees written batches there)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+from tests.support import builders as b
+from tests.support.fakes import FakeRecord, FakeStore, Journal
+from worker.core.batch_plan import BatchPlanner
+from worker.pipeline.batch_preparer import BatchPreparer
+from worker.pipeline.metrics import Metrics
+from worker.pipeline.ports import CallEventRow
+from worker.pipeline.retry import OutageRetry
+
+CLOCK = datetime(2030, 1, 1, tzinfo=UTC)
+
+
+class SlowLoads(FakeStore):
+    """A store whose reload says when it started and waits to be let go."""
+
+    def __init__(self, journal: Journal) -> None:
+        super().__init__(journal)
+        self.load_started = threading.Event()
+        self.let_go = threading.Event()
+
+    def load_call_events(self, keys: Sequence[tuple[str, str]]) -> list[CallEventRow]:
+        self.load_started.set()
+        assert self.let_go.wait(timeout=10), "meanwhile never ran"
+        return super().load_call_events(keys)
+
+
+def preparer(store: FakeStore) -> BatchPreparer:
+    metrics = Metrics()
+    planner = BatchPlanner(b.test_rates(), timedelta(hours=1), 1000)
+    return BatchPreparer(planner, store, OutageRetry(metrics), metrics, clock=lambda: CLOCK)
+
+
+def records(*events: dict[str, object]) -> list[FakeRecord]:
+    return [FakeRecord("calls", 0, offset, *b.encode(ev)) for offset, ev in enumerate(events)]
+
+
+def test_meanwhile_runs_while_the_reload_query_runs() -> None:
+    store = SlowLoads([])
+    seen_running: list[bool] = []
+
+    def meanwhile() -> None:
+        # The query was submitted before this runs: it starts without waiting for us.
+        seen_running.append(store.load_started.wait(timeout=10))
+        store.let_go.set()
+
+    batch = records(b.received("call-1", 0), b.received("call-2", 1))
+    plan = asyncio.run(preparer(store).prepare(batch, keep=set(), meanwhile=meanwhile))
+
+    assert seen_running == [True]
+    assert store.loads == 1
+    assert [row["call_id"] for row in plan.event_rows] == ["call-1", "call-2"]
+
+
+def test_meanwhile_runs_once_per_batch_with_or_without_a_reload() -> None:
+    store = FakeStore([])
+    prep = preparer(store)
+    calls: list[str] = []
+    first = records(b.received("call-1", 0))
+    asyncio.run(prep.prepare(first, keep=set(), meanwhile=lambda: calls.append("first")))
+    again = [FakeRecord("calls", 0, 1, *b.encode(b.ended("call-1", 5, "completed")))]
+    asyncio.run(prep.prepare(again, keep=set(), meanwhile=lambda: calls.append("again")))
+
+    assert calls == ["first", "again"]
+    assert store.loads == 1  # the second batch's call was cached: no reload
