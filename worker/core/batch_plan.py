@@ -22,6 +22,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import orjson
 
@@ -90,6 +91,16 @@ class Plan:
     calls_changed: int = 0
     max_event_time: datetime | None = None
     stored_events_skipped: int = 0  # reloaded payloads that no longer validate
+
+    def bulk(self) -> list[list[Any]]:
+        """The plan's large lists (its call_event items with their records and events, its
+        rows, its dead letters), for a caller that frees a durable plan a slice at a time."""
+        return [
+            self.event_rows.items,
+            *self.tables.values(),
+            self.rejected_rows,
+            self.dead_letter_records,
+        ]
 
 
 class BatchPlanner:

@@ -139,6 +139,11 @@ class CallEventRows(Sequence[CallEventRow]):
         """`add` of each (record, event, encoded) in turn."""
         self._rows.extend(items)
 
+    @property
+    def items(self) -> list[BatchItem]:
+        """The (record, event, encoded) items themselves, in order (not a copy)."""
+        return self._rows
+
     def row_binary(self) -> bytes:
         """Every row in RowBinary, each followed by the batch's ingested_at."""
         if not self._rows:

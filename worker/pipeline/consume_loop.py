@@ -43,6 +43,8 @@ from worker.pipeline.ports import (
 log = logging.getLogger("ringlog.consumer")
 
 REVOKE_GRACE_S = 20.0
+# Items freed at a time when a durable batch is let go (RELEASE): about 1-2 ms each.
+RELEASE_SLICE = 1000
 
 
 @dataclass(frozen=True)
@@ -249,8 +251,13 @@ class ConsumeLoop:
         self._written.append(writing)  # its records are in its plan (RELEASE)
 
     def _release_written(self) -> None:
-        """RELEASE: free the batches made durable since the last call (see the docstring)."""
-        self._written.clear()
+        """RELEASE: free the batches made durable since the last call (see the docstring), a
+        slice at a time: between two slices a thread waiting for the GIL gets it (the reload's,
+        which then reaches its query sooner; one free of a whole batch held it 34-51 ms)."""
+        while self._written:
+            for part in self._written.pop().plan.bulk():
+                while part:
+                    del part[-RELEASE_SLICE:]
 
     async def _drain(self) -> None:
         """Wait for the batch in flight (re-raising a fatal error from its writes); a batch
