@@ -35,8 +35,9 @@ _M_TRIM_THRESHOLD: Final = -1
 _M_TOP_PAD: Final = -2
 _M_MMAP_THRESHOLD: Final = -3
 
-MALLOC_TRIM_THRESHOLD: Final = 512 * 1024 * 1024
-"""Free memory at the top of a heap that glibc keeps instead of handing back to the kernel."""
+MALLOC_TRIM_THRESHOLD: Final = 128 * 1024 * 1024
+"""Free memory at the top of a heap that glibc keeps instead of handing back to the kernel:
+several batches' worth of the large buffers (128 MiB faulted no more than 512 MiB did)."""
 MALLOC_TOP_PAD: Final = 64 * 1024 * 1024
 """How much more than asked glibc takes from the kernel when a heap grows."""
 MALLOC_MMAP_THRESHOLD: Final = 32 * 1024 * 1024
@@ -71,8 +72,9 @@ def tune_malloc() -> bool:
     faults per batch on the writer's thread alone, each 2-20 us in a process whose other
     threads (ClickHouse's) map and unmap memory all the time. Measured on the benchmark:
     building the call_event block took 12-114 ms per batch, 4-8 ms with these settings (and
-    no faults). The cost: RSS stays near its peak instead of shrinking between batches
-    (peak RSS 770-786 -> 809-813 MiB for 200k events)."""
+    no faults). The cost is memory kept between batches: up to MALLOC_TRIM_THRESHOLD per
+    heap of RSS that the defaults would have handed back (with 512 MiB, `benchmarks.memory`
+    found 274-284 MiB that `malloc_trim` could still give back, against 83-124 MiB)."""
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return False
     try:
