@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
@@ -54,7 +55,12 @@ class BatchPreparer:
             load = functools.partial(self.store.load_call_events, decoded.missing)
             # Submitted now, so `meanwhile` overlaps the query (a task would only start at the
             # next await); a retry starts afresh in a thread.
-            pending = [asyncio.get_running_loop().run_in_executor(None, load)]
+            first = asyncio.get_running_loop().run_in_executor(
+                None, functools.partial(contextvars.copy_context().run, load)
+            )  # as asyncio.to_thread, but submitted now
+            # Abandoned before the retry awaits it (a stop): no unretrieved error left behind.
+            first.add_done_callback(lambda done: done.cancelled() or done.exception())
+            pending = [first]
 
             def attempt() -> Awaitable[list[CallEventRow]]:
                 return pending.pop() if pending else asyncio.to_thread(load)
