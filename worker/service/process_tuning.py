@@ -9,7 +9,8 @@ without the GIL, with short Python steps between). Measured on the benchmark's b
 (2026-12-04, 20k events, the embedded store), per batch: the writer's inserts took 0.28-0.47 s
 of which ClickHouse's queries took about 0.17 s; the rest was waiting for the GIL (each of
 its 30-40 returns from I/O waited up to the 5 ms switch interval behind the event loop's
-thread) and page faults (see `tune_malloc`). Both tuned: 0.21 s, ClickHouse's share the same.
+thread) and page faults (see `tune_malloc`). Both tuned: 0.18-0.21 s with a 0.5 ms switch
+interval, 0.23-0.25 s with the 2 ms chosen (below), under the loop's 0.29-0.37 s.
 """
 
 from __future__ import annotations
@@ -23,12 +24,16 @@ from typing import Final
 
 log = logging.getLogger("ringlog.worker")
 
-GIL_SWITCH_INTERVAL_S: Final = 0.0005
+GIL_SWITCH_INTERVAL_S: Final = 0.002
 """How long a thread that wants the GIL waits before asking its holder to let go (CPython's
 default: 5 ms). The writer's thread asks after each insert step that released it; at 5 ms a
 batch's inserts spent about 0.1 s just waiting, with the event loop's thread running Python
-the whole time. At 0.5 ms the loop's thread yields it at most 2,000 times a second, each for
-as long as the writer's Python step (tens of microseconds)."""
+the whole time, and the writer was the slower of the two. Shorter hands the writer the GIL
+sooner but takes it from the loop's thread more often, which is now the bottleneck. Measured
+with `python -m benchmarks.timeline` (2026-12-04, alternating, 200k events): 0.5 ms (b)
+38.8-43.8k events/s (4 runs, the loop's prepare 324-366 ms per batch), 1 ms 39.8-42.3k (2),
+2 ms 37.9-47.9k (6, mean 44.8k; prepare 290-365 ms, the inserts 230-254 ms), 3 ms 38.9-39.9k
+(2; the inserts 309-315 ms, longer than the prepare), 5 ms the inserts 317-375 ms."""
 
 # mallopt(3) parameters (glibc's malloc.h).
 _M_TRIM_THRESHOLD: Final = -1
