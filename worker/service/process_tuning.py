@@ -9,8 +9,8 @@ without the GIL, with short Python steps between). Measured on the benchmark's b
 (2026-12-04, 20k events, the embedded store), per batch: the writer's inserts took 0.28-0.47 s
 of which ClickHouse's queries took about 0.17 s; the rest was waiting for the GIL (each of
 its 30-40 returns from I/O waited up to the 5 ms switch interval behind the event loop's
-thread) and page faults (see `tune_malloc`). Both tuned: 0.18-0.21 s with a 0.5 ms switch
-interval, 0.23-0.25 s with the 2 ms chosen (below), under the loop's 0.29-0.37 s.
+thread) and page faults (see `tune_malloc`). Both tuned: 0.18-0.21 s, under the loop's
+0.33-0.40 s.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Final
 
 log = logging.getLogger("ringlog.worker")
 
-GIL_SWITCH_INTERVAL_S: Final = 0.002
+GIL_SWITCH_INTERVAL_S: Final = 0.0005
 """How long a thread that wants the GIL waits before asking its holder to let go (CPython's
 default: 5 ms). The writer's thread asks after each insert step that released it; at 5 ms a
 batch's inserts spent about 0.1 s just waiting, with the event loop's thread running Python
@@ -33,7 +33,10 @@ sooner but takes it from the loop's thread more often, which is now the bottlene
 with `python -m benchmarks.timeline` (2026-12-04, alternating, 200k events): 0.5 ms (b)
 38.8-43.8k events/s (4 runs, the loop's prepare 324-366 ms per batch), 1 ms 39.8-42.3k (2),
 2 ms 37.9-47.9k (6, mean 44.8k; prepare 290-365 ms, the inserts 230-254 ms), 3 ms 38.9-39.9k
-(2; the inserts 309-315 ms, longer than the prepare), 5 ms the inserts 317-375 ms."""
+(2; the inserts 309-315 ms, longer than the prepare), 5 ms the inserts 317-375 ms. But the
+worker as shipped (`benchmarks.ingest`, its own process) did not confirm 2 ms: six
+alternating pairs gave 42.4-49.1k events/s (mean 44.4k) at 0.5 ms, 35.7-46.6k (mean 42.6k) at
+2 ms. So 0.5 ms, the interval the writer's waits were measured with."""
 
 # mallopt(3) parameters (glibc's malloc.h).
 _M_TRIM_THRESHOLD: Final = -1
