@@ -891,10 +891,13 @@ def _worker_child(spec_json: str) -> None:
     import logging
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    from benchmarks.timeline import spans_to_file_if_asked  # it imports this module
+
     spec = WorkerSpec.from_json(spec_json)
     baseline = proc_status_kib("VmRSS")
     feed = _ends_from_parent if spec.rate is not None else None
-    figures = asyncio.run(run_worker_phase(spec, feed))
+    with spans_to_file_if_asked():  # `python -m benchmarks.timeline`: the stages timed
+        figures = asyncio.run(run_worker_phase(spec, feed))
     figures.rss_baseline_kib = baseline
     figures.rss_peak_kib = proc_status_kib("VmHWM")
     figures.rss_note = (

@@ -1,7 +1,8 @@
-"""Where each batch's time goes, thread by thread: the ingest benchmark's worker run in this
-process (as `ringlog worker` starts it: `benchmarks.ingest --in-process`) with every stage
-timed on the thread that runs it. The tool that found the writer's GIL waits and page faults
-and the free between two batches (README "Performance", 2026-12-04).
+"""Where each batch's time goes, thread by thread: the ingest benchmark's worker (as `ringlog
+worker` starts it, in its own process as `benchmarks.ingest` runs it, or with `--in-process` in
+this one) with every stage timed on the thread that runs it. The tool that found the writer's
+GIL waits and page faults and the free between two batches (README "Performance",
+2026-12-04).
 
 Per stage, on its own thread: wall time, CPU time (`time.thread_time`) and minor page faults
 (`getrusage(RUSAGE_THREAD)`). A stage whose wall time is well above its CPU waited: for the
@@ -14,18 +15,22 @@ the start of the writer (`wstart`). Prints the steady batches' means (the first 
 warm the caches and the allocators up), and with `--out PATH` every timed span, one per
 line.
 
-    python -m benchmarks.timeline --events 200000 [--out /tmp/timeline.txt]
+    python -m benchmarks.timeline --events 200000 [--out /tmp/timeline.txt] [--in-process]
 
 The instrumentation wraps methods of the worker's classes for the length of the run (timing
-only: the same calls, arguments and results).
+only: the same calls, arguments and results). In the worker's own process it is installed by
+`benchmarks.ingest`'s worker child when SPANS_ENV names a file for the spans.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import json
+import os
 import resource
 import sys
+import tempfile
 import threading
 import time
 from collections import defaultdict
@@ -38,6 +43,9 @@ from benchmarks import ingest
 from worker.adapters.clickhouse import store as clickhouse_store
 from worker.core import batch_plan
 from worker.pipeline import batch_preparer, consume_loop, plan_writer
+
+SPANS_ENV = "RINGLOG_BENCH_TIMELINE_SPANS"
+"""Set for the worker child of `benchmarks.ingest`: the file it writes its spans to."""
 
 
 @dataclass(frozen=True)
@@ -177,6 +185,19 @@ def report(spans: list[Span]) -> str:
     return "\n".join(lines)
 
 
+def save_spans(spans: list[Span], path: str) -> None:
+    """The spans as JSON lines (the worker child hands them over so)."""
+    with open(path, "w", encoding="utf-8") as out:
+        for s in spans:
+            out.write(json.dumps([s.stage, s.thread, s.start, s.end, s.cpu, s.faults, s.note]))
+            out.write("\n")
+
+
+def load_spans(path: str) -> list[Span]:
+    with open(path, encoding="utf-8") as lines:
+        return [Span(*json.loads(line)) for line in lines if line.strip()]
+
+
 def write_spans(spans: list[Span], path: str) -> None:
     fetches = [s.start for s in spans if s.stage == "fetch"]
     base = min(fetches) if fetches else 0.0
@@ -198,21 +219,55 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=200_000, help="events (200000)")
     parser.add_argument("--brokers", default=None, help="Kafka bootstrap servers")
     parser.add_argument("--out", default=None, help="write every span to PATH")
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run the worker in this process (default: its own, as benchmarks.ingest does)",
+    )
     opts = parser.parse_args(argv)
-    args = ["--events", str(opts.events), "--in-process", "--skip-faust", "--skip-quix"]
+    args = ["--events", str(opts.events), "--skip-faust", "--skip-quix"]
     args += ["--processes", "", "--no-progress"]
     if opts.brokers:
         args += ["--brokers", opts.brokers]
+    if opts.in_process:
+        rec = Recorder()
+        with ExitStack() as stack:
+            instrument(stack, rec)
+            result = ingest.main([*args, "--in-process"])
+        spans = rec.spans
+    else:
+        fd, path = tempfile.mkstemp(prefix="ringlog-timeline-", suffix=".jsonl")
+        os.close(fd)
+        os.environ[SPANS_ENV] = path
+        try:
+            result = ingest.main(args)
+            spans = load_spans(path)
+        finally:
+            del os.environ[SPANS_ENV]
+            os.unlink(path)
+    print()
+    print(report(spans))
+    if opts.out:
+        write_spans(spans, opts.out)
+        print(f"every span: {opts.out}")
+    return 0 if result is not None and result.accounted_for else 1
+
+
+@contextmanager
+def spans_to_file_if_asked() -> Iterator[None]:
+    """In `benchmarks.ingest`'s worker child: time the stages and save the spans to the file
+    SPANS_ENV names, if it names one."""
+    path = os.environ.get(SPANS_ENV)
+    if not path:
+        yield
+        return
     rec = Recorder()
     with ExitStack() as stack:
         instrument(stack, rec)
-        result = ingest.main(args)
-    print()
-    print(report(rec.spans))
-    if opts.out:
-        write_spans(rec.spans, opts.out)
-        print(f"every span: {opts.out}")
-    return 0 if result is not None and result.accounted_for else 1
+        try:
+            yield
+        finally:
+            save_spans(rec.spans, path)
 
 
 if __name__ == "__main__":

@@ -5,10 +5,23 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
-from benchmarks.timeline import Recorder, Span, report, steady_means
+from benchmarks.timeline import (
+    SPANS_ENV,
+    Recorder,
+    Span,
+    load_spans,
+    report,
+    save_spans,
+    spans_to_file_if_asked,
+    steady_means,
+)
+from tests.support import builders as b
+from worker.core.batch_plan import BatchPlanner
 
 
 def span(stage: str, start: float, wall: float, cpu: float = 0.0, faults: int = 0) -> Span:
@@ -55,3 +68,30 @@ def test_a_span_is_timed_on_the_thread_that_ran_it() -> None:
     assert (only.stage, only.thread, only.note) == ("insert", "writer", "call_event:3")
     assert only.wall >= 0.05
     assert 0 < only.cpu < only.wall
+
+
+def test_spans_go_through_a_file_and_back_unchanged(tmp_path: Path) -> None:
+    spans = [span("decode", 1.5, 0.25, cpu=0.2, faults=7), span("chq", 2.0, 0.01)]
+    path = str(tmp_path / "spans.jsonl")
+    save_spans(spans, path)
+
+    assert load_spans(path) == spans
+
+
+def test_the_worker_child_times_its_stages_only_when_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    planner = BatchPlanner(b.test_rates(), timedelta(hours=1), 10)
+    original = BatchPlanner.decode
+    path = tmp_path / "spans.jsonl"
+
+    with spans_to_file_if_asked():  # not asked: nothing wrapped, nothing written
+        assert BatchPlanner.decode is original
+    assert not path.exists()
+
+    monkeypatch.setenv(SPANS_ENV, str(path))
+    with spans_to_file_if_asked():
+        assert BatchPlanner.decode is not original
+        planner.decode([])
+    assert BatchPlanner.decode is original  # unwrapped after the run
+    assert [s.stage for s in load_spans(str(path))] == ["decode"]
