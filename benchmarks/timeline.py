@@ -8,12 +8,13 @@ Per stage, on its own thread: wall time, CPU time (`time.thread_time`) and minor
 (`getrusage(RUSAGE_THREAD)`). A stage whose wall time is well above its CPU waited: for the
 GIL, for another thread's query, or for pages. The loop's async stages (fetch, prepare, drain,
 commit) count the thread's CPU over the whole span, so theirs includes what the loop ran
-meanwhile (a commit's covers the plan it waited behind). The stages: the loop's fetch,
-decode, reload (in a thread), plan, drain (the wait for the batch in flight) and commit; the
-writer's whole run of inserts and each insert; ClickHouse's own query inside each (`chq`);
-the start of the writer (`wstart`). Prints the steady batches' means (the first two batches
-warm the caches and the allocators up), and with `--out PATH` every timed span, one per
-line.
+meanwhile (a commit's covers the plan it waited behind). The stages: the loop's fetch, decode,
+reload (in a thread), plan, drain (the wait for the batch in flight) and commit; the writer's
+whole run of inserts and each insert; ClickHouse's own query inside each (`chq`); the start of
+the writer (`wstart`); on the loop, the whole of `PlanWriter.finish` (`finish`: from the
+writer's start to durable) and the dead letters' send with its acks (`dlq`). Prints the steady
+batches' means (the first two batches warm the caches and the allocators up), and with `--out
+PATH` every timed span, one per line.
 
     python -m benchmarks.timeline --events 200000 [--out /tmp/timeline.txt] [--in-process]
 
@@ -41,6 +42,7 @@ from typing import Any
 
 from benchmarks import ingest
 from worker.adapters.clickhouse import store as clickhouse_store
+from worker.adapters.kafka import dead_letters
 from worker.core import batch_plan
 from worker.pipeline import batch_preparer, consume_loop, plan_writer
 
@@ -129,6 +131,8 @@ def instrument(stack: ExitStack, rec: Recorder) -> None:
     _wrap_sync(stack, rec, planner, "decode", "decode", _none)
     _wrap_sync(stack, rec, planner, "plan", "plan", _none)
     _wrap_sync(stack, rec, plan_writer.PlanWriter, "start", "wstart", _none)
+    _wrap_async(stack, rec, plan_writer.PlanWriter, "finish", "finish")
+    _wrap_async(stack, rec, dead_letters.DeadLetterProducer, "send", "dlq")
     _wrap_sync(stack, rec, plan_writer._Inserts, "run", "inserts", _none)
     store = clickhouse_store.ClickHouseStore
     _wrap_sync(stack, rec, store, "insert", "insert", _table_rows)
@@ -174,7 +178,8 @@ def report(spans: list[Span]) -> str:
         "steady batches (after the first two), per span: count, wall, CPU on its thread, faults",
         f"{'stage':10s} {'count':>6s} {'wall ms':>9s} {'cpu ms':>9s} {'faults':>8s}",
     ]
-    order = ["fetch", "prepare", "decode", "reload", "plan", "drain", "commit", "wstart"]
+    order = ["fetch", "prepare", "decode", "reload", "plan", "drain", "finish", "dlq", "commit"]
+    order += ["wstart"]
     order += ["inserts", "insert", "chq"]
     for stage in order + sorted(set(means) - set(order)):
         if stage in means:
