@@ -4,16 +4,15 @@
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import functools
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from worker.core.batch_plan import BatchPlanner, Plan, StoredEvent
 from worker.core.call_state import CallCache, CallKey
 from worker.pipeline.metrics import Metrics
-from worker.pipeline.ports import CallEventRow, Message, Store
-from worker.pipeline.retry import OutageRetry
+from worker.pipeline.ports import Message, Store
+from worker.pipeline.retry import OutageRetry, ThreadAttempts
 
 
 def now_utc() -> datetime:
@@ -52,20 +51,11 @@ class BatchPreparer:
         decoded = self.planner.decode(messages)
         reloaded: list[StoredEvent] = []
         if decoded.missing:
-            load = functools.partial(self.store.load_call_events, decoded.missing)
-            # Submitted now, so `meanwhile` overlaps the query (a task would only start at the
-            # next await); a retry starts afresh in a thread.
-            first = asyncio.get_running_loop().run_in_executor(
-                None, functools.partial(contextvars.copy_context().run, load)
-            )  # as asyncio.to_thread, but submitted now
-            # Abandoned before the retry awaits it (a stop): no unretrieved error left behind.
-            first.add_done_callback(lambda done: done.cancelled() or done.exception())
-            pending = [first]
-
-            def attempt() -> Awaitable[list[CallEventRow]]:
-                return pending.pop() if pending else asyncio.to_thread(load)
-
-            loading = asyncio.ensure_future(self.retry("loading call state", attempt))
+            # Submitted now, so `meanwhile` overlaps the query.
+            attempts = ThreadAttempts(
+                functools.partial(self.store.load_call_events, decoded.missing)
+            )
+            loading = asyncio.ensure_future(self.retry("loading call state", attempts))
             try:
                 meanwhile()
             finally:

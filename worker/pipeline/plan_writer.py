@@ -12,12 +12,10 @@ distinct events), so a replay rewrites the same rows and never doubles them.
 from __future__ import annotations
 
 import asyncio
-import contextvars
-import functools
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -25,7 +23,7 @@ from schemas.rows import TableName
 from worker.core.batch_plan import Plan
 from worker.pipeline.metrics import Metrics
 from worker.pipeline.ports import DeadLetterSink, Store
-from worker.pipeline.retry import OutageRetry
+from worker.pipeline.retry import OutageRetry, ThreadAttempts
 
 log = logging.getLogger("ringlog.write")
 
@@ -56,28 +54,18 @@ class PlanWriter:
         blocks.append((TableName.CALL_EVENT, plan.event_rows))
         blocks.extend(plan.tables.items())
         inserts = _Inserts(self.store, self.metrics, [(t, rows) for t, rows in blocks if rows])
-        # As asyncio.to_thread (the default executor, this context), but submitted now.
-        loop = asyncio.get_running_loop()
-        first = loop.run_in_executor(
-            None, functools.partial(contextvars.copy_context().run, inserts.run)
-        )
-        # A batch given up before `finish` (a rebalance) leaves no unretrieved error behind.
-        first.add_done_callback(lambda done: done.cancelled() or done.exception())
-        return Writing(plan, inserts, first)
+        return Writing(plan, inserts, ThreadAttempts(inserts.run))
 
     async def finish(self, writing: Writing) -> None:
         """Send the plan's dead letters (acks=all, through the loop) while its inserts run, and
         return once both are durable. Outages are retried forever; an insert that failed is
         retried where it stopped."""
         plan, inserts = writing.plan, writing.inserts
-        pending = [writing.first_attempt]  # already running; each retry starts afresh
-
-        def attempt() -> Awaitable[None]:
-            return pending.pop() if pending else asyncio.to_thread(inserts.run)
-
         stored = asyncio.ensure_future(
             self.retry(
-                lambda: f"inserting into {inserts.next_table}", attempt, lambda: inserts.next_table
+                lambda: f"inserting into {inserts.next_table}",
+                writing.attempts,  # the first already running; each retry starts afresh
+                lambda: inserts.next_table,
             )
         )
         try:
@@ -130,7 +118,7 @@ class Writing:
 
     plan: Plan
     inserts: _Inserts
-    first_attempt: asyncio.Future[None]
+    attempts: ThreadAttempts[None]
 
 
 class _Inserts:

@@ -8,9 +8,12 @@ not in `retry_on` propagate at once; cancellation is never retried.
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import functools
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_random_exponential
 
@@ -94,3 +97,23 @@ class OutageRetry:
         value = await retry_forever(attempt, retry_on=self.TRANSIENT, on_retry=on_retry)
         self.consecutive_failures = 0
         return value
+
+
+class ThreadAttempts(Generic[T]):
+    """Attempts of a blocking call in a worker thread, for `OutageRetry`: the first submitted
+    at once, as `asyncio.to_thread` would run it (the default executor, the caller's
+    context), not when a task around it first runs, which on the event loop's thread can be a
+    synchronous step later; each later attempt starts afresh."""
+
+    def __init__(self, call: Callable[[], T]) -> None:
+        self._call = call
+        first = asyncio.get_running_loop().run_in_executor(
+            None, functools.partial(contextvars.copy_context().run, call)
+        )
+        # Given up before a retry awaits it (a stop, a rebalance): no unretrieved error.
+        first.add_done_callback(lambda done: done.cancelled() or done.exception())
+        self._first: asyncio.Future[T] | None = first
+
+    def __call__(self) -> Awaitable[T]:
+        first, self._first = self._first, None
+        return first if first is not None else asyncio.to_thread(self._call)
