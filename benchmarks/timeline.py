@@ -218,8 +218,8 @@ def write_spans(spans: list[Span], path: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.timeline",
-        description="Each batch's stages, thread by thread: the ingest benchmark's worker in "
-        "this process, every stage timed (wall, CPU, page faults).",
+        description="Each batch's stages, thread by thread: the ingest benchmark's worker (in "
+        "its own process, or --in-process), every stage timed (wall, CPU, page faults).",
     )
     parser.add_argument("--events", type=int, default=200_000, help="events (200000)")
     parser.add_argument("--brokers", default=None, help="Kafka bootstrap servers")
@@ -230,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
         help="run the worker in this process (default: its own, as benchmarks.ingest does)",
     )
     opts = parser.parse_args(argv)
+    if opts.events < 1:
+        parser.error(f"--events must be at least 1, not {opts.events}")
     args = ["--events", str(opts.events), "--skip-faust", "--skip-quix"]
     args += ["--processes", "", "--no-progress"]
     if opts.brokers:
