@@ -114,13 +114,14 @@ pub(crate) fn decode_batch<'py>(
             rejected.append(PyTuple::new(py, [&part.record, &decoded])?)?;
             continue;
         }
-        let event = decoded.getattr(pyo3::intern!(py, "event"))?;
+        // The event's values (ValidEvent.values), not its model: the hot path builds none.
+        let values = decoded.getattr(pyo3::intern!(py, "values"))?;
         let project_id = shared(
             projects,
-            event.getattr(pyo3::intern!(py, "project_id"))?,
+            values.get_item(pyo3::intern!(py, "project_id"))?,
             pool_max,
         )?;
-        let call_id = event.getattr(pyo3::intern!(py, "call_id"))?;
+        let call_id = values.get_item(pyo3::intern!(py, "call_id"))?;
         let call = PyTuple::new(py, [project_id, call_id])?;
         let item = PyTuple::new(py, [&part.record, &decoded, &row])?;
         match by_call.get_item(&call)? {

@@ -34,8 +34,8 @@ use model::{FieldsSets, ModelBuilder};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{
-    PyBool, PyBytes, PyDateAccess, PyDateTime, PyDict, PyFloat, PyInt, PyList, PyString,
-    PyTimeAccess, PyTuple, PyType, PyTzInfoAccess,
+    PyBool, PyBytes, PyDateAccess, PyDateTime, PyDict, PyFloat, PyFrozenSet, PyInt, PyList,
+    PyString, PyTimeAccess, PyTuple, PyType, PyTzInfoAccess,
 };
 
 /// How a field is checked and converted (the numbers are `worker.core.native_fast_path.Kind`).
@@ -318,6 +318,17 @@ impl EventValidator {
 /// An event's packed values and its fields-set as a bit mask (`EventPacker::finish`).
 type Packed = (pack::EventBytes, u64);
 
+/// `build_from_members`' result: the event's model class, values and packed bytes.
+type Validated<'a, 'py> = (&'a Py<PyType>, Made<'py>, Option<Packed>);
+
+/// A validated event's model values (what becomes the model's `__dict__`), its fields-set
+/// (shared, one per combination of present fields) and that combination as a bit mask.
+struct Made<'py> {
+    values: Bound<'py, PyDict>,
+    fields_set: Bound<'py, PyFrozenSet>,
+    present: u64,
+}
+
 /// A message's members as json.rs reads them.
 type Members<'a> = Vec<(std::borrow::Cow<'a, str>, Value<'a>)>;
 
@@ -364,7 +375,7 @@ impl EventValidator {
         let Some(members) = json::object_members(value) else {
             return Ok(None);
         };
-        let Some((model, bytes)) = self.build_from_members(py, &members, key)? else {
+        let Some((class, made, bytes)) = self.build_from_members(py, &members, key)? else {
             return Ok(None);
         };
         let digest = payload_digest(value);
@@ -377,11 +388,15 @@ impl EventValidator {
             }
             _ => None,
         };
-        let valid = match packed {
-            Some(packed) => self.valid_event.call1(py, (model, digest, packed))?,
-            None => self.valid_event.call1(py, (model, digest))?,
-        };
-        Ok(Some((valid, digest, members)))
+        let valid = self.builder.event_without_model(
+            py,
+            self.valid_event.bind(py),
+            class.bind(py),
+            &made,
+            digest,
+            packed.map(|packed| packed.into_any()),
+        )?;
+        Ok(Some((valid.unbind(), digest, members)))
     }
 
     fn build(&self, py: Python<'_>, data: &Bound<'_, PyDict>) -> PyResult<Option<PyObject>> {
@@ -391,23 +406,29 @@ impl EventValidator {
         let Some(model) = exact_str(&event_type).and_then(|name| self.models.get(name)) else {
             return Ok(None);
         };
-        let built = self.instance(py, model, None, |field| {
+        let made = self.instance(py, model, None, |field| {
             Ok(match data.get_item(field.name.bind(py))? {
                 None => Found::Absent,
                 Some(value) => self.convert(py, field, &value)?.into(),
             })
         })?;
-        Ok(built.map(|(instance, _)| instance))
+        let Some(made) = made else {
+            return Ok(None);
+        };
+        let instance =
+            self.builder
+                .build(py, model.class.bind(py), &made.values, &made.fields_set)?;
+        Ok(Some(instance.unbind()))
     }
 
     /// `build` of a message's members (`decode`), whose call_id must be `key`, with the
     /// event's packed values and fields-set mask if `pack_with` set a packer of its model.
-    fn build_from_members(
+    fn build_from_members<'py>(
         &self,
-        py: Python<'_>,
+        py: Python<'py>,
         members: &[(std::borrow::Cow<'_, str>, Value<'_>)],
         key: &[u8],
-    ) -> PyResult<Option<(PyObject, Option<Packed>)>> {
+    ) -> PyResult<Option<Validated<'_, 'py>>> {
         // Producers mostly write the fields in the model's order: each search starts after
         // the previous find.
         let mut next = 0;
@@ -437,7 +458,7 @@ impl EventValidator {
         });
         let (packer, mut bytes) = packing.unzip();
         let writer = packer.zip(bytes.as_mut());
-        let Some((instance, fields_mask)) = self.instance(py, model, writer, |field| {
+        let Some(made) = self.instance(py, model, writer, |field| {
             Ok(match member(&field.key) {
                 None => Found::Absent,
                 Some(value) => self.convert_member(py, field, value)?.into(),
@@ -446,20 +467,25 @@ impl EventValidator {
         else {
             return Ok(None);
         };
-        Ok(Some((instance, bytes.map(|bytes| (bytes, fields_mask)))))
+        let fields_mask = made.present;
+        Ok(Some((
+            &model.class,
+            made,
+            bytes.map(|bytes| (bytes, fields_mask)),
+        )))
     }
 
-    /// The instance of `model` with each field's value as `found` reads and converts it
-    /// (absent fields take their defaults) and its fields-set as a bit mask, or None: a
-    /// required field absent, a value refused, none of the one-of fields carried. `writer`
-    /// also packs each stored value.
+    /// The values of `model` with each field's value as `found` reads and converts it
+    /// (absent fields take their defaults) and its fields-set, or None: a required field
+    /// absent, a value refused, none of the one-of fields carried. `writer` also packs each
+    /// stored value.
     fn instance<'py>(
         &self,
         py: Python<'py>,
         model: &Model,
         mut writer: Option<(&pack::EventPacker, &mut pack::EventBytes)>,
         mut found: impl FnMut(&Field) -> PyResult<Found<'py>>,
-    ) -> PyResult<Option<(PyObject, u64)>> {
+    ) -> PyResult<Option<Made<'py>>> {
         let values = PyDict::new(py);
         let mut present: u64 = 0;
         let mut carried = model.one_of.is_empty();
@@ -493,10 +519,11 @@ impl EventValidator {
         let Some(fields_set) = model.fields_sets.get(py, present)? else {
             return Ok(None);
         };
-        let instance = self
-            .builder
-            .build(py, model.class.bind(py), &values, &fields_set)?;
-        Ok(Some((instance.unbind(), present)))
+        Ok(Some(Made {
+            values,
+            fields_set,
+            present,
+        }))
     }
 
     /// `convert` of a member read from the message's bytes: the value orjson would have made,

@@ -4,8 +4,9 @@
 //! holds this one to it.
 
 use pyo3::basic::CompareOp;
+use pyo3::exceptions::PyKeyError;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyTuple};
+use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
 /// Merges each `(record, ValidEvent, row)` of `items` into `events` (event_id -> ValidEvent),
 /// in order: an event whose event_id is held with a digest at least as large is a duplicate
@@ -27,9 +28,12 @@ pub fn merge_items(
     for item in items.iter() {
         let item = item.downcast_into::<PyTuple>()?;
         let ev = item.get_item(1)?;
-        let event = ev.getattr(pyo3::intern!(py, "event"))?;
-        let event_id = event.getattr(pyo3::intern!(py, "event_id"))?;
-        let event_type = event.getattr(pyo3::intern!(py, "type"))?;
+        // The event's values, not its model (ValidEvent.values: the hot path builds none).
+        let values = ev
+            .getattr(pyo3::intern!(py, "values"))?
+            .downcast_into::<PyDict>()?;
+        let event_id = value(&values, pyo3::intern!(py, "event_id"))?;
+        let event_type = value(&values, pyo3::intern!(py, "type"))?;
         let digest = ev.getattr(pyo3::intern!(py, "digest"))?;
         let held = match events.get_item(&event_id)? {
             Some(current) => current
@@ -46,7 +50,17 @@ pub fn merge_items(
             written.append(event_type)?;
             changed = true;
         }
-        times.append(event.getattr(pyo3::intern!(py, "occurred_at"))?)?;
+        times.append(value(&values, pyo3::intern!(py, "occurred_at"))?)?;
     }
     Ok(changed)
+}
+
+/// An event's value (every model has the field: a KeyError if not).
+fn value<'py>(
+    values: &Bound<'py, PyDict>,
+    name: &Bound<'py, PyString>,
+) -> PyResult<Bound<'py, PyAny>> {
+    values
+        .get_item(name)?
+        .ok_or_else(|| PyKeyError::new_err(name.clone().unbind()))
 }

@@ -50,6 +50,41 @@ impl ModelBuilder {
         set_slot(&instance, pyo3::intern!(py, "__pydantic_private__"), &none)?;
         Ok(instance)
     }
+
+    /// A `ValidEvent` (worker/core/valid_event.py) made without its model, as `__init__`
+    /// would fill it but for `_event`: the model is built when `ValidEvent.event` is first
+    /// read, which the hot path never does.
+    pub fn event_without_model<'py>(
+        &self,
+        py: Python<'py>,
+        valid_event: &Bound<'py, PyAny>,
+        class: &Bound<'py, PyType>,
+        made: &crate::Made<'py>,
+        digest: u64,
+        packed: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let ev = self.object_new.bind(py).call1((valid_event,))?;
+        let none = py.None().into_bound(py);
+        set_slot(&ev, pyo3::intern!(py, "values"), made.values.as_any())?;
+        set_slot(&ev, pyo3::intern!(py, "model_class"), class.as_any())?;
+        set_slot(
+            &ev,
+            pyo3::intern!(py, "fields_set"),
+            made.fields_set.as_any(),
+        )?;
+        set_slot(
+            &ev,
+            pyo3::intern!(py, "digest"),
+            &digest.into_pyobject(py)?.into_any(),
+        )?;
+        set_slot(
+            &ev,
+            pyo3::intern!(py, "packed"),
+            packed.as_ref().unwrap_or(&none),
+        )?;
+        set_slot(&ev, pyo3::intern!(py, "_event"), &none)?;
+        Ok(ev)
+    }
 }
 
 /// One frozenset of field names per combination of present fields (a bit mask by field

@@ -268,11 +268,11 @@ impl EventPacker {
         let (Some(&place), Some(digest)) = (data.first(), data.get(1..9)) else {
             return Ok(None);
         };
-        let event = ev.getattr(pyo3::intern!(py, "event"))?;
+        let class = ev.getattr(pyo3::intern!(py, "model_class"))?;
         let same_model = self
             .models
             .get(usize::from(place))
-            .is_some_and(|model| event.get_type().is(model.class.bind(py)));
+            .is_some_and(|model| class.is(model.class.bind(py)));
         let digest = u64::from_le_bytes(digest.try_into().expect("8 bytes"));
         let same_digest = exact_u64(&ev.getattr(pyo3::intern!(py, "digest"))?) == Some(digest);
         Ok((same_model && same_digest).then_some(bytes))
@@ -464,15 +464,21 @@ impl EventPacker {
             .fields_sets
             .get(py, fields_mask)?
             .ok_or_else(corrupt)?;
-        let instance = self
-            .builder
-            .build(py, model.class.bind(py), &values, &fields_set)?;
+        let made = crate::Made {
+            values,
+            fields_set,
+            present: fields_mask,
+        };
         // The event's own bytes go with it: packing the call again copies them.
         let packed = PyBytes::new(py, &reader.data[start..reader.at]);
-        let ev = self
-            .valid_event
-            .bind(py)
-            .call1((instance, digest, packed))?;
+        let ev = self.builder.event_without_model(
+            py,
+            self.valid_event.bind(py).as_any(),
+            model.class.bind(py),
+            &made,
+            digest,
+            Some(packed.into_any()),
+        )?;
         Ok((event_id, ev))
     }
 

@@ -14,7 +14,6 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyInt, PyList, PyString, PyTuple, PyType};
 use sha1::{Digest, Sha1};
 
-use crate::model::get_slot;
 use crate::{exact_str, utc_micros};
 
 /// Why `rows` gave up: the Python path must answer, or Python raised (as it would there).
@@ -452,13 +451,15 @@ impl RowBuilder {
             if !ev.get_type().is(valid_event) {
                 return Err(Bail::Fallback);
             }
-            let model = ev.getattr(pyo3::intern!(py, "event"))?;
+            // The event's values and model class (ValidEvent), not its model: the hot path
+            // builds none.
+            let class = ev.getattr(pyo3::intern!(py, "model_class"))?;
             let (kind, _) = self
                 .kinds
-                .get(&(model.get_type().as_ptr() as usize))
+                .get(&(class.as_ptr() as usize))
                 .ok_or(Bail::Fallback)?;
             let kind = *kind;
-            let values = get_slot(&model, pyo3::intern!(py, "__dict__")).ok_or(Bail::Fallback)?;
+            let values = ev.getattr(pyo3::intern!(py, "values"))?;
             let values = values
                 .downcast_into_exact::<PyDict>()
                 .map_err(|_| Bail::Fallback)?;

@@ -39,16 +39,17 @@ def _merge_items(merged: dict[str, ValidEvent], items: list[BatchItem], tally: M
     changed = False
     for item in items:
         ev = item[1]
-        e = ev.event
-        current = merged.get(e.event_id)
+        values = ev.values  # not the model: the hot path builds none (ValidEvent)
+        event_id = values["event_id"]
+        current = merged.get(event_id)
         if current is not None and current.digest >= ev.digest:
-            tally.duplicate.append(e.type)
+            tally.duplicate.append(values["type"])
         else:
-            merged[e.event_id] = ev
+            merged[event_id] = ev
             tally.new_rows.append(item)
-            tally.written.append(e.type)
+            tally.written.append(values["type"])
             changed = True
-        tally.times.append(e.occurred_at)
+        tally.times.append(values["occurred_at"])
     return changed
 
 
@@ -87,7 +88,7 @@ class CallState:
         merged = self._unpacked(key)
         changed = []
         for ev in events:
-            event_id = ev.event.event_id
+            event_id = ev.values["event_id"]
             current = merged.get(event_id)
             if current is not None and current.digest >= ev.digest:
                 changed.append(False)
