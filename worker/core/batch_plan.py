@@ -214,7 +214,7 @@ class BatchPlanner:
             state = self.cache.get(key) if key in missing else None
             if state is None:
                 continue
-            event = decode_stored(payload)  # valid when written, under the same contract
+            event = decode_stored(payload, call_id)  # valid when written, same contract
             if isinstance(event, Rejection):
                 log.error("stored event no longer validates: %s", event.message)
                 skipped += 1
@@ -224,7 +224,7 @@ class BatchPlanner:
             state = self.cache.get(key)
             events = state.valid_events() if state is not None else []
             if state is not None and events:
-                state.last_event_at = max(ev.event.occurred_at for ev in events)
+                state.last_event_at = max(ev.values["occurred_at"] for ev in events)
         return skipped
 
     def _rebuild(

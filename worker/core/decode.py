@@ -263,10 +263,16 @@ def _rejection_from(exc: ValidationError) -> Rejection:
     return Rejection(INVALID_FIELD, f"{name} {err['msg']}", field)
 
 
-def decode_stored(payload: str) -> ValidEvent | Rejection:
-    """Re-validate an event read back from `call_event.payload` (no key to check: it was
-    checked when the event was first consumed)."""
+def decode_stored(payload: str, call_id: str | None = None) -> ValidEvent | Rejection:
+    """Re-validate an event read back from `call_event.payload` (its key was checked when the
+    event was first consumed). Given the stored row's `call_id`, the native decoder reads it
+    as it read the message (the same event, and its packed bytes: a reload then packs the
+    call by copying them); else, or where it refuses, the Python decoder."""
     raw = payload.encode("utf-8")
+    if NATIVE is not None and call_id is not None:
+        valid = NATIVE.decode(raw, call_id.encode("utf-8"))
+        if valid is not None:
+            return valid
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:

@@ -14,7 +14,7 @@ from devtools.planner_load import as_records
 from devtools.traffic import generate_events
 from tests.unit.core.test_native_fast_path import NATIVE, assert_same_event
 from worker.core.batch_plan import BatchPlanner
-from worker.core.decode import ValidEvent, decode
+from worker.core.decode import ValidEvent, decode, decode_stored
 from worker.core.event_pack import pack, unpack
 from worker.core.rates import load_rate_plan
 
@@ -118,3 +118,26 @@ def test_the_planners_hot_path_builds_no_model() -> None:
     planner.rest()
     for _, state in planner.cache.items():
         assert not any(_built(ev) for ev in state.valid_events())
+
+
+def test_a_stored_event_is_read_natively_given_its_call_id() -> None:
+    """`decode_stored(payload, call_id)` (the reload): the same event as the Python path's,
+    without its model and with its packed bytes; a call_id that is not the payload's only
+    loses the native read (the stored key was checked when the event was consumed)."""
+    checked = 0
+    for message in MESSAGES:
+        if message.value is None or message.key is None:
+            continue
+        payload = message.value.decode("utf-8")
+        call_id = message.key.decode("utf-8")
+        python = decode_stored(payload)
+        if not isinstance(python, ValidEvent):
+            continue
+        native = decode_stored(payload, call_id)
+        assert isinstance(native, ValidEvent)
+        if NATIVE.decode(message.value, message.key) is not None:
+            assert not _built(native) and native.packed is not None
+            checked += 1
+        assert native == python
+        assert decode_stored(payload, call_id + "-other") == python
+    assert checked > len(MESSAGES) // 2

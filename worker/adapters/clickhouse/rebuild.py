@@ -118,8 +118,8 @@ def _watermark(store: ClickHouseStore, table: str) -> datetime | None:
     return newest if newest.tzinfo is not None else newest.replace(tzinfo=UTC)
 
 
-def _event(payload: str) -> ValidEvent | None:
-    event = decode_stored(payload)
+def _event(payload: str, call_id: str) -> ValidEvent | None:
+    event = decode_stored(payload, call_id)
     if isinstance(event, Rejection):
         log.warning("stored event no longer validates, skipped: %s", event.message)
         return None
@@ -174,7 +174,7 @@ def rebuild(
     for keys in _keys(store, table, project, since, chunk):
         by_call: dict[CallKey, list[ValidEvent]] = defaultdict(list)
         for project_id, call_id, payload, *_ in store.load_call_events(keys):
-            ev = _event(payload)
+            ev = _event(payload, call_id)
             if ev is None:
                 stats.skipped_events += 1
                 continue
