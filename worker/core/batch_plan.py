@@ -156,6 +156,10 @@ class BatchPlanner:
             # unwritten, and the replay would otherwise find only duplicates and write nothing.
             if state.merge_items(items, key, tally) or key in missing:
                 changed.append(key)
+                # Rebuilt right after its merge, while the call's events are still in the
+                # CPU's caches (the rows read the values the merge just touched); a rebuild
+                # without `now` does not depend on the other calls or the watermark.
+                self._rebuild(key, plan.tables, ingested_at, now=None, state=state)
         plan.event_rows.extend(tally.new_rows)
         for name, count in Counter(tally.written).items():
             plan.counts[(name, "written")] += count
@@ -167,17 +171,12 @@ class BatchPlanner:
             if self.watermark is None or plan.max_event_time > self.watermark:
                 self.watermark = plan.max_event_time
 
-        for key in changed:
-            self._rebuild(key, plan.tables, now=None)
         # Timeout close (DESIGN.md section 3): open cached calls that have been silent for
         # the call timeout (event time) are closed at their last event.
         for key in self._timed_out_calls(exclude=set(changed)):
-            self._rebuild(key, plan.tables, now=self.watermark)
+            self._rebuild(key, plan.tables, ingested_at, now=self.watermark)
             if key not in decoded.by_call:
                 self._rest({key})
-        for table_rows in plan.tables.values():
-            for table_row in table_rows:
-                table_row["ingested_at"] = ingested_at
         plan.keys = set(decoded.by_call)
         # The calls of this batch stay unpacked (CallState.pack) until a batch or an idle
         # moment passes without them: an active call's next events tend to come in the next
@@ -228,9 +227,16 @@ class BatchPlanner:
         return skipped
 
     def _rebuild(
-        self, key: CallKey, tables: dict[TableName, list[Row]], now: datetime | None
+        self,
+        key: CallKey,
+        tables: dict[TableName, list[Row]],
+        ingested_at: datetime,
+        now: datetime | None,
+        state: CallState | None = None,
     ) -> None:
-        state = self.cache.get(key)
+        """Rebuild the rows of the call `key` (its `state` if the caller holds it) into
+        `tables`, stamped `ingested_at`."""
+        state = state if state is not None else self.cache.get(key)
         if state is None:
             return
         # The state holds one event per event_id (CallState.merge keeps the larger digest).
@@ -244,6 +250,8 @@ class BatchPlanner:
         elif rows.open:
             state.timeout_closed = False
         for table, table_rows in rows.tables().items():
+            for table_row in table_rows:  # stamped while the rows are fresh in the caches
+                table_row["ingested_at"] = ingested_at
             tables[table].extend(table_rows)
 
     def _rest(self, keys: Iterable[CallKey]) -> None:
