@@ -131,13 +131,25 @@ def test_migrate_twice_is_idempotent(store: ClickHouseStore) -> None:
     assert rows == [(SCHEMA_VERSION, f"ringlog schema {SCHEMA_VERSION}")]
 
 
+def _in_a_fresh_process(script: str) -> str:
+    """What `script` prints, run by a new interpreter that imports this checkout."""
+    root = Path(__file__).resolve().parents[2]
+    prelude = f"import sys\nsys.path.insert(0, {str(root)!r})\n"
+    done = subprocess.run(
+        [sys.executable, "-c", prelude + script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return done.stdout
+
+
 def test_migrate_records_the_version_without_importing_pandas(tmp_path: Path) -> None:
     """A fresh process (the worker's start): the version row is recorded with its time, and
     nothing imports pandas (clickhouse-connect's `insert` of Python rows did, 0.4-0.6 s)."""
-    root = Path(__file__).resolve().parents[2]
-    script = (
-        "import sys, datetime as dt\n"
-        f"sys.path.insert(0, {str(root)!r})\n"
+    printed = _in_a_fresh_process(
+        "import datetime as dt\n"
         "from worker.adapters.clickhouse.store import ClickHouseStore\n"
         f"s = ClickHouseStore('chdb://{tmp_path}', 'ringlog')\n"
         "before = dt.datetime.now(dt.UTC)\n"
@@ -147,10 +159,7 @@ def test_migrate_records_the_version_without_importing_pandas(tmp_path: Path) ->
         "assert before - dt.timedelta(seconds=1) <= applied_at <= dt.datetime.now(dt.UTC)\n"
         "print(version, description, 'pandas' in sys.modules)\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
-    )
-    assert done.stdout == f"{SCHEMA_VERSION} ringlog schema {SCHEMA_VERSION} False\n"
+    assert printed == f"{SCHEMA_VERSION} ringlog schema {SCHEMA_VERSION} False\n"
 
 
 def test_tables_and_views_have_exactly_the_declared_columns(store: ClickHouseStore) -> None:
@@ -338,10 +347,7 @@ def test_second_process_on_the_same_path_gets_a_clear_unavailable(
     store: ClickHouseStore, chdb_store_url: str
 ) -> None:
     # This process holds the session's chDB path open (the store fixture).
-    root = Path(__file__).resolve().parents[2]
-    script = (
-        "import sys\n"
-        f"sys.path.insert(0, {str(root)!r})\n"
+    printed = _in_a_fresh_process(
         "from worker.adapters.clickhouse.store import ClickHouseStore, StoreUnavailable\n"
         f"s = ClickHouseStore({chdb_store_url!r}, 'ringlog')\n"
         "try:\n"
@@ -349,12 +355,9 @@ def test_second_process_on_the_same_path_gets_a_clear_unavailable(
         "except StoreUnavailable as exc:\n"
         "    print('UNAVAILABLE', exc)\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
-    )
-    assert done.stdout.startswith("UNAVAILABLE the chDB store ")
-    assert "locked by another process (probably a running `ringlog worker`)" in done.stdout
-    assert "`ringlog sql` goes through the worker's HTTP port" in done.stdout
+    assert printed.startswith("UNAVAILABLE the chDB store ")
+    assert "locked by another process (probably a running `ringlog worker`)" in printed
+    assert "`ringlog sql` goes through the worker's HTTP port" in printed
 
 
 # ---- connection handling --------------------------------------------------------------------
