@@ -82,6 +82,7 @@ pub(crate) fn decode_batch<'py>(
     let none = py.None().into_bound(py);
     let empty = PyBytes::new(py, b"");
     let mut seen: HashMap<Message<'_>, Bound<'py, PyAny>> = HashMap::with_capacity(parts.len());
+    let mut texts = crate::Texts::default();
     for (index, part) in parts.iter().enumerate() {
         if index % GIL_YIELD_EVERY == GIL_YIELD_EVERY - 1 {
             // A GIL yield point: the writer's thread waits for the GIL between its inserts,
@@ -98,7 +99,8 @@ pub(crate) fn decode_batch<'py>(
             Some(decoded) => (decoded.clone(), none.clone()),
             None => {
                 let at = (part.topic.to_str()?, part.partition, part.offset);
-                let found = validator.record(py, message.value, message.key, at)?;
+                let found =
+                    validator.record(py, message.value, message.key, at, Some(&mut texts))?;
                 let (decoded, row) = match found {
                     Some((valid, row)) => (valid.into_bound(py), row.into_bound(py)),
                     None => {

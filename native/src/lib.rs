@@ -67,6 +67,9 @@ struct Field {
     name: Py<PyString>,
     /// The name, for finding the member in a message's bytes.
     key: String,
+    /// A text whose values repeat across a batch's events (ids, phone numbers): one object
+    /// per distinct value (`Texts`). Not the event_id, which never repeats.
+    shared: bool,
     kind: Kind,
     required: bool,
     default: PyObject,
@@ -203,6 +206,7 @@ impl EventValidator {
                     }
                 };
                 parsed.push(Field {
+                    shared: key != "event_id",
                     key: key.clone(),
                     name: name.unbind(),
                     kind,
@@ -274,7 +278,7 @@ impl EventValidator {
     /// `validate` leaves to pydantic. Skips orjson's dict of the message.
     #[pyo3(signature = (value, key, /))]
     fn decode(&self, py: Python<'_>, value: &[u8], key: Option<&[u8]>) -> PyResult<PyObject> {
-        Ok(match self.accept(py, value, key)? {
+        Ok(match self.accept(py, value, key, None)? {
             Some((valid, _, _)) => valid,
             None => py.None(),
         })
@@ -294,7 +298,7 @@ impl EventValidator {
         offset: i64,
     ) -> PyResult<PyObject> {
         Ok(
-            match self.record(py, value, key, (topic, partition, offset))? {
+            match self.record(py, value, key, (topic, partition, offset), None)? {
                 Some((valid, row)) => PyTuple::new(py, [valid, row])?.into_any().unbind(),
                 None => py.None(),
             },
@@ -329,20 +333,40 @@ struct Made<'py> {
     present: u64,
 }
 
+/// One str object per distinct text of a batch's shared fields (`Field::shared`): a call's
+/// events repeat its ids and numbers, so about four of each event's five fresh strs were
+/// copies (the benchmark's traffic, 2026-12-04).
+#[derive(Default)]
+pub(crate) struct Texts<'py> {
+    seen: HashMap<String, Bound<'py, PyString>>,
+}
+
+impl<'py> Texts<'py> {
+    fn get(&mut self, py: Python<'py>, text: &str) -> Bound<'py, PyString> {
+        if let Some(found) = self.seen.get(text) {
+            return found.clone();
+        }
+        let made = PyString::new(py, text);
+        self.seen.insert(text.to_owned(), made.clone());
+        made
+    }
+}
+
 /// A message's members as json.rs reads them.
 type Members<'a> = Vec<(std::borrow::Cow<'a, str>, Value<'a>)>;
 
 impl EventValidator {
     /// `decode_record`'s pair, or None; `at`: the record's topic, partition and offset.
-    fn record(
+    fn record<'py>(
         &self,
-        py: Python<'_>,
+        py: Python<'py>,
         value: &[u8],
         key: Option<&[u8]>,
         at: (&str, i32, i64),
+        texts: Option<&mut Texts<'py>>,
     ) -> PyResult<Option<(PyObject, PyObject)>> {
         let (topic, partition, offset) = at;
-        let Some((valid, digest, members)) = self.accept(py, value, key)? else {
+        let Some((valid, digest, members)) = self.accept(py, value, key, texts)? else {
             return Ok(None);
         };
         let row = match call_event_row::Row::of(&members, value, digest, topic, partition, offset) {
@@ -363,11 +387,12 @@ impl EventValidator {
     }
 
     /// `decode`'s ValidEvent, its digest and the members it was built from, or None.
-    fn accept<'a>(
+    fn accept<'a, 'py>(
         &self,
-        py: Python<'_>,
+        py: Python<'py>,
         value: &'a [u8],
         key: Option<&[u8]>,
+        texts: Option<&mut Texts<'py>>,
     ) -> PyResult<Option<(PyObject, u64, Members<'a>)>> {
         let Some(key) = key else {
             return Ok(None);
@@ -375,7 +400,7 @@ impl EventValidator {
         let Some(members) = json::object_members(value) else {
             return Ok(None);
         };
-        let Some((class, made, bytes)) = self.build_from_members(py, &members, key)? else {
+        let Some((class, made, bytes)) = self.build_from_members(py, &members, key, texts)? else {
             return Ok(None);
         };
         let digest = payload_digest(value);
@@ -428,6 +453,7 @@ impl EventValidator {
         py: Python<'py>,
         members: &[(std::borrow::Cow<'_, str>, Value<'_>)],
         key: &[u8],
+        mut texts: Option<&mut Texts<'py>>,
     ) -> PyResult<Option<Validated<'_, 'py>>> {
         // Producers mostly write the fields in the model's order: each search starts after
         // the previous find.
@@ -461,7 +487,9 @@ impl EventValidator {
         let Some(made) = self.instance(py, model, writer, |field| {
             Ok(match member(&field.key) {
                 None => Found::Absent,
-                Some(value) => self.convert_member(py, field, value)?.into(),
+                Some(value) => self
+                    .convert_member(py, field, value, texts.as_deref_mut())?
+                    .into(),
             })
         })?
         else {
@@ -533,12 +561,19 @@ impl EventValidator {
         py: Python<'py>,
         field: &Field,
         value: &Value<'_>,
+        texts: Option<&mut Texts<'py>>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
         let text = match value {
             Value::Str(text) => Some(text.as_ref()),
             _ => None,
         };
-        let string = |text: &str| Some(PyString::new(py, text).into_any());
+        let mut texts = texts.filter(|_| field.shared);
+        let mut string = |text: &str| {
+            Some(match texts.as_deref_mut() {
+                Some(texts) => texts.get(py, text).into_any(),
+                None => PyString::new(py, text).into_any(),
+            })
+        };
         Ok(match (field.kind, value) {
             (Kind::Text { min, max }, Value::Str(text)) => {
                 text_fits(text, min, max).then(|| string(text)).flatten()

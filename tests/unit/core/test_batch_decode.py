@@ -182,3 +182,36 @@ def test_the_native_loop_leaves_values_of_other_types_to_python() -> None:
     by_call, rejected = decode_batch(records)
     assert [r.offset for r, _, _ in by_call[(PROJECT, "call-t")]] == [0]
     assert [(r.offset, why.code) for r, why in rejected] == [(1, INVALID_JSON)]
+
+
+@needs_native
+def test_a_batch_shares_one_str_per_repeated_text_but_never_an_event_id() -> None:
+    """The native batch decode makes one str object per distinct value of a repeated field
+    (a call's id, its dial ids, users and numbers: `Texts`), never for event_id; the values
+    are the ones each event carries."""
+    records = [
+        FakeRecord("t", 0, i, m.key, m.value)
+        for i, m in enumerate(generate_events(3000, seed=47, invalid_share=0.0, oversized=0))
+    ]
+    by_call, _ = decode_batch(records)
+    texts: dict[tuple[str, str], object] = {}
+    event_ids = set()
+    shared = 0
+    for (_, call_id), items in by_call.items():
+        for _, ev, _ in items:
+            assert ev.values["call_id"] == call_id
+            if ev.packed is None:
+                continue  # the Python decoder's event: its own strs
+            for name, value in ev.values.items():
+                if not isinstance(value, str) or name in ("type",):
+                    continue
+                if name == "event_id":
+                    event_ids.add(id(value))
+                    continue
+                first = texts.setdefault((name, value), value)
+                assert first is value, f"{name}: a second str for {value!r}"
+                shared += 1
+    # A message delivered twice is decoded once: count each event object once.
+    native_events = len({id(ev) for items in by_call.values() for _, ev, _ in items if ev.packed})
+    assert len(event_ids) == native_events  # every event_id its own object
+    assert shared > 3 * native_events
