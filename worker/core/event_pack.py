@@ -95,9 +95,10 @@ def _literal_values(annotation: object) -> dict[object, object]:
     return {}
 
 
-def _shape_of(model: type[Envelope], first: Envelope) -> _Shape:
+def _shape_of(model: type[Envelope], first: dict[str, Any]) -> _Shape:
+    """`model`'s packing shape, from the values of its first event packed."""
     names = tuple(model.model_fields)
-    if tuple(first.__dict__) != names:  # what pydantic-core builds: every field, in order
+    if tuple(first) != names:  # what pydantic-core builds: every field, in order
         raise ValueError(f"{model.__name__}'s values are not its fields in order: not packed")
     kinds = [str(model.model_fields[name].annotation) for name in names]
     shape = _Shape(
@@ -147,14 +148,14 @@ def _unpack_marshal(packed: bytes, key: CallKey) -> dict[str, ValidEvent]:
     out: dict[str, ValidEvent] = {}
     for entry in marshal.loads(packed):
         ev = _unpack_event(entry, key)
-        out[ev.event.event_id] = ev
+        out[ev.values["event_id"]] = ev
     return out
 
 
 def _pack_event(ev: ValidEvent) -> tuple[Any, ...]:
-    model = ev.event
-    shape = _SHAPES.get(type(model)) or _shape_of(type(model), model)
-    values = list(model.__dict__.values())
+    # The values, not the model (an unpacked or natively decoded event has none yet).
+    shape = _SHAPES.get(ev.model_class) or _shape_of(ev.model_class, ev.values)
+    values = list(ev.values.values())
     values[shape.key_at[0]] = values[shape.key_at[1]] = None
     for i in shape.times_at:
         t = values[i]
@@ -164,7 +165,7 @@ def _pack_event(ev: ValidEvent) -> tuple[Any, ...]:
     for i in shape.money_at:
         if values[i] is not None:
             values[i] = str(values[i])
-    fields = frozenset(model.__pydantic_fields_set__)
+    fields = frozenset(ev.fields_set)
     fields_ref: int | tuple[str, ...] | None = _FIELDS_SET_INDEX.get(fields)
     if fields_ref is None:
         if len(_FIELDS_SETS) < _POOL_MAX:
@@ -173,9 +174,6 @@ def _pack_event(ev: ValidEvent) -> tuple[Any, ...]:
         else:
             fields_ref = tuple(fields)
     return (shape.index, ev.digest, fields_ref, *values)
-
-
-_set = object.__setattr__  # the models are frozen: this is how pydantic itself fills them
 
 
 def _unpack_event(entry: tuple[Any, ...], key: CallKey) -> ValidEvent:
@@ -197,14 +195,10 @@ def _unpack_event(entry: tuple[Any, ...], key: CallKey) -> ValidEvent:
     if source is not None:
         values[shape.source_at] = _shared(_SOURCES, source)
     fields_ref = entry[2]
-    # A set of its own, as pydantic gives (model_copy(update=...) adds to it).
-    fields = set(_FIELDS_SETS[fields_ref] if fields_ref.__class__ is int else fields_ref)
-    model = shape.model.__new__(shape.model)
-    _set(model, "__dict__", dict(zip(shape.names, values, strict=True)))
-    _set(model, "__pydantic_fields_set__", fields)
-    _set(model, "__pydantic_extra__", None)
-    _set(model, "__pydantic_private__", None)
-    return ValidEvent(model, entry[1])
+    fields = _FIELDS_SETS[fields_ref] if fields_ref.__class__ is int else frozenset(fields_ref)
+    # Without its model, as the native unpack gives it (`ValidEvent.event` builds it).
+    values_by_name = dict(zip(shape.names, values, strict=True))
+    return ValidEvent.without_model(shape.model, values_by_name, fields, entry[1])
 
 
 class EventPacker(Protocol):

@@ -6,6 +6,8 @@ from typing import Any
 
 from schemas.events import Envelope
 
+_fill = object.__setattr__  # the models are frozen: this is how pydantic itself fills them
+
 
 class ValidEvent:
     """A validated event and the digest of the exact bytes it arrived as. The text itself is
@@ -43,17 +45,34 @@ class ValidEvent:
         self.packed = packed
         self._event = event
 
+    @classmethod
+    def without_model(
+        cls,
+        model_class: type[Envelope],
+        values: dict[str, Any],
+        fields_set: frozenset[str],
+        digest: int,
+        packed: bytes | None = None,
+    ) -> ValidEvent:
+        """The event of `values` (already validated as `model_class`), its model left to
+        `event` (ringlog_native's `event_without_model` makes the same)."""
+        ev = cls.__new__(cls)
+        ev.values, ev.model_class, ev.fields_set = values, model_class, fields_set
+        ev.digest, ev.packed, ev._event = digest, packed, None
+        return ev
+
     @property
     def event(self) -> Envelope:
         """The event's model (built now if the event was made without one)."""
         event = self._event
         if event is None:
             event = self.model_class.__new__(self.model_class)
-            # How pydantic fills a validated model (and ringlog_native's model.rs).
-            object.__setattr__(event, "__dict__", self.values)
-            object.__setattr__(event, "__pydantic_fields_set__", set(self.fields_set))
-            object.__setattr__(event, "__pydantic_extra__", None)
-            object.__setattr__(event, "__pydantic_private__", None)
+            # How pydantic fills a validated model (and ringlog_native's model.rs): the same
+            # dict, a fields-set of its own (model_copy(update=...) adds to it).
+            _fill(event, "__dict__", self.values)
+            _fill(event, "__pydantic_fields_set__", set(self.fields_set))
+            _fill(event, "__pydantic_extra__", None)
+            _fill(event, "__pydantic_private__", None)
             self.fields_set = event.__pydantic_fields_set__
             self._event = event
         return event
