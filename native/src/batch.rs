@@ -9,13 +9,12 @@
 //! events grouped by (shared project_id, call_id) in arrival order, with their record and
 //! `call_event` row; rejections in arrival order with their record.
 
-use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
-use crate::EventValidator;
+use crate::{EventValidator, Map};
 
 /// Messages decoded between two GIL yields (about a millisecond).
 const GIL_YIELD_EVERY: usize = 256;
@@ -81,7 +80,8 @@ pub(crate) fn decode_batch<'py>(
     let valid_event = validator.valid_event_class(py);
     let none = py.None().into_bound(py);
     let empty = PyBytes::new(py, b"");
-    let mut seen: HashMap<Message<'_>, Bound<'py, PyAny>> = HashMap::with_capacity(parts.len());
+    let mut seen: Map<Message<'_>, Bound<'py, PyAny>> =
+        Map::with_capacity_and_hasher(parts.len(), Default::default());
     let mut texts = crate::Texts::default();
     for (index, part) in parts.iter().enumerate() {
         if index % GIL_YIELD_EVERY == GIL_YIELD_EVERY - 1 {

@@ -2,12 +2,13 @@
 //! the packer (pack.rs): a new instance of the class, its `__dict__`, its fields-set (a set
 //! of its own, as pydantic gives: `model_copy(update=...)` adds to it), no extra, no private.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyFrozenSet, PyString, PyType};
+
+use crate::Map;
 
 /// Combinations of present fields kept per model (producers send a handful).
 const FIELDS_SETS_MAX: usize = 1024;
@@ -91,7 +92,7 @@ impl ModelBuilder {
 /// place), made once: each event's fields-set is copied from it.
 pub struct FieldsSets {
     names: Vec<Py<PyString>>,
-    cache: Mutex<HashMap<u64, Py<PyFrozenSet>>>,
+    cache: Mutex<Map<u64, Py<PyFrozenSet>>>,
 }
 
 impl FieldsSets {
@@ -100,7 +101,7 @@ impl FieldsSets {
         assert!(names.len() <= 64, "a fields-set mask has 64 bits");
         Self {
             names,
-            cache: Mutex::new(HashMap::new()),
+            cache: Mutex::new(Map::default()),
         }
     }
 

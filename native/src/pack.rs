@@ -17,8 +17,6 @@
 //! `unpack` keeps each event's slice: both hand them on as `ValidEvent.packed`, and `pack`
 //! copies them instead of reading the model again.
 
-use std::collections::HashMap;
-
 use pyo3::exceptions::PyValueError;
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -26,7 +24,7 @@ use pyo3::types::{PyBool, PyBytes, PyDict, PyInt, PyString, PyTuple, PyType};
 
 use crate::model::{get_slot, FieldsSets, ModelBuilder};
 use crate::{
-    exact_str, is_canonical_uuid, utc_datetime, utc_micros, KIND_BOOL, KIND_E164, KIND_INT,
+    exact_str, is_canonical_uuid, utc_datetime, utc_micros, Map, KIND_BOOL, KIND_E164, KIND_INT,
     KIND_LITERAL, KIND_MONEY, KIND_OBJECT, KIND_OPTIONAL_TIME, KIND_TEXT, KIND_TIME, KIND_UUID,
 };
 
@@ -89,7 +87,7 @@ type PackModelSpec<'py> = (
 pub struct EventPacker {
     models: Vec<PackModel>,
     /// Model class (its address: `models` keeps it alive) -> its place in `models`.
-    places: HashMap<usize, usize>,
+    places: Map<usize, usize>,
     valid_event: Py<PyType>,
     decimal: Py<PyType>,
     utc: PyObject,
@@ -119,7 +117,7 @@ impl EventPacker {
             return Err(PyValueError::new_err("more than 255 models"));
         }
         let mut out = Vec::with_capacity(models.len());
-        let mut places = HashMap::new();
+        let mut places = Map::default();
         for (class, specs, project_at, call_at, source_at) in models {
             let name = class.name()?;
             if specs.len() > 64 {

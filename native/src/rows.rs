@@ -8,13 +8,13 @@
 //! Python path runs. Decimal arithmetic is never done here: costs, rating, rounding and the
 //! sum of item costs call the Python functions and Decimal's own `+`.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyInt, PyList, PyString, PyTuple, PyType};
 use sha1::{Digest, Sha1};
 
-use crate::{exact_str, utc_micros};
+use crate::{exact_str, utc_micros, Map, Set};
 
 /// Why `rows` gave up: the Python path must answer, or Python raised (as it would there).
 enum Bail {
@@ -152,13 +152,13 @@ struct Latest<'py> {
     out_answered: Option<Event<'py>>,
     out_ended: Option<Event<'py>>,
     dials: Vec<Dial<'py>>,
-    dial_places: HashMap<String, usize>,
+    dial_places: Map<String, usize>,
     /// The dial of the latest dial_started: events are added in `order_key` order.
     latest_attempt: Option<usize>,
-    costs: HashMap<String, Event<'py>>,
+    costs: Map<String, Event<'py>>,
     cdrs: BTreeMap<String, Event<'py>>,
-    amendments: HashMap<String, Vec<Event<'py>>>,
-    deleted: HashSet<String>,
+    amendments: Map<String, Vec<Event<'py>>>,
+    deleted: Set<String>,
 }
 
 impl<'py> Latest<'py> {
@@ -251,7 +251,7 @@ struct Call<'py> {
 #[pyclass(frozen, module = "ringlog_native")]
 pub struct RowBuilder {
     /// Event class (by address) -> its kind, and the class, kept alive.
-    kinds: HashMap<usize, (Kind, Py<PyType>)>,
+    kinds: Map<usize, (Kind, Py<PyType>)>,
     valid_event: Py<PyType>,
     rate: PyObject,
     round_cents: PyObject,
@@ -291,7 +291,7 @@ impl RowBuilder {
         dumps: PyObject,
         utc: &Bound<'_, PyAny>,
     ) -> PyResult<Self> {
-        let mut kinds = HashMap::new();
+        let mut kinds = Map::default();
         for (class, event_type) in classes.iter() {
             let class = class.downcast_into::<PyType>()?;
             let event_type: String = event_type.extract()?;
