@@ -9,39 +9,22 @@
 //! events grouped by (shared project_id, call_id) in arrival order, with their record and
 //! `call_event` row; rejections in arrival order with their record.
 
-use std::collections::hash_map::Entry;
 use std::hash::{Hash, Hasher};
-use std::sync::mpsc;
 
-use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
-use crate::{EventValidator, Map, Read, Readings};
+use crate::{EventValidator, Map};
 
-/// Messages the reader hands over at a time: between two chunks the decode lets go of the
-/// GIL (about a millisecond of work each).
-const CHUNK: usize = 256;
-/// Chunks the reader may be ahead (bounds the readings held at once).
-const CHUNKS_AHEAD: usize = 8;
+/// Messages decoded between two GIL yields (about a millisecond).
+const GIL_YIELD_EVERY: usize = 256;
 
-/// A message's bytes and where it was consumed; the batch's de-duplication compares the key
-/// and value bytes only.
+/// A message as the batch's de-duplication compares it: its key and value bytes.
+#[derive(PartialEq, Eq)]
 struct Message<'a> {
     key: Option<&'a [u8]>,
     value: &'a [u8],
-    topic: &'a str,
-    partition: i32,
-    offset: i64,
 }
-
-impl PartialEq for Message<'_> {
-    fn eq(&self, other: &Self) -> bool {
-        self.key == other.key && self.value == other.value
-    }
-}
-
-impl Eq for Message<'_> {}
 
 impl Hash for Message<'_> {
     /// The key, the value's length and its last 64 bytes (where two events' payloads differ
@@ -91,145 +74,64 @@ pub(crate) fn decode_batch<'py>(
             value,
         });
     }
+
+    let by_call = PyDict::new(py);
+    let rejected = PyList::empty(py);
+    let valid_event = validator.valid_event_class(py);
+    let none = py.None().into_bound(py);
     let empty = PyBytes::new(py, b"");
-    let mut messages = Vec::with_capacity(parts.len());
-    for part in &parts {
-        messages.push(Message {
+    let mut seen: Map<Message<'_>, Bound<'py, PyAny>> =
+        Map::with_capacity_and_hasher(parts.len(), Default::default());
+    let mut texts = crate::Texts::default();
+    for (index, part) in parts.iter().enumerate() {
+        if index % GIL_YIELD_EVERY == GIL_YIELD_EVERY - 1 {
+            // A GIL yield point: the writer's thread waits for the GIL between its inserts,
+            // and a batch's loop holds it for a tenth of a second or more.
+            py.allow_threads(|| ());
+        }
+        let value = part.value.as_ref().unwrap_or(&empty);
+        let message = Message {
             key: part.key.as_ref().map(|key| key.as_bytes()),
-            value: part.value.as_ref().unwrap_or(&empty).as_bytes(),
-            topic: part.topic.to_str()?,
-            partition: part.partition,
-            offset: part.offset,
-        });
-    }
-    let messages = &messages;
-    // THE READER: a thread of its own reads the batch's messages (JSON, digest, call_event
-    // row, repeats) without the GIL, a chunk ahead of this one, which makes the Python
-    // objects. Measured before the split: that part was about 1.2 of the decode's 5.4 us
-    // per message, all on the event loop's thread.
-    std::thread::scope(|scope| {
-        let (sender, chunks) = mpsc::sync_channel::<Chunk<'_>>(CHUNKS_AHEAD);
-        scope.spawn(move || read_messages(messages, &sender));
-        let mut chunks = Some(chunks);
-        let by_call = PyDict::new(py);
-        let rejected = PyList::empty(py);
-        let valid_event = validator.valid_event_class(py);
-        let none = py.None().into_bound(py);
-        // Each message's decoded event or rejection, by index (a repeat takes its first's).
-        let mut decoded_at: Vec<Bound<'py, PyAny>> = Vec::with_capacity(parts.len());
-        let mut texts = crate::Texts::default();
-        let mut index = 0;
-        while index < parts.len() {
-            let chunk = next_chunk(py, &mut chunks)?;
-            for reading in &chunk.readings {
-                let part = &parts[index];
-                let message = &messages[index];
-                index += 1;
-                let (decoded, row) = match reading {
-                    // A message delivered twice in the batch: decoded once, its repeat a
-                    // duplicate.
-                    Reading::Repeat(first) => (decoded_at[*first].clone(), none.clone()),
-                    Reading::First(read) => {
-                        let found = match &read {
-                            Some(read) => validator.record_read(
-                                py,
-                                &chunk.read,
-                                read,
-                                message.key,
-                                Some(&mut texts),
-                            )?,
-                            None => None,
-                        };
-                        match found {
-                            Some((valid, row)) => (valid.into_bound(py), row.into_bound(py)),
-                            None => {
-                                let key = part.key.as_ref().map_or(&none, |key| key.as_any());
-                                let value = part.value.as_ref().unwrap_or(&empty);
-                                (fallback.call1((key, value))?, none.clone())
-                            }
-                        }
+            value: value.as_bytes(),
+        };
+        let (decoded, row) = match seen.get(&message) {
+            // A message delivered twice in the batch: decoded once, its repeat a duplicate.
+            Some(decoded) => (decoded.clone(), none.clone()),
+            None => {
+                let at = (part.topic.to_str()?, part.partition, part.offset);
+                let found =
+                    validator.record(py, message.value, message.key, at, Some(&mut texts))?;
+                let (decoded, row) = match found {
+                    Some((valid, row)) => (valid.into_bound(py), row.into_bound(py)),
+                    None => {
+                        let key = part.key.as_ref().map_or(&none, |key| key.as_any());
+                        (fallback.call1((key, value))?, none.clone())
                     }
                 };
-                decoded_at.push(decoded.clone());
-                if !decoded.is_instance(valid_event)? {
-                    rejected.append(PyTuple::new(py, [&part.record, &decoded])?)?;
-                    continue;
-                }
-                // The event's values (ValidEvent.values), not its model: the hot path builds
-                // none.
-                let values = decoded.getattr(pyo3::intern!(py, "values"))?;
-                let project_id = shared(
-                    projects,
-                    values.get_item(pyo3::intern!(py, "project_id"))?,
-                    pool_max,
-                )?;
-                let call_id = values.get_item(pyo3::intern!(py, "call_id"))?;
-                let call = PyTuple::new(py, [project_id, call_id])?;
-                let item = PyTuple::new(py, [&part.record, &decoded, &row])?;
-                match by_call.get_item(&call)? {
-                    Some(items) => items.downcast_into::<PyList>()?.append(item)?,
-                    None => by_call.set_item(call, PyList::new(py, [item])?)?,
-                }
+                seen.insert(message, decoded.clone());
+                (decoded, row)
             }
+        };
+        if !decoded.is_instance(valid_event)? {
+            rejected.append(PyTuple::new(py, [&part.record, &decoded])?)?;
+            continue;
         }
-        Ok(Some((by_call, rejected)))
-    })
-}
-
-/// Consecutive messages as the reader found them: each one's `Reading`, in order, and what
-/// was read of them.
-struct Chunk<'a> {
-    readings: Vec<Reading>,
-    read: Readings<'a>,
-}
-
-/// A message as the reader found it.
-enum Reading {
-    /// The first time the batch holds these key and value bytes: their reading (None where
-    /// json.rs cannot read them; the Python decoder then decides).
-    First(Option<Read>),
-    /// The same key and value bytes as the message at this index.
-    Repeat(usize),
-}
-
-/// The reader's loop (see `decode_batch`): each message's `Reading`, a chunk at a time, until
-/// the batch ends or the receiving side has gone (an error there).
-fn read_messages<'a>(messages: &'a [Message<'a>], sender: &mpsc::SyncSender<Chunk<'a>>) {
-    let mut first_at: Map<&Message<'_>, usize> =
-        Map::with_capacity_and_hasher(messages.len(), Default::default());
-    for (chunk_at, chunk) in messages.chunks(CHUNK).enumerate() {
-        let mut readings = Vec::with_capacity(chunk.len());
-        let mut read = Readings::default();
-        for (offset, message) in chunk.iter().enumerate() {
-            let index = chunk_at * CHUNK + offset;
-            readings.push(match first_at.entry(message) {
-                Entry::Occupied(first) => Reading::Repeat(*first.get()),
-                Entry::Vacant(slot) => {
-                    slot.insert(index);
-                    let at = (message.topic, message.partition, message.offset);
-                    Reading::First(read.read(message.value, at))
-                }
-            });
-        }
-        if sender.send(Chunk { readings, read }).is_err() {
-            return;
+        // The event's values (ValidEvent.values), not its model: the hot path builds none.
+        let values = decoded.getattr(pyo3::intern!(py, "values"))?;
+        let project_id = shared(
+            projects,
+            values.get_item(pyo3::intern!(py, "project_id"))?,
+            pool_max,
+        )?;
+        let call_id = values.get_item(pyo3::intern!(py, "call_id"))?;
+        let call = PyTuple::new(py, [project_id, call_id])?;
+        let item = PyTuple::new(py, [&part.record, &decoded, &row])?;
+        match by_call.get_item(&call)? {
+            Some(items) => items.downcast_into::<PyList>()?.append(item)?,
+            None => by_call.set_item(call, PyList::new(py, [item])?)?,
         }
     }
-}
-
-/// The reader's next chunk, waiting for it without the GIL (the writer's thread may want it
-/// meanwhile). This wait and the GIL yield between chunks let other threads in, as the
-/// decode did every GIL_YIELD_EVERY messages before the reader.
-fn next_chunk<'a>(
-    py: Python<'_>,
-    chunks: &mut Option<mpsc::Receiver<Chunk<'a>>>,
-) -> PyResult<Chunk<'a>> {
-    let receiver = chunks
-        .take()
-        .expect("the receiver is put back after each wait");
-    let (chunk, receiver) = py.allow_threads(move || (receiver.recv(), receiver));
-    *chunks = Some(receiver);
-    chunk.map_err(|_| PyRuntimeError::new_err("the batch's reader thread stopped early"))
+    Ok(Some((by_call, rejected)))
 }
 
 /// Some(bytes) or Some(None) for None; None for anything else.

@@ -5,7 +5,6 @@ a batch gives exactly what the Python loop gives."""
 
 from __future__ import annotations
 
-import faulthandler
 from datetime import timedelta
 from typing import Any
 
@@ -159,32 +158,6 @@ def test_the_native_loop_decodes_any_batch_as_the_python_loop(
     chosen = data.draw(st.lists(st.sampled_from(values), min_size=1, max_size=20))
     records = [FakeRecord("calls", 0, offset, _call_key(v), v) for offset, v in enumerate(chosen)]
     assert_same_batch(records)
-
-
-@needs_native
-def test_an_error_while_decoding_a_long_batch_ends_its_reader_thread_and_propagates() -> None:
-    """The native decode reads a batch's messages on a thread of its own, chunks ahead of the
-    thread that makes the events (native/src/batch.rs): an error on the way (here the Python
-    decoder's, early in a batch of 6,000, with the reader blocked a few chunks ahead) ends the
-    decode with that error and the reader with it, and the next batch decodes as usual."""
-    assert NATIVE is not None
-    messages = list(generate_events(6000, seed=5, invalid_share=0.0))
-    records = [FakeRecord("calls", 0, i, m.key, m.value) for i, m in enumerate(messages)]
-    records.insert(10, FakeRecord("calls", 0, 99_999, b"k", b"{not json"))
-    calls: list[bytes] = []
-
-    def failing(key: bytes | None, value: bytes) -> object:
-        calls.append(value)
-        raise RuntimeError("the decoder failed")
-
-    faulthandler.dump_traceback_later(120, exit=True)  # a hang fails the run, not stalls it
-    try:
-        with pytest.raises(RuntimeError, match="the decoder failed"):
-            NATIVE.decode_batch(records, failing, *project_pool())
-    finally:
-        faulthandler.cancel_dump_traceback_later()
-    assert len(calls) == 1
-    assert_same_batch(records[:3000])
 
 
 def _call_key(value: bytes) -> bytes | None:
