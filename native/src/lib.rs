@@ -18,8 +18,9 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-/// The crate's hash map: std's, with foldhash's seeded hasher instead of SipHash (4% of the
-/// decode and plan, perf 2026-12-04). The quality variant, since many keys come from messages.
+/// The crate's hash map: std's, with foldhash's hasher instead of SipHash (4% of the decode
+/// and plan, perf 2026-12-04), seeded at random per process and per map like std's; the
+/// quality variant, since many keys come from messages.
 pub(crate) type Map<K, V> = HashMap<K, V, foldhash::quality::RandomState>;
 /// The set of `Map`.
 pub(crate) type Set<K> = std::collections::HashSet<K, foldhash::quality::RandomState>;
