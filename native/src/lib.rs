@@ -89,6 +89,9 @@ struct Model {
     /// Indexes of fields of which at least one must be present (the amendment's rule).
     one_of: Vec<usize>,
     fields_sets: FieldsSets,
+    /// Every field name with None, in the model's order: an event's values start as its copy
+    /// (CPython copies the whole table at once, where inserting each name grows it twice).
+    template: Py<PyDict>,
 }
 
 /// What a message holds for one field of its model.
@@ -222,10 +225,14 @@ impl EventValidator {
                     literals,
                 });
             }
-            let names = parsed
+            let names: Vec<_> = parsed
                 .iter()
                 .map(|field| field.name.clone_ref(py))
                 .collect();
+            let template = PyDict::new(py);
+            for name in &names {
+                template.set_item(name, py.None())?;
+            }
             out.insert(
                 event_type,
                 Model {
@@ -233,6 +240,7 @@ impl EventValidator {
                     fields: parsed,
                     one_of,
                     fields_sets: FieldsSets::new(names),
+                    template: template.unbind(),
                 },
             );
         }
@@ -521,7 +529,7 @@ impl EventValidator {
         mut writer: Option<(&pack::EventPacker, &mut pack::EventBytes)>,
         mut found: impl FnMut(&Field) -> PyResult<Found<'py>>,
     ) -> PyResult<Option<Made<'py>>> {
-        let values = PyDict::new(py);
+        let values = model.template.bind(py).copy()?;
         let mut present: u64 = 0;
         let mut carried = model.one_of.is_empty();
         for (index, field) in model.fields.iter().enumerate() {

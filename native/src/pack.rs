@@ -67,6 +67,9 @@ struct PackModel {
     fields: Vec<PackField>,
     /// Field name -> its place, to read fields-sets.
     places: Py<PyDict>,
+    /// Every field name with None, in order: an event's values start as its copy (as the
+    /// validator's, lib.rs).
+    template: Py<PyDict>,
     event_id_at: usize,
     source_at: Option<usize>,
     fields_sets: FieldsSets,
@@ -126,6 +129,7 @@ impl EventPacker {
                 )));
             }
             let names = PyDict::new(py);
+            let template = PyDict::new(py);
             let mut fields = Vec::with_capacity(specs.len());
             let mut event_id_at = None;
             for (index, (field, kind, args)) in specs.into_iter().enumerate() {
@@ -159,6 +163,7 @@ impl EventPacker {
                     event_id_at = Some(index);
                 }
                 names.set_item(&field, index)?;
+                template.set_item(&field, py.None())?;
                 fields.push(PackField {
                     name: field.unbind(),
                     coding,
@@ -185,6 +190,7 @@ impl EventPacker {
                 class: class.unbind(),
                 fields,
                 places: names.unbind(),
+                template: template.unbind(),
                 event_id_at,
                 source_at,
                 fields_sets,
@@ -439,7 +445,7 @@ impl EventPacker {
         let digest = u64::from_le_bytes(reader.take(8)?.try_into().expect("8 bytes"));
         let fields_mask = reader.varint()?;
         let none_mask = reader.varint()?;
-        let values = PyDict::new(py);
+        let values = model.template.bind(py).copy()?;
         let mut keys = [&key.0, &key.1].into_iter();
         for (index, field) in model.fields.iter().enumerate() {
             let name = field.name.bind(py);

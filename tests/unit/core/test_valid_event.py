@@ -46,6 +46,7 @@ def test_the_native_decoder_builds_no_model_and_event_builds_pydantics(
         assert not _built(native)
         expected = _pure(key, value, monkeypatch)
         assert native.values == expected.values
+        assert list(native.values) == list(expected.values)  # pydantic's order of the fields
         assert native.model_class is type(expected.event)
         assert isinstance(native.fields_set, frozenset)
         model = native.event
@@ -94,6 +95,9 @@ def test_unpack_builds_no_model_either() -> None:
     assert len(events) >= 3
     back = unpack(pack(events), call)
     assert list(back) == list(events)
+    # Each event its own values, its fields in the decoder's (pydantic's) order.
+    assert [list(ev.values) for ev in back.values()] == [list(ev.values) for ev in events.values()]
+    assert len({id(ev.values) for ev in back.values()}) == len(back)
     assert not any(_built(ev) for ev in back.values())
     assert back == events  # each built on comparison, equal to the decoded one
 
