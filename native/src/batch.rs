@@ -8,23 +8,39 @@
 //! (the Python decoder: a rejection or the rare valid event the native one leaves); valid
 //! events grouped by (shared project_id, call_id) in arrival order, with their record and
 //! `call_event` row; rejections in arrival order with their record.
+//!
+//! A chunk of messages at a time: first read (JSON members, payload digest, call_event row,
+//! repeats: `read_chunk`) with the GIL let go, then made into Python objects with it.
 
+use std::collections::hash_map::Entry;
 use std::hash::{Hash, Hasher};
 
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
-use crate::{EventValidator, Map};
+use crate::{EventValidator, Map, Read, Readings};
 
-/// Messages decoded between two GIL yields (about a millisecond).
-const GIL_YIELD_EVERY: usize = 256;
+/// Messages read at a time with the GIL let go, then made into events (about a millisecond
+/// of work).
+const CHUNK: usize = 256;
 
-/// A message as the batch's de-duplication compares it: its key and value bytes.
-#[derive(PartialEq, Eq)]
+/// A message's bytes and where it was consumed; the batch's de-duplication compares the key
+/// and value bytes only.
 struct Message<'a> {
     key: Option<&'a [u8]>,
     value: &'a [u8],
+    topic: &'a str,
+    partition: i32,
+    offset: i64,
 }
+
+impl PartialEq for Message<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key && self.value == other.value
+    }
+}
+
+impl Eq for Message<'_> {}
 
 impl Hash for Message<'_> {
     /// The key, the value's length and its last 64 bytes (where two events' payloads differ
@@ -74,64 +90,114 @@ pub(crate) fn decode_batch<'py>(
             value,
         });
     }
+    let empty = PyBytes::new(py, b"");
+    let mut messages = Vec::with_capacity(parts.len());
+    for part in &parts {
+        messages.push(Message {
+            key: part.key.as_ref().map(|key| key.as_bytes()),
+            value: part.value.as_ref().unwrap_or(&empty).as_bytes(),
+            topic: part.topic.to_str()?,
+            partition: part.partition,
+            offset: part.offset,
+        });
+    }
 
     let by_call = PyDict::new(py);
     let rejected = PyList::empty(py);
     let valid_event = validator.valid_event_class(py);
     let none = py.None().into_bound(py);
-    let empty = PyBytes::new(py, b"");
-    let mut seen: Map<Message<'_>, Bound<'py, PyAny>> =
-        Map::with_capacity_and_hasher(parts.len(), Default::default());
+    // Each message's decoded event or rejection, by index (a repeat takes its first's).
+    let mut decoded_at: Vec<Bound<'py, PyAny>> = Vec::with_capacity(parts.len());
+    let mut first_at: Map<&Message<'_>, usize> =
+        Map::with_capacity_and_hasher(messages.len(), Default::default());
     let mut texts = crate::Texts::default();
-    for (index, part) in parts.iter().enumerate() {
-        if index % GIL_YIELD_EVERY == GIL_YIELD_EVERY - 1 {
-            // A GIL yield point: the writer's thread waits for the GIL between its inserts,
-            // and a batch's loop holds it for a tenth of a second or more.
-            py.allow_threads(|| ());
-        }
-        let value = part.value.as_ref().unwrap_or(&empty);
-        let message = Message {
-            key: part.key.as_ref().map(|key| key.as_bytes()),
-            value: value.as_bytes(),
-        };
-        let (decoded, row) = match seen.get(&message) {
-            // A message delivered twice in the batch: decoded once, its repeat a duplicate.
-            Some(decoded) => (decoded.clone(), none.clone()),
-            None => {
-                let at = (part.topic.to_str()?, part.partition, part.offset);
-                let found =
-                    validator.record(py, message.value, message.key, at, Some(&mut texts))?;
-                let (decoded, row) = match found {
-                    Some((valid, row)) => (valid.into_bound(py), row.into_bound(py)),
-                    None => {
-                        let key = part.key.as_ref().map_or(&none, |key| key.as_any());
-                        (fallback.call1((key, value))?, none.clone())
+    for (chunk_at, chunk) in messages.chunks(CHUNK).enumerate() {
+        let start = chunk_at * CHUNK;
+        // THE GIL-FREE READ: a chunk's JSON, digests, call_event rows and repeats are read
+        // with the GIL let go, so the writer's thread runs its Python meanwhile instead of
+        // taking the GIL from the objects' making below (the batch's GIL time is what bounds
+        // the worker: the loop's thread and the writer's take turns).
+        let (readings, read) = py.allow_threads(|| read_chunk(chunk, start, &mut first_at));
+        for (offset, reading) in readings.iter().enumerate() {
+            let part = &parts[start + offset];
+            let (decoded, row) = match reading {
+                // A message delivered twice in the batch: decoded once, its repeat a duplicate.
+                Reading::Repeat(first) => (decoded_at[*first].clone(), none.clone()),
+                Reading::First(found) => {
+                    let found = match found {
+                        Some(found) => validator.record_read(
+                            py,
+                            &read,
+                            found,
+                            messages[start + offset].key,
+                            Some(&mut texts),
+                        )?,
+                        None => None,
+                    };
+                    match found {
+                        Some((valid, row)) => (valid.into_bound(py), row.into_bound(py)),
+                        None => {
+                            let key = part.key.as_ref().map_or(&none, |key| key.as_any());
+                            let value = part.value.as_ref().unwrap_or(&empty);
+                            (fallback.call1((key, value))?, none.clone())
+                        }
                     }
-                };
-                seen.insert(message, decoded.clone());
-                (decoded, row)
+                }
+            };
+            decoded_at.push(decoded.clone());
+            if !decoded.is_instance(valid_event)? {
+                rejected.append(PyTuple::new(py, [&part.record, &decoded])?)?;
+                continue;
             }
-        };
-        if !decoded.is_instance(valid_event)? {
-            rejected.append(PyTuple::new(py, [&part.record, &decoded])?)?;
-            continue;
-        }
-        // The event's values (ValidEvent.values), not its model: the hot path builds none.
-        let values = decoded.getattr(pyo3::intern!(py, "values"))?;
-        let project_id = shared(
-            projects,
-            values.get_item(pyo3::intern!(py, "project_id"))?,
-            pool_max,
-        )?;
-        let call_id = values.get_item(pyo3::intern!(py, "call_id"))?;
-        let call = PyTuple::new(py, [project_id, call_id])?;
-        let item = PyTuple::new(py, [&part.record, &decoded, &row])?;
-        match by_call.get_item(&call)? {
-            Some(items) => items.downcast_into::<PyList>()?.append(item)?,
-            None => by_call.set_item(call, PyList::new(py, [item])?)?,
+            // The event's values (ValidEvent.values), not its model: the hot path builds none.
+            let values = decoded.getattr(pyo3::intern!(py, "values"))?;
+            let project_id = shared(
+                projects,
+                values.get_item(pyo3::intern!(py, "project_id"))?,
+                pool_max,
+            )?;
+            let call_id = values.get_item(pyo3::intern!(py, "call_id"))?;
+            let call = PyTuple::new(py, [project_id, call_id])?;
+            let item = PyTuple::new(py, [&part.record, &decoded, &row])?;
+            match by_call.get_item(&call)? {
+                Some(items) => items.downcast_into::<PyList>()?.append(item)?,
+                None => by_call.set_item(call, PyList::new(py, [item])?)?,
+            }
         }
     }
     Ok(Some((by_call, rejected)))
+}
+
+/// A message as `read_chunk` found it.
+enum Reading {
+    /// The first time the batch holds these key and value bytes: their reading (None where
+    /// json.rs cannot read them; the Python decoder then decides).
+    First(Option<Read>),
+    /// The same key and value bytes as the message at this index.
+    Repeat(usize),
+}
+
+/// The `Reading` of each message of `chunk` (the batch's messages from index `start`), and
+/// what was read of them; `first_at`: where each distinct message of the batch was first seen.
+/// Needs no GIL.
+fn read_chunk<'a>(
+    chunk: &'a [Message<'a>],
+    start: usize,
+    first_at: &mut Map<&'a Message<'a>, usize>,
+) -> (Vec<Reading>, Readings<'a>) {
+    let mut readings = Vec::with_capacity(chunk.len());
+    let mut read = Readings::default();
+    for (offset, message) in chunk.iter().enumerate() {
+        readings.push(match first_at.entry(message) {
+            Entry::Occupied(first) => Reading::Repeat(*first.get()),
+            Entry::Vacant(slot) => {
+                slot.insert(start + offset);
+                let at = (message.topic, message.partition, message.offset);
+                Reading::First(read.read(message.value, at))
+            }
+        });
+    }
+    (readings, read)
 }
 
 /// Some(bytes) or Some(None) for None; None for anything else.

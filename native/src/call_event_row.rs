@@ -8,8 +8,8 @@
 //! validator accepted, so every member read here was checked; anything unexpected still
 //! answers None (then the reference encoder writes the row from the event).
 
-use crate::json::Value;
-use crate::{parse_rfc3339, Members};
+use crate::json::{Member, Value};
+use crate::parse_rfc3339;
 
 /// The row of one accepted message, ready to be written into a buffer of `len()` bytes (a
 /// `bytes` object's, so the row is not copied again).
@@ -28,7 +28,7 @@ impl<'a> Row<'a> {
     /// The row of the message `payload` (its members `members`, its digest `version`)
     /// consumed from `topic` at `partition`/`offset`.
     pub fn of(
-        members: &'a Members<'_>,
+        members: &'a [Member<'_>],
         payload: &'a [u8],
         version: u64,
         topic: &'a str,
@@ -111,7 +111,7 @@ struct Columns<'m> {
 
 impl<'m> Columns<'m> {
     /// None if a member is missing or of another kind than the validator accepts.
-    fn of(members: &'m Members<'_>) -> Option<Self> {
+    fn of(members: &'m [Member<'_>]) -> Option<Self> {
         let (mut project_id, mut call_id, mut event_id, mut event_type, mut occurred_at) =
             (None, None, None, None, None);
         let (mut sequence, mut source) = (None, None);

@@ -29,9 +29,28 @@ pub enum Value<'a> {
     Array,
 }
 
+/// One member of an object: its name and value.
+pub type Member<'a> = (Cow<'a, str>, Value<'a>);
+
 /// The members of the object `doc` holds, in document order, or None (see the module
 /// comment).
-pub fn object_members(doc: &[u8]) -> Option<Vec<(Cow<'_, str>, Value<'_>)>> {
+pub fn object_members(doc: &[u8]) -> Option<Vec<Member<'_>>> {
+    let mut members = Vec::with_capacity(24);
+    object_members_into(doc, &mut members).then_some(members)
+}
+
+/// `object_members`, appended to `members` (several messages' members in one vector); false,
+/// and `members` as it was, where that gives None.
+pub fn object_members_into<'a>(doc: &'a [u8], members: &mut Vec<Member<'a>>) -> bool {
+    let start = members.len();
+    let read = read_object(doc, members, start).is_some();
+    if !read {
+        members.truncate(start);
+    }
+    read
+}
+
+fn read_object<'a>(doc: &'a [u8], members: &mut Vec<Member<'a>>, start: usize) -> Option<()> {
     let text = std::str::from_utf8(doc).ok()?;
     let mut reader = Reader {
         text,
@@ -39,18 +58,18 @@ pub fn object_members(doc: &[u8]) -> Option<Vec<(Cow<'_, str>, Value<'_>)>> {
         at: 0,
     };
     reader.skip_space();
-    let mut members = Vec::with_capacity(24);
     reader.object(0, |name, value| members.push((name, value)))?;
     reader.skip_space();
     if reader.at != reader.bytes.len() {
         return None;
     }
-    for (i, (name, _)) in members.iter().enumerate() {
-        if members[..i].iter().any(|(earlier, _)| earlier == name) {
+    let read = &members[start..];
+    for (i, (name, _)) in read.iter().enumerate() {
+        if read[..i].iter().any(|(earlier, _)| earlier == name) {
             return None;
         }
     }
-    Some(members)
+    Some(())
 }
 
 struct Reader<'a> {

@@ -368,7 +368,52 @@ impl<'py> Texts<'py> {
 }
 
 /// A message's members as json.rs reads them.
-type Members<'a> = Vec<(std::borrow::Cow<'a, str>, Value<'a>)>;
+type Members<'a> = Vec<json::Member<'a>>;
+
+/// What consumed messages give before any Python object is made, and without the GIL: each
+/// one's members, payload digest and `call_event` row (RowBinary, see call_event_row.rs),
+/// kept for several messages in two vectors (batch.rs reads a batch's messages on a thread of
+/// its own, a chunk at a time: two allocations a chunk, not two a message). A row is only
+/// used if the validator accepts its message's members.
+#[derive(Default)]
+pub(crate) struct Readings<'a> {
+    members: Members<'a>,
+    rows: Vec<u8>,
+}
+
+/// One message's part of its `Readings`.
+pub(crate) struct Read {
+    members: std::ops::Range<usize>,
+    digest: u64,
+    /// None if call_event_row.rs cannot write it.
+    row: Option<std::ops::Range<usize>>,
+}
+
+impl<'a> Readings<'a> {
+    /// Reads `value`, or None where json.rs cannot read it; `at`: the record's topic,
+    /// partition and offset.
+    pub(crate) fn read(&mut self, value: &'a [u8], at: (&str, i32, i64)) -> Option<Read> {
+        let (topic, partition, offset) = at;
+        let start = self.members.len();
+        if !json::object_members_into(value, &mut self.members) {
+            return None;
+        }
+        let members = &self.members[start..];
+        let digest = payload_digest(value);
+        let row =
+            call_event_row::Row::of(members, value, digest, topic, partition, offset).map(|row| {
+                let at = self.rows.len();
+                self.rows.resize(at + row.len(), 0);
+                row.write(&mut self.rows[at..]);
+                at..self.rows.len()
+            });
+        Some(Read {
+            members: start..self.members.len(),
+            digest,
+            row,
+        })
+    }
+}
 
 impl EventValidator {
     /// `decode_record`'s pair, or None; `at`: the record's topic, partition and offset.
@@ -380,17 +425,31 @@ impl EventValidator {
         at: (&str, i32, i64),
         texts: Option<&mut Texts<'py>>,
     ) -> PyResult<Option<(PyObject, PyObject)>> {
-        let (topic, partition, offset) = at;
-        let Some((valid, digest, members)) = self.accept(py, value, key, texts)? else {
+        let mut readings = Readings::default();
+        let Some(read) = readings.read(value, at) else {
             return Ok(None);
         };
-        let row = match call_event_row::Row::of(&members, value, digest, topic, partition, offset) {
-            Some(row) => PyBytes::new_with(py, row.len(), |buffer| {
-                row.write(buffer);
-                Ok(())
-            })?
-            .into_any()
-            .unbind(),
+        self.record_read(py, &readings, &read, key, texts)
+    }
+
+    /// `record` of a message already read (`Readings::read`, which needs no GIL: batch.rs
+    /// reads a batch's messages on a thread of its own).
+    fn record_read<'py>(
+        &self,
+        py: Python<'py>,
+        readings: &Readings<'_>,
+        read: &Read,
+        key: Option<&[u8]>,
+        texts: Option<&mut Texts<'py>>,
+    ) -> PyResult<Option<(PyObject, PyObject)>> {
+        let members = &readings.members[read.members.clone()];
+        let Some(valid) = self.event_of(py, members, key, read.digest, texts)? else {
+            return Ok(None);
+        };
+        let row = match &read.row {
+            Some(row) => PyBytes::new(py, &readings.rows[row.clone()])
+                .into_any()
+                .unbind(),
             None => py.None(),
         };
         Ok(Some((valid, row)))
@@ -409,16 +468,30 @@ impl EventValidator {
         key: Option<&[u8]>,
         texts: Option<&mut Texts<'py>>,
     ) -> PyResult<Option<(PyObject, u64, Members<'a>)>> {
-        let Some(key) = key else {
-            return Ok(None);
-        };
         let Some(members) = json::object_members(value) else {
             return Ok(None);
         };
-        let Some((class, made, bytes)) = self.build_from_members(py, &members, key, texts)? else {
+        let digest = payload_digest(value);
+        Ok(self
+            .event_of(py, &members, key, digest, texts)?
+            .map(|valid| (valid, digest, members)))
+    }
+
+    /// The ValidEvent of a message's members (its payload digest `digest`), or None.
+    fn event_of<'py>(
+        &self,
+        py: Python<'py>,
+        members: &[json::Member<'_>],
+        key: Option<&[u8]>,
+        digest: u64,
+        texts: Option<&mut Texts<'py>>,
+    ) -> PyResult<Option<PyObject>> {
+        let Some(key) = key else {
             return Ok(None);
         };
-        let digest = payload_digest(value);
+        let Some((class, made, bytes)) = self.build_from_members(py, members, key, texts)? else {
+            return Ok(None);
+        };
         let packed = match (bytes, self.packing.get()) {
             (Some((bytes, fields_mask)), Some(packing)) => {
                 packing
@@ -436,7 +509,7 @@ impl EventValidator {
             digest,
             packed.map(|packed| packed.into_any()),
         )?;
-        Ok(Some((valid.unbind(), digest, members)))
+        Ok(Some(valid.unbind()))
     }
 
     fn build(&self, py: Python<'_>, data: &Bound<'_, PyDict>) -> PyResult<Option<PyObject>> {
