@@ -32,6 +32,7 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 
+from benchmarks.stages import add_traffic_options
 from devtools.planner_load import as_records
 from devtools.traffic import generate_events
 from worker.core.batch_plan import BatchPlanner, Decoded, Plan
@@ -50,11 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m benchmarks.hot_path",
         description="CPU per event of the event loop's pure stages, best of several passes.",
     )
-    parser.add_argument("--events", type=int, default=100_000, help="events (100000)")
-    parser.add_argument("--batch", type=int, default=20_000, help="events per batch (20000)")
+    add_traffic_options(parser, events=100_000)
     parser.add_argument("--passes", type=int, default=9, help="passes per stage (9)")
-    parser.add_argument("--seed", type=int, default=1, help="traffic generator seed")
-    parser.add_argument("--json", action="store_true", help="also print a JSON line")
     opts = parser.parse_args(argv)
     if opts.events < 1 or opts.batch < 1 or opts.passes < 1:
         parser.error("--events, --batch and --passes must be >= 1")

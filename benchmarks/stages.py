@@ -32,15 +32,20 @@ from worker.core.rates import load_rate_plan
 from worker.service.process_tuning import tune_process
 
 
+def add_traffic_options(parser: argparse.ArgumentParser, *, events: int) -> None:
+    """The generated traffic's options (this benchmark's and `benchmarks.hot_path`'s)."""
+    parser.add_argument("--events", type=int, default=events, help=f"events ({events})")
+    parser.add_argument("--batch", type=int, default=20_000, help="events per batch (20000)")
+    parser.add_argument("--seed", type=int, default=1, help="traffic generator seed")
+    parser.add_argument("--json", action="store_true", help="also print a JSON line")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.stages",
         description="CPU per event of each stage of the worker's hot path (no Kafka).",
     )
-    parser.add_argument("--events", type=int, default=200_000, help="events (200000)")
-    parser.add_argument("--batch", type=int, default=20_000, help="events per batch (20000)")
-    parser.add_argument("--seed", type=int, default=1, help="traffic generator seed")
-    parser.add_argument("--json", action="store_true", help="also print a JSON line")
+    add_traffic_options(parser, events=200_000)
     opts = parser.parse_args(argv)
     if opts.events < 1 or opts.batch < 1:
         parser.error("--events and --batch must be >= 1")
