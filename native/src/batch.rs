@@ -18,7 +18,7 @@ use std::hash::{Hash, Hasher};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
-use crate::{EventValidator, Map, Read, Readings};
+use crate::{payload_digests, EventValidator, Map, Read, Readings};
 
 /// Messages read at a time with the GIL let go, then made into events (about a millisecond
 /// of work).
@@ -185,17 +185,25 @@ fn read_chunk<'a>(
     start: usize,
     first_at: &mut Map<&'a Message<'a>, usize>,
 ) -> (Vec<Reading>, Readings<'a>) {
-    let mut readings = Vec::with_capacity(chunk.len());
-    let mut read = Readings::default();
-    for (offset, message) in chunk.iter().enumerate() {
-        readings.push(match first_at.entry(message) {
+    let mut firsts = Vec::with_capacity(chunk.len());
+    let mut readings: Vec<_> = chunk
+        .iter()
+        .enumerate()
+        .map(|(offset, message)| match first_at.entry(message) {
             Entry::Occupied(first) => Reading::Repeat(*first.get()),
             Entry::Vacant(slot) => {
                 slot.insert(start + offset);
-                let at = (message.topic, message.partition, message.offset);
-                Reading::First(read.read(message.value, at))
+                firsts.push(offset);
+                Reading::First(None)
             }
-        });
+        })
+        .collect();
+    let values: Vec<&[u8]> = firsts.iter().map(|&at| chunk[at].value).collect();
+    let mut read = Readings::default();
+    for (at, digest) in firsts.into_iter().zip(payload_digests(&values)) {
+        let message = &chunk[at];
+        let place = (message.topic, message.partition, message.offset);
+        readings[at] = Reading::First(read.read_digested(message.value, digest, place));
     }
     (readings, read)
 }
