@@ -293,10 +293,11 @@ impl EventValidator {
     /// `validate` leaves to pydantic. Skips orjson's dict of the message.
     #[pyo3(signature = (value, key, /))]
     fn decode(&self, py: Python<'_>, value: &[u8], key: Option<&[u8]>) -> PyResult<PyObject> {
-        Ok(match self.accept(py, value, key, None)? {
-            Some((valid, _, _)) => valid,
-            None => py.None(),
-        })
+        let valid = match json::object_members(value) {
+            Some(members) => self.event_of(py, &members, key, payload_digest(value), None)?,
+            None => None,
+        };
+        Ok(valid.unwrap_or_else(|| py.None()))
     }
 
     /// `decode` of a consumed record, with the event's `call_event` row in RowBinary (every
@@ -313,7 +314,7 @@ impl EventValidator {
         offset: i64,
     ) -> PyResult<PyObject> {
         Ok(
-            match self.record(py, value, key, (topic, partition, offset), None)? {
+            match self.record(py, value, key, (topic, partition, offset))? {
                 Some((valid, row)) => PyTuple::new(py, [valid, row])?.into_any().unbind(),
                 None => py.None(),
             },
@@ -372,8 +373,8 @@ type Members<'a> = Vec<json::Member<'a>>;
 
 /// What consumed messages give before any Python object is made, and without the GIL: each
 /// one's members, payload digest and `call_event` row (RowBinary, see call_event_row.rs),
-/// kept for several messages in two vectors (batch.rs reads a batch's messages on a thread of
-/// its own, a chunk at a time: two allocations a chunk, not two a message). A row is only
+/// kept for several messages in two vectors (batch.rs reads a batch a chunk at a time with
+/// the GIL let go: two allocations a chunk, not two a message). A row is only
 /// used if the validator accepts its message's members.
 #[derive(Default)]
 pub(crate) struct Readings<'a> {
@@ -426,23 +427,23 @@ impl<'a> Readings<'a> {
 
 impl EventValidator {
     /// `decode_record`'s pair, or None; `at`: the record's topic, partition and offset.
-    fn record<'py>(
+    fn record(
         &self,
-        py: Python<'py>,
+        py: Python<'_>,
         value: &[u8],
         key: Option<&[u8]>,
         at: (&str, i32, i64),
-        texts: Option<&mut Texts<'py>>,
     ) -> PyResult<Option<(PyObject, PyObject)>> {
         let mut readings = Readings::default();
         let Some(read) = readings.read(value, at) else {
             return Ok(None);
         };
-        self.record_read(py, &readings, &read, key, texts)
+        self.record_read(py, &readings, &read, key, None)
     }
 
     /// `record` of a message already read (`Readings::read`, which needs no GIL: batch.rs
-    /// reads a batch's messages on a thread of its own).
+    /// reads each chunk of a batch with the GIL let go), its repeated texts shared through
+    /// `texts` if given.
     fn record_read<'py>(
         &self,
         py: Python<'py>,
@@ -467,23 +468,6 @@ impl EventValidator {
     /// The class `decode` makes its events of.
     fn valid_event_class<'py>(&self, py: Python<'py>) -> &Bound<'py, PyAny> {
         self.valid_event.bind(py)
-    }
-
-    /// `decode`'s ValidEvent, its digest and the members it was built from, or None.
-    fn accept<'a, 'py>(
-        &self,
-        py: Python<'py>,
-        value: &'a [u8],
-        key: Option<&[u8]>,
-        texts: Option<&mut Texts<'py>>,
-    ) -> PyResult<Option<(PyObject, u64, Members<'a>)>> {
-        let Some(members) = json::object_members(value) else {
-            return Ok(None);
-        };
-        let digest = payload_digest(value);
-        Ok(self
-            .event_of(py, &members, key, digest, texts)?
-            .map(|valid| (valid, digest, members)))
     }
 
     /// The ValidEvent of a message's members (its payload digest `digest`), or None.
