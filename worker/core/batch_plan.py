@@ -243,7 +243,7 @@ class BatchPlanner:
         events = state.valid_events()
         rows = rows_of_distinct(events, self.rates, now=now, timeout=self.call_timeout)
         state.settle()
-        state.open = rows.open
+        self.cache.set_open(state, rows.open)
         state.last_event_at = rows.last_event_at
         if now is not None:
             state.timeout_closed = True

@@ -163,6 +163,10 @@ class CallCache:
     def __init__(self, max_calls: int) -> None:
         self.max_calls = max_calls
         self._calls: OrderedDict[CallKey, CallState] = OrderedDict()
+        # How many cached calls are open, kept as states are cached, opened, closed and let
+        # go: the open-calls gauge read it by walking every cached call (~12 ms of the event
+        # loop's thread a second at 34k calls, py-spy 2026-12-04).
+        self._open = 0
         self.evictions = 0
 
     def __len__(self) -> int:
@@ -182,8 +186,19 @@ class CallCache:
         return self._calls.get(key)
 
     def put(self, key: CallKey, state: CallState) -> None:
+        replaced = self._calls.get(key)
+        if replaced is not None and replaced.open:
+            self._open -= 1
         self._calls[key] = state
         self._calls.move_to_end(key)
+        if state.open:
+            self._open += 1
+
+    def set_open(self, state: CallState, is_open: bool) -> None:
+        """Set `open` of a cached call's `state` (counted by `open_count`)."""
+        if state.open != is_open:
+            self._open += 1 if is_open else -1
+        state.open = is_open
 
     def evict_overflow(self, keep: Iterable[CallKey] = ()) -> int:
         """Drop least recently used calls beyond the bound (never those in `keep`)."""
@@ -196,7 +211,7 @@ class CallCache:
                 if len(protected) >= len(self._calls):
                     break
                 continue
-            del self._calls[key]
+            self._drop(key)
             evicted += 1
         self.evictions += evicted
         return evicted
@@ -205,14 +220,19 @@ class CallCache:
         """Forget calls of partitions this worker no longer owns (after a rebalance)."""
         gone = [k for k, s in self._calls.items() if s.partition in partitions]
         for key in gone:
-            del self._calls[key]
+            self._drop(key)
         return len(gone)
+
+    def _drop(self, key: CallKey) -> None:
+        if self._calls.pop(key).open:
+            self._open -= 1
 
     def clear(self) -> None:
         self._calls.clear()
+        self._open = 0
 
     def items(self) -> Iterable[tuple[CallKey, CallState]]:
         return self._calls.items()
 
     def open_count(self) -> int:
-        return sum(1 for s in self._calls.values() if s.open)
+        return self._open
