@@ -70,7 +70,7 @@ from devtools.producer import ProduceStats, ensure_topic, produce
 from devtools.traffic import Message, generate_events
 from schemas.tables import ALL_TABLES
 from worker.core.batch_plan import Plan
-from worker.pipeline.consume_loop import ConsumeLoop
+from worker.pipeline.consume_loop import Batch, ConsumeLoop
 from worker.pipeline.plan_writer import PlanWriter, Writing
 from worker.pipeline.ports import TopicPartition
 from worker.service.faust_host import start_in_background
@@ -592,12 +592,12 @@ EndsFeed = Callable[[], Coroutine[Any, Any, dict[int, int]]]
 
 
 def _recording_latencies(
-    loop: ConsumeLoop, commit: Callable[[Sequence[Any]], Awaitable[None]], out: list[float]
-) -> Callable[[Sequence[Any]], Awaitable[None]]:
+    loop: ConsumeLoop, commit: Callable[[Batch], Awaitable[None]], out: list[float]
+) -> Callable[[Batch], Awaitable[None]]:
     """`loop._commit`, also appending to `out` each covered record's latency: the worker's
     commit time (the same clock as its histogram) minus the record's Kafka timestamp."""
 
-    async def wrapper(batch: Sequence[Any]) -> None:
+    async def wrapper(batch: Batch) -> None:
         before = loop.last_commit
         await commit(batch)
         now = loop.last_commit
@@ -712,7 +712,7 @@ async def run_worker_phase(spec: WorkerSpec, feed: EndsFeed | None = None) -> Wo
             setattr(consumer, "getmany", timed(consumer.getmany, on_fetch))  # noqa: B010
             setattr(w.preparer, "prepare", timed(w.preparer.prepare, on_prepare))  # noqa: B010
             _time_writes(w.writer, on_write)
-            commit: Callable[[Sequence[Any]], Awaitable[None]] = w.loop._commit
+            commit: Callable[[Batch], Awaitable[None]] = w.loop._commit
             latencies: list[float] = []
             if feed is not None:
                 commit = _recording_latencies(w.loop, commit, latencies)

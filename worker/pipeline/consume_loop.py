@@ -22,9 +22,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from worker.core.call_state import CallKey
 from worker.pipeline.batch_preparer import BatchPreparer
@@ -45,6 +44,46 @@ log = logging.getLogger("ringlog.consumer")
 REVOKE_GRACE_S = 20.0
 # Items freed at a time when a durable batch is let go (RELEASE): about 1-2 ms each.
 RELEASE_SLICE = 1000
+
+
+class Batch(list[Message]):
+    """A fetched batch: its records, in fetch order, and the highest offset of each of their
+    partitions (`last_offsets`), which the commit covers. `_fetch` takes each partition's
+    from the last of its records in each fetch (a partition's records come in offset order),
+    so the commit does not read every record (3.5 ms a 18k batch, on the loop's thread)."""
+
+    __slots__ = ("last_offsets",)
+
+    def __init__(self, records: Iterable[Message] = ()) -> None:
+        super().__init__(records)
+        self.last_offsets: dict[TopicPartition, int] = {}
+
+    @classmethod
+    def of(cls, records: Iterable[Message]) -> Batch:
+        """A batch of `records` with the offsets read from each of them."""
+        batch = cls(records)
+        last = batch.last_offsets
+        for msg in batch:
+            tp = TopicPartition(msg.topic, msg.partition)
+            if msg.offset > last.get(tp, -1):
+                last[tp] = msg.offset
+        return batch
+
+    def add(self, tp: TopicPartition, records: Sequence[Message]) -> None:
+        """Append one fetch's `records` of partition `tp` (in offset order)."""
+        if records:
+            self.extend(records)
+            last = records[-1].offset
+            if last > self.last_offsets.get(tp, -1):
+                self.last_offsets[tp] = last
+
+    def without(self, partitions: set[int]) -> tuple[Batch, list[Message]]:
+        """This batch without the records of `partitions`, and those records."""
+        kept = Batch(m for m in self if m.partition not in partitions)
+        kept.last_offsets = {
+            tp: off for tp, off in self.last_offsets.items() if tp.partition not in partitions
+        }
+        return kept, [m for m in self if m.partition in partitions]
 
 
 @dataclass(frozen=True)
@@ -243,7 +282,7 @@ class ConsumeLoop:
         """0 or 1: a batch whose writes (and then commit) are running."""
         return 0 if self._inflight is None or self._inflight.task.done() else 1
 
-    async def _write_and_commit(self, writing: Writing, batch: list[Any]) -> None:
+    async def _write_and_commit(self, writing: Writing, batch: Batch) -> None:
         await self.writer.finish(writing)
         await self._commit(batch)  # the only commit: after the batch is durable
         self.batches += 1
@@ -276,7 +315,7 @@ class ConsumeLoop:
         if self._inflight is not None and self._inflight.task.done():
             await self._drain()
 
-    async def _fetch(self, stop: asyncio.Event) -> list[Any]:
+    async def _fetch(self, stop: asyncio.Event) -> Batch:
         """Fill a batch bounded by size and time; drop what a rebalance took away.
 
         THE BATCH WINDOW: a batch closes batch_max_seconds after the previous fetch ended,
@@ -291,7 +330,7 @@ class ConsumeLoop:
         max_seconds = self.config.batch_max_seconds
         opened = self._window_opened if self._window_opened is not None else time.monotonic()
         deadline = opened + max_seconds
-        batch: list[Any] = []
+        batch = Batch()
         while len(batch) < max_events and not stop.is_set():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -301,8 +340,8 @@ class ConsumeLoop:
             records = await self.consumer.getmany(
                 timeout_ms=int(remaining * 1000), max_records=max_events - len(batch)
             )
-            for tp_records in records.values():
-                batch.extend(tp_records)
+            for tp, tp_records in records.items():
+                batch.add(tp, tp_records)
             if not records:
                 if batch:
                     break  # nothing more buffered: flush what we have rather than wait
@@ -316,18 +355,12 @@ class ConsumeLoop:
             # commit; processing them here too would only race it. One may have been assigned
             # straight back and fetched again within this batch: the position is then past
             # the records dropped here, so they are rewound (the next commit would skip them).
-            dropped = [m for m in batch if m.partition in self._revoked]
-            batch = [m for m in batch if m.partition not in self._revoked]
+            batch, dropped = batch.without(self._revoked)
             await self._rewind(dropped, revoked=set())
         return batch
 
-    async def _commit(self, batch: Sequence[Message]) -> None:
-        last: dict[tuple[str, int], int] = {}  # (topic, partition) -> highest offset
-        for msg in batch:
-            where = (msg.topic, msg.partition)
-            if msg.offset >= last.get(where, -1):
-                last[where] = msg.offset
-        offsets = {TopicPartition(*where): offset + 1 for where, offset in last.items()}
+    async def _commit(self, batch: Batch) -> None:
+        offsets = {tp: offset + 1 for tp, offset in batch.last_offsets.items()}
         fetched = len(offsets)
         assigned = self.consumer.assignment()
         offsets = {tp: off for tp, off in offsets.items() if tp in assigned}
@@ -359,7 +392,7 @@ class ConsumeLoop:
         self.metrics.last_commit.set(self.last_commit)
         # Record timestamp -> this commit, for the records it covers (all of them unless a
         # rebalance took a partition away), one histogram update for the whole batch.
-        covered = batch
+        covered: Sequence[Message] = batch
         if len(offsets) < fetched:
             covered = [m for m in batch if TopicPartition(m.topic, m.partition) in offsets]
         self.metrics.commit_latency.observe_ages(self.last_commit, [m.timestamp for m in covered])
@@ -371,6 +404,6 @@ class ConsumeLoop:
             lag_s = self.clock() - self.writer.newest_written.timestamp()
             metrics.event_lag.set(max(0.0, lag_s))
         now = time.monotonic()
-        if now - self._gauges_at >= 1.0:  # open_count walks the cache: once a second is plenty
+        if now - self._gauges_at >= 1.0:  # the gauges once a second are plenty
             self._gauges_at = now
             metrics.open_calls.set(self.preparer.cache.open_count())

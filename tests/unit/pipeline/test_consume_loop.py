@@ -24,6 +24,7 @@ from schemas.tables import ROW_TABLES
 from tests.support import builders as b
 from tests.support.fakes import (
     FakeDeadLetters,
+    FakeRecord,
     FakeStore,
     Journal,
     ScriptedConsumer,
@@ -34,7 +35,7 @@ from worker.core.call_state import CallKey
 from worker.pipeline import consume_loop
 from worker.pipeline.batch_preparer import BatchPreparer
 from worker.pipeline.config import PipelineConfig
-from worker.pipeline.consume_loop import ConsumeLoop
+from worker.pipeline.consume_loop import Batch, ConsumeLoop
 from worker.pipeline.metrics import COMMIT_LATENCY_BUCKETS, Metrics
 from worker.pipeline.plan_writer import PlanWriter
 from worker.pipeline.ports import (
@@ -405,7 +406,7 @@ def test_commit_latency_counts_only_what_the_commit_covers(
     p.loop.clock = lambda: NOW_S
     stamp(p, lambda n: 200)
     tp0, tp1 = TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 1)
-    batch = [*p.consumer.logs[tp0][:4], *p.consumer.logs[tp1][:3]]
+    batch = Batch.of([*p.consumer.logs[tp0][:4], *p.consumer.logs[tp1][:3]])
 
     async def commit_with(assigned: set[TopicPartition]) -> None:
         await p.loop.start()
@@ -424,6 +425,29 @@ def test_commit_latency_counts_only_what_the_commit_covers(
     monkeypatch.setattr(p.consumer, "commit", rejected)
     asyncio.run(p.loop._commit(batch))
     assert latency(p, "_count") == 4
+
+
+def test_a_batch_knows_each_partitions_last_offset_from_its_fetches() -> None:
+    """The commit covers each partition's highest offset, which the batch keeps from the last
+    record of each fetch: the same as reading every record, across fetches and a seek back."""
+    tp0, tp1 = TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 1)
+
+    def records(tp: TopicPartition, offsets: range) -> list[FakeRecord]:
+        return [FakeRecord(tp.topic, tp.partition, n, b"k", b"v") for n in offsets]
+
+    batch = Batch()
+    batch.add(tp0, records(tp0, range(0, 5)))
+    batch.add(tp1, records(tp1, range(10, 12)))
+    batch.add(tp1, [])
+    batch.add(tp0, records(tp0, range(5, 9)))
+    batch.add(tp0, records(tp0, range(3, 6)))  # read again after a seek back
+    assert batch.last_offsets == {tp0: 8, tp1: 11}
+    assert Batch.of(batch).last_offsets == batch.last_offsets
+    assert [m.offset for m in batch] == [0, 1, 2, 3, 4, 10, 11, 5, 6, 7, 8, 3, 4, 5]
+    kept, dropped = batch.without({1})
+    assert kept.last_offsets == {tp0: 8}
+    assert [m.offset for m in kept] == [0, 1, 2, 3, 4, 5, 6, 7, 8, 3, 4, 5]
+    assert [m.offset for m in dropped] == [10, 11]
 
 
 def test_the_batch_window_opens_when_the_previous_fetch_ends() -> None:
