@@ -89,8 +89,9 @@ struct Model {
     /// Indexes of fields of which at least one must be present (the amendment's rule).
     one_of: Vec<usize>,
     fields_sets: FieldsSets,
-    /// Every field name with None, in the model's order: an event's values start as its copy
-    /// (CPython copies the whole table at once, where inserting each name grows it twice).
+    /// Every field name with its default, in the model's order: an event's values start as
+    /// its copy (CPython copies the whole table at once, where inserting each name grows it
+    /// twice), and an absent field is left as it is.
     template: Py<PyDict>,
 }
 
@@ -229,9 +230,10 @@ impl EventValidator {
                 .iter()
                 .map(|field| field.name.clone_ref(py))
                 .collect();
+            // Each field at its default: an absent field is then left as the copy has it.
             let template = PyDict::new(py);
-            for name in &names {
-                template.set_item(name, py.None())?;
+            for field in &parsed {
+                template.set_item(field.name.bind(py), field.default.bind(py))?;
             }
             out.insert(
                 event_type,
@@ -603,11 +605,10 @@ impl EventValidator {
             let converted = match found(field)? {
                 Found::Absent if field.required => return Ok(None),
                 Found::Absent => {
-                    let default = field.default.bind(py);
+                    // `values` holds the default already (the template's).
                     if let Some((packer, bytes)) = writer.as_mut() {
-                        packer.write_value(py, bytes, index, default)?;
+                        packer.write_value(py, bytes, index, field.default.bind(py))?;
                     }
-                    values.set_item(name, default)?;
                     continue;
                 }
                 Found::Refused => return Ok(None),

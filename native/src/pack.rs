@@ -451,15 +451,13 @@ impl EventPacker {
             let name = field.name.bind(py);
             if field.coding == Coding::Key {
                 values.set_item(name, keys.next().ok_or_else(corrupt)?)?;
-            } else if none_mask & (1 << index) != 0 {
-                values.set_item(name, py.None())?;
-            } else {
+            } else if none_mask & (1 << index) == 0 {
                 let mut value = self.unpack_value(py, field, reader, last_time)?;
                 if Some(index) == model.source_at {
                     value = self.shared_source(value)?;
                 }
                 values.set_item(name, value)?;
-            }
+            } // else None, as the template has it
         }
         let event_id = values
             .get_item(model.fields[model.event_id_at].name.bind(py))?
