@@ -125,20 +125,28 @@ pub(crate) fn decode_batch<'py>(
         let (readings, read) = py.allow_threads(|| read_chunk(chunk, start, &mut first_at));
         for (offset, reading) in readings.iter().enumerate() {
             let at = start + offset;
-            let found = match reading {
+            let decoded = match reading {
                 Reading::Repeat(first) => {
                     repeats.push((at, *first));
                     None
                 }
-                Reading::First(Some(found)) => {
-                    validator.record_read(py, &read, found, messages[at].key, Some(&mut texts))?
+                Reading::First(found) => {
+                    let made = match found {
+                        Some(found) => validator.record_read(
+                            py,
+                            &read,
+                            found,
+                            messages[at].key,
+                            Some(&mut texts),
+                        )?,
+                        None => None,
+                    };
+                    if made.is_none() {
+                        refused.push(at);
+                    }
+                    made.map(|(valid, row)| (valid.into_bound(py), row.into_bound(py)))
                 }
-                Reading::First(None) => None,
             };
-            let decoded = found.map(|(valid, row)| (valid.into_bound(py), row.into_bound(py)));
-            if decoded.is_none() && matches!(reading, Reading::First(_)) {
-                refused.push(at);
-            }
             decoded_at.push(decoded);
         }
     }
@@ -152,8 +160,9 @@ pub(crate) fn decode_batch<'py>(
         decoded_at[at] = Some((fallback.call1((key, value))?, none.clone()));
     }
     for (at, first) in repeats {
-        let decoded = decoded_at[first].as_ref().map(|(first, _)| first.clone());
-        decoded_at[at] = decoded.map(|decoded| (decoded, none.clone()));
+        decoded_at[at] = decoded_at[first]
+            .as_ref()
+            .map(|(first, _)| (first.clone(), none.clone()));
     }
 
     let by_call = PyDict::new(py);
