@@ -517,3 +517,91 @@ def test_written_batches_are_freed_while_the_next_reload_runs() -> None:
     p.assert_exact()
     assert len(plans) >= 4
     assert outlived == []
+
+
+class FetchScript:
+    """A loop over two partitions (8 and 14 records; a third, empty) whose batches hold 10
+    records and wait at most 0.3 s: the getmany timeouts of each `_fetch` are recorded."""
+
+    WINDOW_S = 0.3
+
+    def __init__(self) -> None:
+        first: tuple[int, bytes | None, bytes] = (0, b"a", b"x")
+        second: tuple[int, bytes | None, bytes] = (1, b"b", b"y")
+        messages: Messages = [first] * 8 + [second] * 14
+        self.pipeline = Pipeline(messages)
+        self.loop = self.pipeline.loop
+        self.consumer = self.pipeline.consumer
+        self.loop.config = dataclasses.replace(
+            CONFIG, batch_max_events=10, batch_max_seconds=self.WINDOW_S
+        )
+        self.timeouts: list[int] = []
+        real = self.consumer.getmany
+
+        async def recording(timeout_ms: int, max_records: int) -> Any:
+            self.timeouts.append(timeout_ms)
+            return await real(timeout_ms=timeout_ms, max_records=max_records)
+
+        self.consumer.getmany = recording  # type: ignore[method-assign]
+
+    async def backlog_read_up_to_its_last_two(self) -> None:
+        """The first batch (8 + 2 records) notes both partitions' log ends; the second, made
+        once those are older than the window, reads all but the last two records and opens
+        a fresh window."""
+        await self.loop.start()
+        stop = asyncio.Event()
+        assert len(await self.loop._fetch(stop)) == 10
+        await asyncio.sleep(self.WINDOW_S + 0.05)  # the first batch being prepared
+        assert len(await self.loop._fetch(stop)) == 10
+
+    async def last_fetch(self) -> tuple[list[int], list[int]]:
+        """The next `_fetch`: the offsets of its records and its getmany timeouts."""
+        self.timeouts.clear()
+        batch = await self.loop._fetch(asyncio.Event())
+        return [m.offset for m in batch], list(self.timeouts)
+
+
+def test_a_backlogs_last_records_do_not_wait_out_the_window() -> None:
+    """THE BACKLOG'S END: records that have been in the log for a whole window, in a batch
+    that has read every partition to its end, close their batch at once: one getmany, no
+    second one waiting for records that are not coming."""
+
+    async def scenario() -> tuple[list[int], list[int]]:
+        script = FetchScript()
+        await script.backlog_read_up_to_its_last_two()
+        return await script.last_fetch()
+
+    offsets, timeouts = asyncio.run(scenario())
+    assert offsets == [12, 13]
+    assert len(timeouts) == 1 and timeouts[0] > 0, timeouts
+
+
+def test_live_records_still_gather_for_the_window() -> None:
+    """Records the log did not hold at the last fetch (live traffic: a highwater never seen
+    before) keep their batch open for more, as the window is for."""
+
+    async def scenario() -> tuple[list[int], list[int]]:
+        script = FetchScript()
+        await script.backlog_read_up_to_its_last_two()
+        log = script.consumer.logs[TopicPartition(TOPIC, 1)]
+        log.extend([FakeRecord(TOPIC, 1, offset, b"b", b"z") for offset in (14, 15)])
+        return await script.last_fetch()
+
+    offsets, timeouts = asyncio.run(scenario())
+    assert offsets == [12, 13, 14, 15]
+    assert len(timeouts) >= 2 and timeouts[1] > 0, timeouts
+
+
+def test_a_partition_whose_position_is_unknown_keeps_the_window() -> None:
+    """Whether every partition was read to its end must be known: when the consumer cannot
+    tell a position, the batch waits for its window as before."""
+
+    async def scenario() -> tuple[list[int], list[int]]:
+        script = FetchScript()
+        await script.backlog_read_up_to_its_last_two()
+        script.consumer.position_fails = True  # the empty third partition's position
+        return await script.last_fetch()
+
+    offsets, timeouts = asyncio.run(scenario())
+    assert offsets == [12, 13]
+    assert len(timeouts) >= 2 and timeouts[1] > 0, timeouts
