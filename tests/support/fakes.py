@@ -212,7 +212,8 @@ class ScriptedConsumer:
         return set(self._assigned)
 
     def highwater(self, tp: TopicPartition) -> int | None:
-        return len(self.logs[tp])
+        # As the adapter: None for a partition not assigned (aiokafka asserts it is).
+        return len(self.logs[tp]) if tp in self._assigned else None
 
     async def end_offsets(self, tps: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
         return {tp: len(self.logs[tp]) for tp in tps}

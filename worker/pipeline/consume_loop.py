@@ -383,6 +383,8 @@ class ConsumeLoop:
         highwater above it was first seen), not from the records' timestamps: a producer's
         clock running late would otherwise close every batch early.
         """
+        if self._revoked:
+            return False  # a rebalance ran meanwhile: the batch is settled below, as before
         now = time.monotonic()
         waited = False
         for tp, last in batch.last_offsets.items():

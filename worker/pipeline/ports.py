@@ -107,7 +107,9 @@ class Consumer(Protocol):
 
     def assignment(self) -> set[TopicPartition]: ...
 
-    def highwater(self, tp: TopicPartition) -> int | None: ...
+    def highwater(self, tp: TopicPartition) -> int | None:
+        """The partition's log end as the latest fetch saw it; None when not known yet or
+        not assigned (any more)."""
 
     async def end_offsets(self, tps: Iterable[TopicPartition]) -> dict[TopicPartition, int]: ...
 

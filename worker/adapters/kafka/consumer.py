@@ -110,7 +110,11 @@ class KafkaConsumer:
         return _ours(self._consumer.assignment())
 
     def highwater(self, tp: TopicPartition) -> int | None:
-        value = self._consumer.highwater(_theirs(tp))
+        try:
+            value = self._consumer.highwater(_theirs(tp))
+        except AssertionError:
+            # aiokafka asserts the partition is assigned, and a rebalance may have taken it
+            return None
         return None if value is None else int(value)
 
     async def end_offsets(self, tps: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
