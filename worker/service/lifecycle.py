@@ -65,7 +65,7 @@ class Worker:
 async def build_worker(settings: Settings, wrap_store: StoreWrapper | None = None) -> Worker:
     """Wire the parts (migrating the store); nothing connects to Kafka yet."""
     check_row_types()  # typed rows and tables agree, or the worker does not start
-    tune_process()  # GC, GIL switch interval, allocator: before the first batch
+    tune_process()  # GC, GIL switch interval: before the first batch
     rates = load_rate_plan(settings.rates_file)
     store = settings.store()
     version = await asyncio.to_thread(store.migrate)

@@ -1,7 +1,7 @@
-"""How the worker's process is tuned at start: the garbage collector, the GIL's switch
-interval and the C allocator. Each knob is set once, before the first batch, by
-`tune_process` (`worker.service.lifecycle.build_worker`); `benchmarks/stages.py` calls the
-same function so its figures are the worker's.
+"""How the worker's process is tuned at start: the garbage collector and the GIL's switch
+interval. Each knob is set once, before the first batch, by `tune_process`
+(`worker.service.lifecycle.build_worker`); `benchmarks/stages.py` calls the same function so
+its figures are the worker's.
 
 The worker runs on two threads that both need the GIL: the event loop's (fetch, decode,
 plan: nearly all of it under the GIL) and the writer's (the inserts: mostly in ClickHouse,
@@ -9,20 +9,24 @@ without the GIL, with short Python steps between). Measured on the benchmark's b
 (2026-12-04, 20k events, the embedded store), per batch: the writer's inserts took 0.28-0.47 s
 of which ClickHouse's queries took about 0.17 s; the rest was waiting for the GIL (each of
 its 30-40 returns from I/O waited up to the 5 ms switch interval behind the event loop's
-thread) and page faults (see `tune_malloc`). Both tuned: 0.18-0.21 s, under the loop's
-0.33-0.40 s.
+thread) and page faults. Tuned: 0.18-0.21 s, under the loop's 0.33-0.40 s.
+
+The C allocator is not tuned here: `worker.service.allocator` pins glibc's mmap threshold at
+its default before the app is built, so a batch's large blocks go back to the kernel. Keeping
+them instead (a 32 MiB mmap threshold, 128 MiB trim threshold, 64 MiB top pad: 2026-12-04)
+saved page faults, 3-4% of throughput (four alternating `benchmarks.ingest` pairs, 2026-12-05:
+61.9-64.2k against 59.1-62.3k events/s, 1 us less process CPU per message), but the worker's
+RSS then grew for good: `python -m benchmarks.soak --events 3000000 --rss-every 15
+--remove-store --store-process`, two runs each, 18.7 and 60.6 MiB per million events in the
+second half (floor 451-509 MiB at the end) against -4.2 and -9.2 without (floor 327-328 MiB).
+A worker that runs for weeks must stay flat.
 """
 
 from __future__ import annotations
 
-import ctypes
 import gc
-import logging
-import platform
 import sys
 from typing import Final
-
-log = logging.getLogger("ringlog.worker")
 
 GIL_SWITCH_INTERVAL_S: Final = 0.0005
 """How long a thread that wants the GIL waits before asking its holder to let go (CPython's
@@ -37,20 +41,6 @@ with `python -m benchmarks.timeline` (2026-12-04, alternating, 200k events): 0.5
 worker as shipped (`benchmarks.ingest`, its own process) did not confirm 2 ms: six
 alternating pairs gave 42.4-49.1k events/s (mean 44.4k) at 0.5 ms, 35.7-46.6k (mean 42.6k) at
 2 ms. So 0.5 ms, the interval the writer's waits were measured with."""
-
-# mallopt(3) parameters (glibc's malloc.h).
-_M_TRIM_THRESHOLD: Final = -1
-_M_TOP_PAD: Final = -2
-_M_MMAP_THRESHOLD: Final = -3
-
-MALLOC_TRIM_THRESHOLD: Final = 128 * 1024 * 1024
-"""Free memory at the top of a heap that glibc keeps instead of handing back to the kernel:
-several batches' worth of the large buffers (128 MiB faulted no more than 512 MiB did)."""
-MALLOC_TOP_PAD: Final = 64 * 1024 * 1024
-"""How much more than asked glibc takes from the kernel when a heap grows."""
-MALLOC_MMAP_THRESHOLD: Final = 32 * 1024 * 1024
-"""Allocations from this size on get pages of their own (where glibc's own moving threshold
-stops: its default at most)."""
 
 
 def tune_gc() -> None:
@@ -70,38 +60,7 @@ def tune_gil() -> None:
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
 
 
-def tune_malloc() -> bool:
-    """Keep freed memory in the process (glibc only; elsewhere nothing changes): False if not
-    applied.
-
-    Every batch allocates and frees the same large buffers (the call_event block, about 10 MB
-    for 20k events, twice; the messages; the rows). With glibc's defaults the freed tops of
-    its heaps go back to the kernel, so the next batch touches fresh pages again: 7-8k page
-    faults per batch on the writer's thread alone, each 2-20 us in a process whose other
-    threads (ClickHouse's) map and unmap memory all the time. Measured on the benchmark:
-    building the call_event block took 12-114 ms per batch, 4-8 ms with these settings (and
-    no faults). The cost is memory kept between batches: up to MALLOC_TRIM_THRESHOLD per
-    heap of RSS that the defaults would have handed back (with 512 MiB, `benchmarks.memory`
-    found 274-284 MiB that `malloc_trim` could still give back, against 83-124 MiB)."""
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
-        return False
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):  # pragma: no cover - glibc always has it
-        return False
-    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
-    mallopt.restype = ctypes.c_int
-    applied = [
-        mallopt(_M_MMAP_THRESHOLD, MALLOC_MMAP_THRESHOLD),
-        mallopt(_M_TRIM_THRESHOLD, MALLOC_TRIM_THRESHOLD),
-        mallopt(_M_TOP_PAD, MALLOC_TOP_PAD),
-    ]
-    return all(status == 1 for status in applied)
-
-
 def tune_process() -> None:
     """All of the above, once at start."""
     tune_gc()
     tune_gil()
-    if not tune_malloc():
-        log.info("the C allocator is not glibc's: its defaults are kept")
