@@ -61,17 +61,6 @@ class Batch(list[Message]):
         super().__init__(records)
         self.last_offsets: dict[TopicPartition, int] = {}
 
-    @classmethod
-    def of(cls, records: Iterable[Message]) -> Batch:
-        """A batch of `records` with the offsets read from each of them."""
-        batch = cls(records)
-        last = batch.last_offsets
-        for msg in batch:
-            tp = TopicPartition(msg.topic, msg.partition)
-            if msg.offset > last.get(tp, -1):
-                last[tp] = msg.offset
-        return batch
-
     def add(self, tp: TopicPartition, records: Sequence[Message]) -> None:
         """Append one fetch's `records` of partition `tp` (in offset order)."""
         if records:
