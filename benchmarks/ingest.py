@@ -46,6 +46,7 @@ import json
 import math
 import os
 import pstats
+import resource
 import shlex
 import shutil
 import subprocess
@@ -158,6 +159,11 @@ class WorkerFigures:
     # too) and its event loop's thread. Less sensitive to a busy host than the rates.
     cpu_seconds: float = 0.0
     loop_cpu_seconds: float = 0.0
+    # Minor page faults over `seconds`, likewise: each is a fresh 4 KiB page the kernel zeroes
+    # (about 3 us on this project's test hosts, 2026-12-05), so memory a batch takes anew and
+    # gives back shows here.
+    page_faults: int = 0
+    loop_page_faults: int = 0
     rows: dict[str, int] = field(default_factory=dict)  # table -> count() FINAL
     dead_letters: int = 0  # messages on the DLQ topic
     rss_baseline_kib: int = 0
@@ -683,6 +689,7 @@ async def run_worker_phase(spec: WorkerSpec, feed: EndsFeed | None = None) -> Wo
         elif records:
             marks["first"] = t1
             marks["cpu_first"], marks["loop_cpu_first"] = time.process_time(), time.thread_time()
+            marks["faults_first"], marks["loop_faults_first"] = _minor_faults()
 
     def on_prepare(t0: float, t1: float, _result: Any) -> None:
         figures.prepare_seconds += t1 - t0
@@ -696,6 +703,7 @@ async def run_worker_phase(spec: WorkerSpec, feed: EndsFeed | None = None) -> Wo
         marks["last_commit"] = t1
         # on the event loop's thread, as on_fetch
         marks["cpu_last"], marks["loop_cpu_last"] = time.process_time(), time.thread_time()
+        marks["faults_last"], marks["loop_faults_last"] = _minor_faults()
 
     profiler = cProfile.Profile() if spec.profile else None
     thread_profiles = _ThreadProfiles()
@@ -760,6 +768,10 @@ async def run_worker_phase(spec: WorkerSpec, feed: EndsFeed | None = None) -> Wo
             if "cpu_first" in marks and "cpu_last" in marks:
                 figures.cpu_seconds = marks["cpu_last"] - marks["cpu_first"]
                 figures.loop_cpu_seconds = marks["loop_cpu_last"] - marks["loop_cpu_first"]
+                figures.page_faults = int(marks["faults_last"] - marks["faults_first"])
+                figures.loop_page_faults = int(
+                    marks["loop_faults_last"] - marks["loop_faults_first"]
+                )
             figures.rows = await asyncio.to_thread(row_counts, w)
         finally:
             stop.set()
@@ -1304,15 +1316,28 @@ def _cpu_lines(bare: ConsumerFigures | None, w: WorkerFigures) -> list[str]:
         f"{w.loop_cpu_seconds * per:.1f} us of it on the event loop's thread (the rest: the "
         "writer's threads and the embedded ClickHouse; the broker is not counted)"
     )
+    faults = (
+        f"    page faults per message: {w.page_faults / w.messages:.2f} in the worker's process, "
+        f"{w.loop_page_faults / w.messages:.2f} on the event loop's thread"
+    )
     if bare is None or bare.cpu_seconds <= 0 or bare.messages <= 0:
-        return [line]
+        return [line, faults]
     bare_us = bare.cpu_seconds * 1e6 / bare.messages
     return [
         line,
+        faults,
         f"    (a) {bare_us:.1f} us per message: (a)/(b) CPU per message "
         f"{bare_us / (w.cpu_seconds * per):.3f}, against (b)'s event loop thread "
         f"{bare_us / (w.loop_cpu_seconds * per):.3f}",
     ]
+
+
+def _minor_faults() -> tuple[int, int]:
+    """Minor page faults so far: this process's, the calling thread's."""
+    return (
+        resource.getrusage(resource.RUSAGE_SELF).ru_minflt,
+        resource.getrusage(resource.RUSAGE_THREAD).ru_minflt,
+    )
 
 
 def report_footer(checks: Mapping[str, bool], command: str) -> list[str]:

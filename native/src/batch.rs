@@ -10,7 +10,7 @@
 //! `call_event` row; rejections in arrival order with their record.
 //!
 //! A chunk of messages at a time: first read (JSON members, payload digest, call_event row,
-//! repeats: `read_chunk`) with the GIL let go, then made into Python objects with it; the
+//! repeats: `ChunkRead::fill`) with the GIL let go, then made into Python objects with it; the
 //! messages the native decoder refuses go to `fallback` after every chunk, one after another;
 //! then the events are grouped.
 
@@ -116,14 +116,16 @@ pub(crate) fn decode_batch<'py>(
     let mut first_at: Map<&Message<'_>, usize> =
         Map::with_capacity_and_hasher(messages.len(), Default::default());
     let mut texts = crate::Texts::default();
+    let mut chunk_read = ChunkRead::default();
     for (chunk_at, chunk) in messages.chunks(CHUNK).enumerate() {
         let start = chunk_at * CHUNK;
         // THE GIL-FREE READ: a chunk's JSON, digests, call_event rows and repeats are read
         // with the GIL let go, so the writer's thread runs its Python meanwhile instead of
         // taking the GIL from the objects' making below (the batch's GIL time is what bounds
         // the worker: the loop's thread and the writer's take turns).
-        let (readings, read) = py.allow_threads(|| read_chunk(chunk, start, &mut first_at));
-        for (offset, reading) in readings.iter().enumerate() {
+        // The chunk's readings fill the previous chunk's buffers (no fresh pages per chunk).
+        py.allow_threads(|| chunk_read.fill(chunk, start, &mut first_at));
+        for (offset, reading) in chunk_read.readings.iter().enumerate() {
             let at = start + offset;
             let decoded = match reading {
                 Reading::Repeat(first) => {
@@ -134,7 +136,7 @@ pub(crate) fn decode_batch<'py>(
                     let made = match found {
                         Some(found) => validator.record_read(
                             py,
-                            &read,
+                            &chunk_read.read,
                             found,
                             messages[at].key,
                             Some(&mut texts),
@@ -192,7 +194,7 @@ pub(crate) fn decode_batch<'py>(
     Ok(Some((by_call, rejected)))
 }
 
-/// A message as `read_chunk` found it.
+/// A message as `ChunkRead::fill` found it.
 enum Reading {
     /// The first time the batch holds these key and value bytes: their reading (None where
     /// json.rs cannot read them; the Python decoder then decides).
@@ -201,35 +203,43 @@ enum Reading {
     Repeat(usize),
 }
 
-/// The `Reading` of each message of `chunk` (the batch's messages from index `start`), and
-/// what was read of them; `first_at`: where each distinct message of the batch was first seen.
-/// Needs no GIL.
-fn read_chunk<'a>(
-    chunk: &'a [Message<'a>],
-    start: usize,
-    first_at: &mut Map<&'a Message<'a>, usize>,
-) -> (Vec<Reading>, Readings<'a>) {
-    let mut firsts = Vec::with_capacity(chunk.len());
-    let mut readings: Vec<_> = chunk
-        .iter()
-        .enumerate()
-        .map(|(offset, message)| match first_at.entry(message) {
-            Entry::Occupied(first) => Reading::Repeat(*first.get()),
-            Entry::Vacant(slot) => {
-                slot.insert(start + offset);
-                firsts.push(offset);
-                Reading::First(None)
-            }
-        })
-        .collect();
-    let values: Vec<&[u8]> = firsts.iter().map(|&at| chunk[at].value).collect();
-    let mut read = Readings::default();
-    for (at, digest) in firsts.into_iter().zip(payload_digests(&values)) {
-        let message = &chunk[at];
-        let place = (message.topic, message.partition, message.offset);
-        readings[at] = Reading::First(read.read_digested(message.value, digest, place));
+/// A chunk's `Reading`s, and what was read of them.
+#[derive(Default)]
+struct ChunkRead<'a> {
+    readings: Vec<Reading>,
+    read: Readings<'a>,
+}
+
+impl<'a> ChunkRead<'a> {
+    /// Reads `chunk` (the batch's messages from index `start`) in place of what this held;
+    /// `first_at`: where each distinct message of the batch was first seen. Needs no GIL.
+    fn fill(
+        &mut self,
+        chunk: &'a [Message<'a>],
+        start: usize,
+        first_at: &mut Map<&'a Message<'a>, usize>,
+    ) {
+        self.readings.clear();
+        self.read.clear();
+        let mut firsts = Vec::with_capacity(chunk.len());
+        for (offset, message) in chunk.iter().enumerate() {
+            self.readings.push(match first_at.entry(message) {
+                Entry::Occupied(first) => Reading::Repeat(*first.get()),
+                Entry::Vacant(slot) => {
+                    slot.insert(start + offset);
+                    firsts.push(offset);
+                    Reading::First(None)
+                }
+            });
+        }
+        let values: Vec<&[u8]> = firsts.iter().map(|&at| chunk[at].value).collect();
+        for (at, digest) in firsts.into_iter().zip(payload_digests(&values)) {
+            let message = &chunk[at];
+            let place = (message.topic, message.partition, message.offset);
+            self.readings[at] =
+                Reading::First(self.read.read_digested(message.value, digest, place));
+        }
     }
-    (readings, read)
 }
 
 /// Some(bytes) or Some(None) for None; None for anything else.

@@ -393,6 +393,12 @@ pub(crate) struct Read {
 }
 
 impl<'a> Readings<'a> {
+    /// Empty, its buffers kept.
+    pub(crate) fn clear(&mut self) {
+        self.members.clear();
+        self.rows.clear();
+    }
+
     /// Reads `value`, or None where json.rs cannot read it; `at`: the record's topic,
     /// partition and offset.
     pub(crate) fn read(&mut self, value: &'a [u8], at: (&str, i32, i64)) -> Option<Read> {

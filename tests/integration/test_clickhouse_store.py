@@ -636,6 +636,41 @@ def test_native_blocks_are_clickhouses_own_native_bytes(store: ClickHouseStore) 
         assert writer.block(row_binary, count) == native, name
 
 
+def _row_binary(rows: list[tuple[int | None, str, list[str]]]) -> bytes:
+    """RowBinary of (Nullable(UInt32), String, Array(String)) rows (lengths under 128)."""
+    out = bytearray()
+    for n, s, a in rows:
+        out += b"\x01" if n is None else b"\x00" + n.to_bytes(4, "little")
+        out += bytes([len(s.encode())]) + s.encode() + bytes([len(a)])
+        for item in a:
+            out += bytes([len(item.encode())]) + item.encode()
+    return bytes(out)
+
+
+@pytest.mark.skipif(NATIVE is None, reason="ringlog_native is not built")
+def test_a_native_block_writer_that_keeps_its_buffers_writes_each_block_as_a_fresh_one() -> None:
+    """A writer keeps its columns' buffers from one block to the next (no fresh pages per
+    batch): blocks of many rows, then few, then none, then many again, and after a refused
+    body, are each exactly what a new writer makes of them (itself held to ClickHouse's own
+    Native bytes by the test above)."""
+    import ringlog_native
+
+    columns = [("n", "Nullable(UInt32)"), ("s", "String"), ("a", "Array(String)")]
+    kept = ringlog_native.NativeBlockWriter(columns)
+    sizes = (3000, 5, 0, 1, 4000, 2)
+    for at, size in enumerate(sizes):
+        rows = [
+            (None if i % 3 == 0 else i * 7 + at, "ß" * (i % 5), ["x" * (i % 4)] * (i % 3))
+            for i in range(size)
+        ]
+        body = _row_binary(rows)
+        if at == 4:
+            with pytest.raises(ValueError, match="not 4001 rows"):
+                kept.block(body, size + 1)
+        fresh = ringlog_native.NativeBlockWriter(columns)
+        assert kept.block(body, size) == fresh.block(body, size), size
+
+
 @pytest.mark.skipif(NATIVE is None, reason="ringlog_native is not built")
 def test_a_native_block_of_rows_that_are_not_the_columns_is_refused() -> None:
     import ringlog_native
