@@ -125,3 +125,6 @@ class NativeBlockWriter:
         """`body`, the RowBinary of `rows` rows of the columns, as one block of ClickHouse's
         Native format (LowCardinality columns declared as their plain type); ValueError names
         the row and column where `body` is not such rows."""
+    def block_of_rows(self, rows: list[bytes], suffix: bytes, /) -> bytes:
+        """`block` of the body that is each of `rows` followed by `suffix` (the values of the
+        last columns, the same for every row), joined in a buffer the writer keeps."""

@@ -18,7 +18,7 @@ use std::sync::Mutex;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyList};
 
 use crate::row_binary::{layout_of, put_string, put_varint};
 
@@ -26,12 +26,27 @@ use crate::row_binary::{layout_of, put_string, put_varint};
 #[pyclass(frozen, module = "ringlog_native")]
 pub struct NativeBlockWriter {
     columns: Vec<NativeColumn>,
-    /// The columns' buffers, kept from one block to the next (emptied, not freed): a batch's
-    /// call_event block is megabytes, and fresh memory costs a page fault per 4 KiB, the
-    /// kernel zeroing each page (perf 2026-12-05: these buffers were 70% of the writer's own
-    /// faults, ~3 us each on this host). Held as large as the largest block written yet; a
-    /// call that finds them in use (another thread's block) takes fresh ones.
-    kept: Mutex<Vec<Buffers>>,
+    /// The columns' buffers and `block_of_rows`' body, kept from one block to the next
+    /// (emptied, not freed): a batch's call_event block is megabytes, and fresh memory costs
+    /// a page fault per 4 KiB, the kernel zeroing each page (perf 2026-12-05: the buffers were
+    /// 70% of the writer's own faults and the join of the call_event rows 25%, ~3 us each on
+    /// this host). Held as large as the largest block written yet (up to KEEP_MAX); a call
+    /// that finds them in use (another thread's block) takes fresh ones.
+    kept: Mutex<Kept>,
+}
+
+/// What a writer keeps between blocks.
+#[derive(Default)]
+struct Kept {
+    /// `block_of_rows`' rows joined into one body.
+    body: Vec<u8>,
+    buffers: Vec<Buffers>,
+}
+
+impl Kept {
+    fn capacity(&self) -> usize {
+        self.body.capacity() + self.buffers.iter().map(Buffers::capacity).sum::<usize>()
+    }
 }
 
 /// The most memory a writer keeps for its next block (a worker's batch of 20,000 events
@@ -57,7 +72,7 @@ impl NativeBlockWriter {
             .collect::<PyResult<Vec<_>>>()?;
         Ok(Self {
             columns,
-            kept: Mutex::new(Vec::new()),
+            kept: Mutex::new(Kept::default()),
         })
     }
 
@@ -72,12 +87,62 @@ impl NativeBlockWriter {
         body: &Bound<'py, PyBytes>,
         rows: usize,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        let bytes = body.as_bytes();
-        let columns = &self.columns;
+        self.with_kept(|kept| self.write(py, body.as_bytes(), rows, &mut kept.buffers))
+    }
+
+    /// `block` of the body that is each of `rows` (each the RowBinary of a row but for its
+    /// last columns) followed by `suffix` (those columns' values, the same for every row):
+    /// the rows are joined into a body the writer keeps, not into a new bytes object.
+    #[pyo3(signature = (rows, suffix, /))]
+    fn block_of_rows<'py>(
+        &self,
+        py: Python<'py>,
+        rows: &Bound<'py, PyList>,
+        suffix: &[u8],
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let parts = rows
+            .iter()
+            .map(|row| row.downcast_into::<PyBytes>())
+            .collect::<Result<Vec<_>, _>>()?;
+        let slices: Vec<&[u8]> = parts.iter().map(|row| row.as_bytes()).collect();
+        self.with_kept(|Kept { body, buffers }| {
+            py.allow_threads(|| {
+                body.clear();
+                body.reserve(slices.iter().map(|row| row.len() + suffix.len()).sum());
+                for row in &slices {
+                    body.extend_from_slice(row);
+                    body.extend_from_slice(suffix);
+                }
+            });
+            self.write(py, body, slices.len(), buffers)
+        })
+    }
+}
+
+impl NativeBlockWriter {
+    /// `run` with the writer's kept buffers, or fresh ones if another thread is using them;
+    /// kept again unless they grew past KEEP_MAX.
+    fn with_kept<T>(&self, run: impl FnOnce(&mut Kept) -> T) -> T {
         let mut kept = self.kept.try_lock().ok();
-        let mut fresh = Vec::new();
-        let buffers = kept.as_deref_mut().unwrap_or(&mut fresh);
-        py.allow_threads(|| read_columns(columns, bytes, rows, buffers))
+        let mut fresh = Kept::default();
+        let kept = kept.as_deref_mut().unwrap_or(&mut fresh);
+        let out = run(kept);
+        if kept.capacity() > KEEP_MAX {
+            *kept = Kept::default(); // a block far larger than a batch's: not kept
+        }
+        out
+    }
+
+    /// The Native block of `body` (`rows` RowBinary rows), its columns read into `buffers`.
+    fn write<'py>(
+        &self,
+        py: Python<'py>,
+        body: &[u8],
+        rows: usize,
+        buffers: &mut Vec<Buffers>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let columns = &self.columns;
+        py.allow_threads(|| read_columns(columns, body, rows, buffers))
             .map_err(|at| {
                 PyValueError::new_err(format!(
                     "RowBinary body is not {rows} rows of the columns: row {}, column {}",
@@ -86,14 +151,10 @@ impl NativeBlockWriter {
             })?;
         let header = header(columns, rows);
         let size = block_size(&header, columns, buffers);
-        let block = PyBytes::new_with(py, size, |out| {
+        PyBytes::new_with(py, size, |out| {
             py.allow_threads(|| write_block(&header, columns, buffers, out));
             Ok(())
-        });
-        if buffers.iter().map(Buffers::capacity).sum::<usize>() > KEEP_MAX {
-            *buffers = Vec::new(); // a block far larger than a batch's: not kept
-        }
-        block
+        })
     }
 }
 

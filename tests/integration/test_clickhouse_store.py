@@ -636,39 +636,77 @@ def test_native_blocks_are_clickhouses_own_native_bytes(store: ClickHouseStore) 
         assert writer.block(row_binary, count) == native, name
 
 
-def _row_binary(rows: list[tuple[int | None, str, list[str]]]) -> bytes:
-    """RowBinary of (Nullable(UInt32), String, Array(String)) rows (lengths under 128)."""
-    out = bytearray()
-    for n, s, a in rows:
-        out += b"\x01" if n is None else b"\x00" + n.to_bytes(4, "little")
-        out += bytes([len(s.encode())]) + s.encode() + bytes([len(a)])
-        for item in a:
-            out += bytes([len(item.encode())]) + item.encode()
+@pytest.mark.skipif(NATIVE is None, reason="ringlog_native is not built")
+def test_call_event_rows_are_stored_alike_as_a_native_block_or_as_row_binary(
+    store: ClickHouseStore, chdb_store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plan's call_event rows go as a Native block joined in the writer's own buffer
+    (`InsertPlan.native_of_rows`), or, without the native writer, as their RowBinary body:
+    the same rows stored either way, every column."""
+    from worker.adapters.clickhouse import values
+
+    planner = BatchPlanner(load_rate_plan(None), dt.timedelta(hours=4), 100_000)
+    records = [
+        FakeRecord("telephony.call-events", offset % 4, offset, m.key, m.value)
+        for offset, m in enumerate(generate_events(400, seed=11, invalid_share=0.0))
+    ]
+    plan = planner.plan(planner.decode(records), [], dt.datetime(2026, 12, 5, 6, 0, tzinfo=UTC))
+    store.insert("call_event", plan.event_rows)
+    other = ClickHouseStore(chdb_store_url, f"t_{uuid.uuid4().hex[:12]}")
+    other.migrate()
+    try:
+        monkeypatch.setattr(values, "NATIVE_MODULE", None)
+        other.insert("call_event", plan.event_rows)
+        sql = "SELECT * FROM `{}`.call_event ORDER BY `partition`, `offset`"
+        _, native = store.query(sql.format(store.database))
+        _, row_binary = other.query(sql.format(other.database))
+        assert len(native) == len(plan.event_rows) > 300
+        assert native == row_binary
+    finally:
+        other.command(f"DROP DATABASE IF EXISTS `{other.database}`")
+        other.close()
+
+
+def _row_binary(row: tuple[int | None, str, list[str]]) -> bytes:
+    """RowBinary of a (Nullable(UInt32), String, Array(String)) row (lengths under 128)."""
+    n, s, a = row
+    out = bytearray(b"\x01" if n is None else b"\x00" + n.to_bytes(4, "little"))
+    out += bytes([len(s.encode())]) + s.encode() + bytes([len(a)])
+    for item in a:
+        out += bytes([len(item.encode())]) + item.encode()
     return bytes(out)
 
 
 @pytest.mark.skipif(NATIVE is None, reason="ringlog_native is not built")
 def test_a_native_block_writer_that_keeps_its_buffers_writes_each_block_as_a_fresh_one() -> None:
-    """A writer keeps its columns' buffers from one block to the next (no fresh pages per
-    batch): blocks of many rows, then few, then none, then many again, and after a refused
-    body, are each exactly what a new writer makes of them (itself held to ClickHouse's own
-    Native bytes by the test above)."""
+    """A writer keeps its columns' buffers (and the body it joins rows into) from one block
+    to the next (no fresh pages per batch): blocks of many rows, then few, then none, then
+    many again, and after a refused body, are each exactly what a new writer makes of them
+    (itself held to ClickHouse's own Native bytes by the test above), whether given the body
+    or its rows and their common last column."""
     import ringlog_native
 
-    columns = [("n", "Nullable(UInt32)"), ("s", "String"), ("a", "Array(String)")]
+    columns = [("n", "Nullable(UInt32)"), ("s", "String"), ("a", "Array(String)"), ("t", "UInt64")]
     kept = ringlog_native.NativeBlockWriter(columns)
     sizes = (3000, 5, 0, 1, 4000, 2)
     for at, size in enumerate(sizes):
         rows = [
-            (None if i % 3 == 0 else i * 7 + at, "ß" * (i % 5), ["x" * (i % 4)] * (i % 3))
+            _row_binary(
+                (None if i % 3 == 0 else i * 7 + at, "ß" * (i % 5), ["x" * (i % 4)] * (i % 3))
+            )
             for i in range(size)
         ]
-        body = _row_binary(rows)
+        suffix = (at * 1000 + size).to_bytes(8, "little")
+        body = b"".join(row + suffix for row in rows)
         if at == 4:
             with pytest.raises(ValueError, match="not 4001 rows"):
                 kept.block(body, size + 1)
-        fresh = ringlog_native.NativeBlockWriter(columns)
-        assert kept.block(body, size) == fresh.block(body, size), size
+            with pytest.raises(ValueError, match="not 4000 rows"):
+                kept.block_of_rows(rows, suffix[:7])
+        want = ringlog_native.NativeBlockWriter(columns).block(body, size)
+        assert kept.block(body, size) == want, size
+        assert kept.block_of_rows(rows, suffix) == want, size
+        assert ringlog_native.NativeBlockWriter(columns).block_of_rows(rows, suffix) == want
 
 
 @pytest.mark.skipif(NATIVE is None, reason="ringlog_native is not built")

@@ -144,12 +144,18 @@ class CallEventRows(Sequence[CallEventRow]):
         """The (record, event, encoded) items themselves, in order (not a copy)."""
         return self._rows
 
+    def row_parts(self) -> tuple[list[bytes], bytes]:
+        """Each row in RowBinary but its last column (the rows the decoder did not write are
+        encoded now), and that column's value, which ends every row: the batch's ingested_at.
+        The store joins them into a Native block without a copy of the whole body."""
+        rows = [row if row is not None else encode_row(rec, ev) for rec, ev, row in self._rows]
+        return rows, _INT64.pack(_millis(self.ingested_at))
+
     def row_binary(self) -> bytes:
         """Every row in RowBinary, each followed by the batch's ingested_at."""
         if not self._rows:
             return b""
-        at = _INT64.pack(_millis(self.ingested_at))
-        rows = [row if row is not None else encode_row(rec, ev) for rec, ev, row in self._rows]
+        rows, at = self.row_parts()
         rows.append(b"")  # so the join ends with `at` too, without a second copy of the block
         return at.join(rows)
 

@@ -365,7 +365,8 @@ class ClickHouseStore:
         values stored either way: encoded in RowBinary (`values.InsertPlan.row_binary`) and
         sent as one Native block (`values.InsertPlan.native`), or else as one JSONEachRow body
         (`values.InsertPlan.body`). Rows that come encoded already (`values.RowBinaryBlock`:
-        a plan's call_event rows) are only turned into the Native block.
+        a plan's call_event rows) are only turned into the Native block
+        (`values.InsertPlan.native_of_rows`).
 
         Missing keys are NULL (or the type's default for non-Nullable columns); unknown keys
         raise StoreError. With `dedup_token`, a retry of the same batch with the same token is
@@ -379,17 +380,23 @@ class ClickHouseStore:
         names, fmt, settings = plan.names, "JSONEachRow", dict(JSON_INSERT_SETTINGS)
         try:
             binary: bytes | None
+            block: bytes | None = None
             if isinstance(rows, RowBinaryBlock):
                 plan.check_row_binary(rows)
-                names, binary = rows.columns, rows.row_binary()
+                names = rows.columns
+                parts, suffix = rows.row_parts()
+                block = plan.native_of_rows(parts, suffix, names)
+                binary = None if block is not None else suffix.join([*parts, b""])
             else:
                 binary = plan.row_binary(rows)
-            if binary is None:
-                body = plan.body(rows)
-            elif (block := plan.native(binary, len(rows), names)) is not None:
+                if binary is not None:
+                    block = plan.native(binary, len(rows), names)
+            if block is not None:
                 fmt, settings, body = "Native", dict(INSERT_SETTINGS), block
-            else:
+            elif binary is not None:
                 fmt, settings, body = "RowBinary", dict(INSERT_SETTINGS), binary
+            else:
+                body = plan.body(rows)
         except (TypeError, ValueError) as exc:
             raise StoreError(f"{table}: {exc}") from exc
         if self.cluster is not None:

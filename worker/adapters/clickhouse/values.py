@@ -92,6 +92,10 @@ class RowBinaryBlock(Protocol):
     @property
     def types(self) -> tuple[str, ...]: ...
     def row_binary(self) -> bytes: ...
+    def row_parts(self) -> tuple[list[bytes], bytes]:
+        """Each row's RowBinary but its last columns, and those columns' RowBinary, the same
+        for every row (`row_binary` is each row followed by it)."""
+        ...
 
 
 class RowEncoder(Protocol):
@@ -105,6 +109,7 @@ class BlockWriter(Protocol):
     block."""
 
     def block(self, body: bytes, rows: int, /) -> bytes: ...
+    def block_of_rows(self, rows: list[bytes], suffix: bytes, /) -> bytes: ...
 
 
 def _decimal_converter(scale: int) -> Callable[[object], object]:
@@ -169,6 +174,20 @@ class InsertPlan:
         as one Native block, which ClickHouse reads a column at a time (see the module's
         docstring); None without the native extension. ValueError when `body` is not such
         rows."""
+        writer = self._block_writer(names)
+        return writer.block(body, rows) if writer is not None else None
+
+    def native_of_rows(
+        self, rows: list[bytes], suffix: bytes, names: tuple[str, ...]
+    ) -> bytes | None:
+        """`native` of the body that is each of `rows` followed by `suffix`
+        (`RowBinaryBlock.row_parts`), joined in the writer's own buffer rather than in a new
+        bytes object of the block's size."""
+        writer = self._block_writer(names)
+        return writer.block_of_rows(rows, suffix) if writer is not None else None
+
+    def _block_writer(self, names: tuple[str, ...]) -> BlockWriter | None:
+        """The Native block writer of the columns `names`, in that order (made once)."""
         if self.encoder is None or NATIVE_MODULE is None:
             return None
         writer = self.block_writers.get(names)
@@ -176,7 +195,7 @@ class InsertPlan:
             types = dict(zip(self.names, self.types, strict=True))
             writer = NATIVE_MODULE.NativeBlockWriter([(name, types[name]) for name in names])
             self.block_writers[names] = writer
-        return writer.block(body, rows)
+        return writer
 
     def body(self, rows: Sequence[Mapping[str, object]]) -> bytes:
         """One JSONEachRow body (a JSON array of the row objects) for `rows`.
