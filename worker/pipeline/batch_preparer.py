@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
 from worker.core.batch_plan import BatchPlanner, Plan, StoredEvent
@@ -42,12 +42,13 @@ class BatchPreparer:
         self,
         messages: Sequence[Message],
         keep: set[CallKey],
-        meanwhile: Callable[[], object] = lambda: None,
+        meanwhile: Callable[[], Awaitable[object]] = lambda: asyncio.sleep(0),
     ) -> Plan:
         """Decode, reload uncached calls, plan. `keep`: the calls of the batch in flight,
         which stay cached until it is durable, so a reload from call_event never misses
         events that are still on their way there. `meanwhile` runs on this thread while the
-        reload query runs in another (right after the decode when nothing is reloaded)."""
+        reload query runs in another (right after the decode when nothing is reloaded); it
+        may yield to the loop (the consume loop's release does, between slices)."""
         decoded = self.planner.decode(messages)
         reloaded: list[StoredEvent] = []
         if decoded.missing:
@@ -57,12 +58,12 @@ class BatchPreparer:
             )
             loading = asyncio.ensure_future(self.retry("loading call state", attempts))
             try:
-                meanwhile()
+                await meanwhile()
             finally:
                 stored = await loading
             reloaded = [(project, call, payload) for project, call, payload, *_ in stored]
         else:
-            meanwhile()
+            await meanwhile()
         plan = self.planner.plan(decoded, reloaded, self.clock(), keep=keep)
         self.metrics.cached_calls.set(len(self.planner.cache))
         return plan

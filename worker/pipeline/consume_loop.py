@@ -9,7 +9,9 @@ Delivery semantics, visible here:
   while it waits, so aiokafka's prefetch buffer (bounded per partition) is all that piles up.
 * RELEASE: a batch that is durable keeps its objects (records, events, rows: about 1.5M
   Python objects for 20k events, 34-51 ms to free) until the next batch's reload query runs,
-  and they are freed then (`_release_written`), while the loop's thread would only wait.
+  and they are freed then (`_release_written`), while the loop's thread would only wait. The
+  free yields to the loop between slices, so the batch in flight's dead-letter acks and
+  commit go on meanwhile instead of waiting behind the free and then the plan.
 * THE BACKLOG'S END: a batch that has read every partition up to its log end, and whose
   records have been in the log for the whole window, closes at once (`_at_backlog_end`): the
   window gathers live traffic, and nothing newer is coming for those records to wait for.
@@ -47,6 +49,12 @@ log = logging.getLogger("ringlog.consumer")
 REVOKE_GRACE_S = 20.0
 # Items freed at a time when a durable batch is let go (RELEASE): about 1-2 ms each.
 RELEASE_SLICE = 1000
+# THE WRITE'S FIRST STEPS: turns of the event loop given to a batch's write task as it
+# starts: one for the task's first step (its dead letters handed to the producer), one for
+# the producer's sender that this wakes (the request on the wire). Without them both waited
+# for the loop's next yield, behind the next batch's fetch and decode, and the commit then
+# waited behind its plan too.
+WRITE_FIRST_TURNS = 2
 
 
 class Batch(list[Message]):
@@ -255,6 +263,8 @@ class ConsumeLoop:
                 task = asyncio.create_task(self._write_and_commit(writing, batch))
                 self._inflight = InFlight(task, batch, plan.keys)
                 del writing, plan, batch  # held by the task, then by _written (RELEASE)
+                for _ in range(WRITE_FIRST_TURNS):
+                    await asyncio.sleep(0)
             await self._drain()
         finally:
             self.running = False
@@ -285,14 +295,16 @@ class ConsumeLoop:
         self._update_lag()
         self._written.append(writing)  # its records are in its plan (RELEASE)
 
-    def _release_written(self) -> None:
+    async def _release_written(self) -> None:
         """RELEASE: free the batches made durable since the last call (see the docstring), a
         slice at a time: between two slices a thread waiting for the GIL gets it (the reload's,
-        which then reaches its query sooner; one free of a whole batch held it 34-51 ms)."""
+        which then reaches its query sooner; one free of a whole batch held it 34-51 ms), and
+        so does the loop (the batch in flight's dead letters and commit)."""
         while self._written:
             for part in self._written.pop().plan.bulk():
                 while part:
                     del part[-RELEASE_SLICE:]
+                    await asyncio.sleep(0)
 
     async def _drain(self) -> None:
         """Wait for the batch in flight (re-raising a fatal error from its writes); a batch
@@ -345,7 +357,7 @@ class ConsumeLoop:
                 if remaining == 0.0:
                     deadline = time.monotonic() + max_seconds  # idle: a fresh window
                     self.preparer.rest()  # and the last batch's calls go back to rest
-                    self._release_written()
+                    await self._release_written()
             elif len(batch) < max_events and await self._at_backlog_end(batch, max_seconds):
                 break
         self._window_opened = time.monotonic()

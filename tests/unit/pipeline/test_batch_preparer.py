@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from tests.support import builders as b
@@ -47,7 +47,7 @@ def test_meanwhile_runs_while_the_reload_query_runs() -> None:
     store = SlowLoads([])
     seen_running: list[bool] = []
 
-    def meanwhile() -> None:
+    async def meanwhile() -> None:
         # The query was submitted before this runs: it starts without waiting for us.
         seen_running.append(store.load_started.wait(timeout=10))
         store.let_go.set()
@@ -64,10 +64,17 @@ def test_meanwhile_runs_once_per_batch_with_or_without_a_reload() -> None:
     store = FakeStore([])
     prep = preparer(store)
     calls: list[str] = []
+
+    def noting(name: str) -> Callable[[], Awaitable[None]]:
+        async def meanwhile() -> None:
+            calls.append(name)
+
+        return meanwhile
+
     first = records(b.received("call-1", 0))
-    asyncio.run(prep.prepare(first, keep=set(), meanwhile=lambda: calls.append("first")))
+    asyncio.run(prep.prepare(first, keep=set(), meanwhile=noting("first")))
     again = [FakeRecord("calls", 0, 1, *b.encode(b.ended("call-1", 5, "completed")))]
-    asyncio.run(prep.prepare(again, keep=set(), meanwhile=lambda: calls.append("again")))
+    asyncio.run(prep.prepare(again, keep=set(), meanwhile=noting("again")))
 
     assert calls == ["first", "again"]
     assert store.loads == 1  # the second batch's call was cached: no reload

@@ -12,7 +12,7 @@ import asyncio
 import dataclasses
 import weakref
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -37,7 +37,7 @@ from worker.pipeline.batch_preparer import BatchPreparer
 from worker.pipeline.config import PipelineConfig
 from worker.pipeline.consume_loop import Batch, ConsumeLoop
 from worker.pipeline.metrics import COMMIT_LATENCY_BUCKETS, Metrics
-from worker.pipeline.plan_writer import PlanWriter
+from worker.pipeline.plan_writer import PlanWriter, Writing
 from worker.pipeline.ports import (
     CommitRejected,
     Message,
@@ -180,6 +180,32 @@ def test_a_batch_is_written_in_order_and_committed_last() -> None:
             seen[tp] = offset
 
 
+def test_a_batchs_dead_letters_are_sent_before_the_next_fetch() -> None:
+    """THE WRITE'S FIRST STEPS: a batch's dead letters reach the sink before the loop goes on
+    to fetch (and decode) the next batch, not at its first yield after that."""
+    p = Pipeline(traffic(seed=11))
+    started: list[int] = []  # dead letters of each plan whose write started
+    start = p.loop.writer.start
+
+    def starting(plan: Plan) -> Writing:
+        started.append(len(plan.dead_letter_records))
+        return start(plan)
+
+    setattr(p.loop.writer, "start", starting)  # noqa: B010
+    behind: list[tuple[int, int]] = []
+
+    def look(fetch: int) -> None:
+        sent = len(p.dead_letters.records)
+        if sent != sum(started):
+            behind.append((fetch, sum(started) - sent))
+
+    p.consumer.before_fetch = look
+    asyncio.run(p.run())
+    p.assert_exact()
+    assert sum(1 for n in started if n) > 3  # several batches had dead letters
+    assert behind == []
+
+
 STEPS = ["dead_letters", "rejected_event", "call_event", *(t.name for t in ROW_TABLES)]
 
 
@@ -256,7 +282,7 @@ def test_a_batch_prepared_across_a_rebalance_is_rewound_not_written(
     tp0 = TopicPartition(TOPIC, 0)
 
     async def prepare(
-        batch: Sequence[Message], keep: set[CallKey], meanwhile: Callable[[], object]
+        batch: Sequence[Message], keep: set[CallKey], meanwhile: Callable[[], Awaitable[object]]
     ) -> Plan:
         plan = await original(batch, keep, meanwhile)
         prepared.append(plan)
@@ -331,7 +357,7 @@ def test_at_most_one_batch_is_in_flight() -> None:
     original = p.loop.preparer.prepare
 
     async def prepare(
-        batch: Sequence[Message], keep: set[CallKey], meanwhile: Callable[[], object]
+        batch: Sequence[Message], keep: set[CallKey], meanwhile: Callable[[], Awaitable[object]]
     ) -> Plan:
         nonlocal prepared
         prepared += 1
@@ -512,10 +538,10 @@ def test_written_batches_are_freed_while_the_next_reload_runs() -> None:
     original = p.loop.preparer.prepare
 
     async def prepare(
-        batch: Sequence[Message], keep: set[CallKey], meanwhile: Callable[[], object]
+        batch: Sequence[Message], keep: set[CallKey], meanwhile: Callable[[], Awaitable[object]]
     ) -> Plan:
-        def release_and_look() -> None:
-            meanwhile()
+        async def release_and_look() -> None:
+            await meanwhile()
             outlived.extend(i for i, ref in enumerate(plans[:-1]) if ref() is not None)
 
         plan = await original(batch, keep, release_and_look)

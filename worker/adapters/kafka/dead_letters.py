@@ -32,7 +32,11 @@ class DeadLetterProducer:
             # more. Under the broker's default 1 MB message.max.bytes, which a DLQ topic made
             # by an operator may keep.
             max_batch_size=DLQ_BATCH_BYTES,
-            linger_ms=5,
+            # No linger: a batch's dead letters are all handed over in one step of the loop
+            # (aiokafka's send does not yield while its batch has room), so the sender finds
+            # them together at its next turn, which the consume loop gives it right away
+            # (WRITE_FIRST_TURNS). A linger sent them only at the loop's next yield after it.
+            linger_ms=0,
             partitioner=KeyPartitioner(),  # aiokafka's placement, its murmur2 native
         )
 
