@@ -9,7 +9,8 @@ Per stage, on its own thread: wall time, CPU time (`time.thread_time`) and minor
 GIL, for another thread's query, or for pages. The loop's async stages (fetch, prepare, drain,
 commit) count the thread's CPU over the whole span, so theirs includes what the loop ran
 meanwhile (a commit's covers the plan it waited behind). The stages: the loop's fetch, decode,
-reload (in a thread), plan, drain (the wait for the batch in flight) and commit; the writer's
+reload (in a thread), plan (made while the reload runs), complete (the plan finished with
+what the reload found), drain (the wait for the batch in flight) and commit; the writer's
 whole run of inserts and each insert; ClickHouse's own query inside each (`chq`); the start of
 the writer (`wstart`); on the loop, the whole of `PlanWriter.finish` (`finish`: from the
 writer's start to durable) and the dead letters' send with its acks (`dlq`). Prints the steady
@@ -129,7 +130,9 @@ def instrument(stack: ExitStack, rec: Recorder) -> None:
     _wrap_async(stack, rec, batch_preparer.BatchPreparer, "prepare", "prepare")
     planner = batch_plan.BatchPlanner
     _wrap_sync(stack, rec, planner, "decode", "decode", _none)
-    _wrap_sync(stack, rec, planner, "plan", "plan", _none)
+    # `plan` is `plan_ahead` then `complete`; the preparer calls those two around the reload.
+    _wrap_sync(stack, rec, planner, "plan_ahead", "plan", _none)
+    _wrap_sync(stack, rec, planner, "complete", "complete", _none)
     _wrap_sync(stack, rec, plan_writer.PlanWriter, "start", "wstart", _none)
     _wrap_async(stack, rec, plan_writer.PlanWriter, "finish", "finish")
     _wrap_async(stack, rec, dead_letters.DeadLetterProducer, "send", "dlq")
@@ -178,7 +181,18 @@ def report(spans: list[Span]) -> str:
         "steady batches (after the first two), per span: count, wall, CPU on its thread, faults",
         f"{'stage':10s} {'count':>6s} {'wall ms':>9s} {'cpu ms':>9s} {'faults':>8s}",
     ]
-    order = ["fetch", "prepare", "decode", "reload", "plan", "drain", "finish", "dlq", "commit"]
+    order = [
+        "fetch",
+        "prepare",
+        "decode",
+        "reload",
+        "plan",
+        "complete",
+        "drain",
+        "finish",
+        "dlq",
+        "commit",
+    ]
     order += ["wstart"]
     order += ["inserts", "insert", "chq"]
     for stage in order + sorted(set(means) - set(order)):

@@ -10,6 +10,13 @@ Two steps, because loading uncached calls is I/O and the planner does none:
    event sets, rebuilds the rows of every call whose set changed (and of calls that the
    timeout closes), and turns invalid records into dead-letter envelopes and rejected rows.
 
+PLANNED AHEAD: step 2 is itself two, so that the plan is made while the reload runs rather
+than after it. `plan_ahead(decoded, ingested_at)` plans the batch taking every uncached call
+as new, which a running worker's uncached calls nearly all are (its calls stay cached until
+evicted; only a restart, a rebalance or an eviction sends a call with stored events back to
+`call_event`); `complete(ahead, reloaded)` then plans again, from its stored events, each
+call the reload did find events of. `plan` is the two in a row: the same plan either way.
+
 The pipeline does the I/O between the two steps (`worker.pipeline.batch_preparer`) and after
 them (`worker.pipeline.plan_writer`).
 """
@@ -103,6 +110,18 @@ class Plan:
         ]
 
 
+@dataclass
+class Ahead:
+    """A plan made before its batch's reload (`BatchPlanner.plan_ahead`), every uncached call
+    taken as new; `BatchPlanner.complete` turns it into the batch's plan."""
+
+    plan: Plan
+    decoded: Decoded
+    # The rows each uncached call added to `plan.tables` (the same objects): a call the
+    # reload finds stored events of takes them back.
+    rows: dict[CallKey, list[Row]]
+
+
 class BatchPlanner:
     """Holds the correlation state (the call cache and the event-time watermark) and plans
     batches against it. Deterministic: the same records, reloads and time give the same plan.
@@ -134,13 +153,22 @@ class BatchPlanner:
         `reloaded` holds the stored events of `decoded.missing` (duplicates allowed); `keep`
         names calls that must stay cached (those of the batch still being written).
         """
+        return self.complete(self.plan_ahead(decoded, ingested_at, keep), reloaded)
+
+    def plan_ahead(
+        self, decoded: Decoded, ingested_at: datetime, keep: set[CallKey] | None = None
+    ) -> Ahead:
+        """`plan` before the reload of `decoded.missing`, each of those calls taken as new
+        (PLANNED AHEAD); `complete` makes it the batch's plan."""
         plan = Plan(decoded.records, ingested_at, CallEventRows(ingested_at))
         # Every envelope of the batch carries the same rejected_at: formatted once.
         rejected_at = _envelope_time(ingested_at)
         for record, rejection in decoded.rejected:
             self._dead_letter(record, rejection, plan, rejected_at)
         missing = frozenset(decoded.missing)  # for lookups: a batch can miss thousands
-        plan.stored_events_skipped = self._load(decoded, missing, reloaded)
+        for key in decoded.missing:
+            self.cache.put(key, CallState(partition=decoded.by_call[key][0][0].partition))
+        ahead = Ahead(plan, decoded, {})
 
         changed: list[CallKey] = []
         # Per event only what must be per event (the merge, in CallState.merge_items); the
@@ -159,7 +187,9 @@ class BatchPlanner:
                 # Rebuilt right after its merge, while the call's events are still in the
                 # CPU's caches (the rows read the values the merge just touched); a rebuild
                 # without `now` does not depend on the other calls or the watermark.
-                self._rebuild(key, plan.tables, ingested_at, now=None, state=state)
+                rows = self._rebuild(key, plan.tables, ingested_at, now=None, state=state)
+                if key in missing:
+                    ahead.rows[key] = rows
         plan.event_rows.extend(tally.new_rows)
         for name, count in Counter(tally.written).items():
             plan.counts[(name, "written")] += count
@@ -185,7 +215,54 @@ class BatchPlanner:
         self._awake = plan.keys
         plan.calls_changed = len(changed)
         self.cache.evict_overflow(keep=plan.keys | (keep or set()))
+        return ahead
+
+    def complete(self, ahead: Ahead, reloaded: Iterable[StoredEvent]) -> Plan:
+        """The batch's plan from `ahead` and the stored events of its uncached calls
+        (`reloaded`, duplicates allowed): each call with stored events is planned again from
+        them and the batch's events, as if it had been cached with them all along."""
+        plan, stored = ahead.plan, defaultdict[CallKey, list[ValidEvent]](list)
+        for project_id, call_id, payload in reloaded:
+            key = (project_id, call_id)
+            if key not in ahead.rows or self.cache.peek(key) is None:
+                continue  # not uncached in this batch, or forgotten by a rebalance meanwhile
+            event = decode_stored(payload, call_id)  # valid when written, same contract
+            if isinstance(event, Rejection):
+                log.error("stored event no longer validates: %s", event.message)
+                plan.stored_events_skipped += 1
+                continue
+            stored[key].append(event)
+        for key, events in stored.items():
+            self._plan_again(ahead, key, events)
         return plan
+
+    def _plan_again(self, ahead: Ahead, key: CallKey, events: list[ValidEvent]) -> None:
+        """Plan the call `key` again with its stored `events`: what `plan_ahead` took from it
+        as new (its counts, call_event rows and rows) is taken back first."""
+        plan, state = ahead.plan, self.cache.peek(key)
+        if state is None:
+            return
+        items = ahead.decoded.by_call[key]
+        # The merge is deterministic: the batch's items into an empty call again give what
+        # plan_ahead counted for this call.
+        taken = MergeTally()
+        CallState(partition=state.partition).merge_items(items, key, taken)
+        _count(plan, taken, -1)
+        if taken.new_rows:
+            gone = {id(item) for item in taken.new_rows}
+            plan.event_rows.items[:] = [it for it in plan.event_rows.items if id(it) not in gone]
+        gone = {id(row) for row in ahead.rows.pop(key)}
+        for rows in plan.tables.values():
+            rows[:] = [row for row in rows if id(row) not in gone]
+
+        state.forget_events()
+        for event in events:
+            state.merge(event, key)
+        tally = MergeTally()
+        state.merge_items(items, key, tally)
+        _count(plan, tally, 1)
+        plan.event_rows.extend(tally.new_rows)
+        ahead.rows[key] = self._rebuild(key, plan.tables, plan.ingested_at, now=None, state=state)
 
     def rest(self) -> int:
         """Pack every call a batch left unpacked (the pipeline calls it when idle)."""
@@ -200,32 +277,6 @@ class BatchPlanner:
 
     # -- steps ------------------------------------------------------------------------------
 
-    def _load(
-        self, decoded: Decoded, missing: frozenset[CallKey], reloaded: Iterable[StoredEvent]
-    ) -> int:
-        """Cache the uncached calls of the batch with their stored events."""
-        for key in decoded.missing:
-            partition = decoded.by_call[key][0][0].partition
-            self.cache.put(key, CallState(partition=partition))
-        skipped = 0
-        for project_id, call_id, payload in reloaded:
-            key = (project_id, call_id)
-            state = self.cache.get(key) if key in missing else None
-            if state is None:
-                continue
-            event = decode_stored(payload, call_id)  # valid when written, same contract
-            if isinstance(event, Rejection):
-                log.error("stored event no longer validates: %s", event.message)
-                skipped += 1
-                continue
-            state.merge(event, key)
-        for key in decoded.missing:
-            state = self.cache.get(key)
-            events = state.valid_events() if state is not None else []
-            if state is not None and events:
-                state.last_event_at = max(ev.values["occurred_at"] for ev in events)
-        return skipped
-
     def _rebuild(
         self,
         key: CallKey,
@@ -233,12 +284,12 @@ class BatchPlanner:
         ingested_at: datetime,
         now: datetime | None,
         state: CallState | None = None,
-    ) -> None:
+    ) -> list[Row]:
         """Rebuild the rows of the call `key` (its `state` if the caller holds it) into
-        `tables`, stamped `ingested_at`."""
+        `tables`, stamped `ingested_at`; the rows added."""
         state = state if state is not None else self.cache.get(key)
         if state is None:
-            return
+            return []
         # The state holds one event per event_id (CallState.merge keeps the larger digest).
         events = state.valid_events()
         rows = rows_of_distinct(events, self.rates, now=now, timeout=self.call_timeout)
@@ -249,10 +300,13 @@ class BatchPlanner:
             state.timeout_closed = True
         elif rows.open:
             state.timeout_closed = False
+        added: list[Row] = []
         for table, table_rows in rows.tables().items():
             for table_row in table_rows:  # stamped while the rows are fresh in the caches
                 table_row["ingested_at"] = ingested_at
             tables[table].extend(table_rows)
+            added.extend(table_rows)
+        return added
 
     def _rest(self, keys: Iterable[CallKey]) -> None:
         for key in keys:
@@ -357,6 +411,17 @@ def decode_batch_python(
         else:
             rejected.append((record, decoded))
     return by_call, rejected
+
+
+def _count(plan: Plan, tally: MergeTally, sign: int) -> None:
+    """Add (`sign` 1) or take back (-1) `tally`'s written and duplicate events in `plan`'s
+    counts; a count that falls to 0 is dropped, as if it had never been counted."""
+    for outcome, names in (("written", tally.written), ("duplicate", tally.duplicate)):
+        for name, count in Counter(names).items():
+            plan.counts[(name, outcome)] += sign * count
+            if not plan.counts[(name, outcome)]:
+                del plan.counts[(name, outcome)]
+    plan.duplicates += sign * len(tally.duplicate)
 
 
 def _envelope_time(at: datetime) -> str:

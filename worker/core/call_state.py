@@ -78,6 +78,12 @@ class CallState:
     _events: dict[str, ValidEvent] | None = None  # unpacked: a batch is working on the call
     _changed: bool = False  # since last packed: `settle()` must write the events again
 
+    def forget_events(self) -> None:
+        """Hold no event (the planner plans the call again from its stored ones)."""
+        self._events = {}
+        self._packed = b""
+        self._changed = True
+
     def merge(self, event: ValidEvent, key: CallKey) -> bool:
         """Add an event of the call `key`; True if it changed the call's event set."""
         return self.merge_batch((event,), key)[0]

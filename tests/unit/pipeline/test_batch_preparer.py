@@ -7,10 +7,12 @@ import asyncio
 import threading
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+from schemas.rows import TableName
 from tests.support import builders as b
 from tests.support.fakes import FakeRecord, FakeStore, Journal
-from worker.core.batch_plan import BatchPlanner
+from worker.core.batch_plan import BatchPlanner, Plan
 from worker.pipeline.batch_preparer import BatchPreparer
 from worker.pipeline.metrics import Metrics
 from worker.pipeline.ports import CallEventRow
@@ -78,3 +80,45 @@ def test_meanwhile_runs_once_per_batch_with_or_without_a_reload() -> None:
 
     assert calls == ["first", "again"]
     assert store.loads == 1  # the second batch's call was cached: no reload
+
+
+def test_the_plan_is_made_ahead_unless_the_reloads_find_most_calls_stored() -> None:
+    """PLANNED AHEAD while the reloads find few uncached calls with stored events (a running
+    worker's new calls); after a restart, when they find most, the plan waits for the
+    reload instead of being made twice, until the reloads find few again."""
+    store = FakeStore([])
+    stored = [b.received(f"call-{n}", n) for n in range(1, 9)]
+    first = preparer(store)
+    plan = asyncio.run(first.prepare(records(*stored), keep=set()))
+    store.insert(TableName.CALL_EVENT, list(plan.event_rows))
+
+    restarted = preparer(store)  # a new process: nothing cached
+    after_reload: list[bool] = []
+    plan_after = restarted.planner.plan
+
+    def planning(*args: Any, **kwargs: Any) -> Plan:
+        after_reload.append(True)
+        return plan_after(*args, **kwargs)
+
+    setattr(restarted.planner, "plan", planning)  # noqa: B010
+    incoming: list[int] = []
+    batches = [
+        [b.ended(f"call-{n}", 10 + n, "completed") for n in range(1, 5)],  # stored: all 4
+        [b.ended(f"call-{n}", 10 + n, "completed") for n in range(5, 9)],  # stored: all 4
+        [b.received(f"call-{n}", 20 + n) for n in range(9, 11)],  # new calls
+        [b.received(f"call-{n}", 20 + n) for n in range(11, 13)],  # new calls
+    ]
+    ahead: list[bool] = []
+    for offset, events in enumerate(batches):
+        after_reload.clear()
+        batch = [
+            FakeRecord("calls", 0, 100 * (offset + 1) + n, *b.encode(ev))
+            for n, ev in enumerate(events)
+        ]
+        plan = asyncio.run(restarted.prepare(batch, keep=set()))
+        ahead.append(not after_reload)
+        incoming.append(len(plan.tables[TableName.INCOMING_CALL_LOG]))
+
+    assert ahead == [True, False, False, True]
+    assert incoming == [4, 4, 2, 2]
+    assert store.loads == 1 + len(batches)
