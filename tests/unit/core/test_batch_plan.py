@@ -136,6 +136,12 @@ def test_a_plan_completed_with_stored_events_is_the_cached_calls_plan(
             for row in rows:
                 want.setdefault(str(table), []).append(row_text({**row, "ingested_at": NOW}))
     assert rows_by_table(plan) == {name: sorted(rows) for name, rows in want.items() if rows}
+    # `plan` given the stored events at once (no plan ahead) makes the same plan.
+    at_once = planner()
+    once = at_once.plan(at_once.decode(now), reloaded, NOW)
+    assert (once.counts, once.duplicates) == (plan.counts, plan.duplicates)
+    assert event_rows(once) == event_rows(plan)
+    assert rows_by_table(once) == rows_by_table(plan)
     # ... and the calls the cached planner rebuilt have the same rows.
     for name, texts in rows_by_table(expected).items():
         assert not Counter(texts) - Counter(rows_by_table(plan)[name])
