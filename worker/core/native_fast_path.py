@@ -196,7 +196,11 @@ def _micros(value: datetime) -> int:
     return (value - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
 
 
-def _build() -> tuple[EventValidator | None, dict[str, str]]:
+def build_validator(
+    event_class: type[ValidEvent] = ValidEvent,
+) -> tuple[EventValidator | None, dict[str, str]]:
+    """The native validator whose events are `event_class`es (None without the extension),
+    and the event types it leaves to pydantic, each with the reason."""
     if NATIVE_MODULE is None:
         return None, {}
     models: dict[str, tuple[type[Envelope], list[NativeField], list[int]]] = {}
@@ -215,7 +219,7 @@ def _build() -> tuple[EventValidator | None, dict[str, str]]:
         Decimal,
         UTC,
         orjson.loads,
-        ValidEvent,
+        event_class,
         digits,
         _micros(TIME_MIN),
         _micros(TIME_MAX),
@@ -223,7 +227,7 @@ def _build() -> tuple[EventValidator | None, dict[str, str]]:
     return validator, not_native
 
 
-VALIDATOR, NOT_NATIVE = _build()
+VALIDATOR, NOT_NATIVE = build_validator()
 """The native validator (None without the extension) and the event types it leaves to
 pydantic, each with the reason."""
 

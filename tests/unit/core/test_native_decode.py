@@ -10,6 +10,7 @@ send, or it would be no faster.
 
 from __future__ import annotations
 
+import gc
 import json
 from typing import Any
 
@@ -27,6 +28,7 @@ from tests.unit.core.test_native_fast_path import (
     assert_same_event,
 )
 from worker.core.decode import ValidEvent, decode
+from worker.core.native_fast_path import build_validator
 
 MESSAGES = list(generate_events(600, seed=29, invalid_share=0.0, oversized=0))
 
@@ -66,6 +68,36 @@ def test_the_generated_messages_are_decoded_natively() -> None:
         if check(message.value, message.key) is not None:
             answered += 1
     assert answered > len(MESSAGES) * 0.9
+
+
+class ValidEventWithMore(ValidEvent):
+    """A class of events with a slot more than ValidEvent's six."""
+
+    __slots__ = ("more",)
+
+
+def _slots(ev: ValidEvent) -> dict[str, object]:
+    return {name: getattr(ev, name) for name in ValidEvent.__slots__}
+
+
+def test_events_are_made_alike_in_place_or_through_object_new() -> None:
+    """The validator writes ValidEvent's six slots in place (its layout read from the class);
+    an event class of any other layout is made through object.__new__ and setattr instead,
+    with the same slots. The direct fill must give exactly what the generic one gives."""
+    validator, _ = build_validator(ValidEvent)
+    generic, _ = build_validator(ValidEventWithMore)
+    assert validator is not None and generic is not None
+    for message in MESSAGES[:200]:
+        direct = validator.decode(message.value, message.key)
+        other = generic.decode(message.value, message.key)
+        assert direct is not None and other is not None
+        assert type(direct) is ValidEvent and type(other) is ValidEventWithMore
+        assert _slots(direct) == _slots(other)
+        assert direct._event is None and direct.packed is None  # no packer on these two
+        assert gc.is_tracked(direct)
+        assert not hasattr(other, "more")
+        assert direct.event == other.event  # the model, built on first use, alike
+        assert direct == decode(message.key, message.value)
 
 
 def test_every_encoding_of_an_event_gives_the_same_event() -> None:
