@@ -24,7 +24,7 @@ use pyo3::types::{PyBool, PyBytes, PyDict, PyInt, PyString, PyTuple, PyType};
 
 use crate::model::{get_slot, FieldsSets, ModelBuilder};
 use crate::{
-    exact_str, is_canonical_uuid, utc_datetime, utc_micros, Map, KIND_BOOL, KIND_E164, KIND_INT,
+    canonical_uuid, exact_str, utc_datetime, utc_micros, Map, KIND_BOOL, KIND_E164, KIND_INT,
     KIND_LITERAL, KIND_MONEY, KIND_OBJECT, KIND_OPTIONAL_TIME, KIND_TEXT, KIND_TIME, KIND_UUID,
 };
 
@@ -702,15 +702,9 @@ fn put_varint(out: &mut Vec<u8>, mut value: u64) {
 /// A str: 0 and the 16 bytes of a canonical UUID, else its UTF-8 length + 1 and the bytes.
 fn put_text(out: &mut Vec<u8>, text: &str) {
     let bytes = text.as_bytes();
-    if is_canonical_uuid(bytes) {
+    if let Some(uuid) = canonical_uuid(bytes) {
         out.push(0);
-        let mut digits = bytes.iter().filter(|&&c| c != b'-').map(|&c| match c {
-            b'0'..=b'9' => c - b'0',
-            _ => c - b'a' + 10,
-        });
-        while let (Some(high), Some(low)) = (digits.next(), digits.next()) {
-            out.push(high << 4 | low);
-        }
+        out.extend_from_slice(&uuid);
     } else {
         put_varint(out, bytes.len() as u64 + 1);
         out.extend_from_slice(bytes);
