@@ -727,3 +727,40 @@ def test_a_native_block_of_rows_that_are_not_the_columns_is_refused() -> None:
             writer.block(body, rows)
     with pytest.raises(ValueError, match="column m: Native of Map"):
         ringlog_native.NativeBlockWriter([("m", "Map(String, String)")])
+
+
+def _active_parts(store: ClickHouseStore, table: str) -> int:
+    _, rows = store.query(
+        "SELECT count() FROM system.parts WHERE database = %(db)s AND table = %(t)s AND active",
+        {"db": store.database, "t": table},
+    )
+    return int(str(rows[0][0]))
+
+
+def test_the_embedded_store_merges_only_when_the_worker_is_not_behind(
+    store: ClickHouseStore,
+) -> None:
+    """MERGES WAIT FOR THE BACKLOG: behind, the embedded store's tables do not merge (OPTIMIZE
+    is refused, the parts stay); once the worker caught up they merge again."""
+    table = INCOMING_CALL_LOG.name
+    store.backlog(True)
+    for version in (1, 2):
+        store.insert(table, [_call_log_row("call-m", version)])
+    assert _active_parts(store, table) == 2
+    with pytest.raises(StoreUnavailable, match="ABORTED"):
+        store.command(f"OPTIMIZE TABLE `{store.database}`.`{table}` FINAL")
+    assert _active_parts(store, table) == 2
+    store.backlog(False)
+    store.command(f"OPTIMIZE TABLE `{store.database}`.`{table}` FINAL")
+    assert _active_parts(store, table) == 1
+    _, rows = store.query(f"SELECT version FROM `{store.database}`.`{table}`")
+    assert rows == [(2,)]
+
+
+def test_a_clickhouse_servers_merges_are_left_alone() -> None:
+    """The hint is for the embedded store only: a server's store neither connects nor runs
+    anything for it (nothing listens on this port)."""
+    server = ClickHouseStore("http://default:secret@127.0.0.1:9", "ringlog")
+    server.backlog(True)
+    server.backlog(False)
+    assert server._client is None
