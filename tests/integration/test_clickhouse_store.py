@@ -757,25 +757,6 @@ def test_the_embedded_store_merges_only_when_the_worker_is_not_behind(
     assert rows == [(2,)]
 
 
-def test_a_store_closed_while_behind_leaves_the_merges_running(chdb_store_url: str) -> None:
-    """The chDB engine outlives a closed store in its process (the demo, the tests): a store
-    closed with the merges paused resumes them first."""
-    database = f"t_{uuid.uuid4().hex[:12]}"
-    first = ClickHouseStore(chdb_store_url, database)
-    first.migrate()
-    first.backlog(True)
-    first.close()
-    second = ClickHouseStore(chdb_store_url, database)
-    try:
-        second.insert(INCOMING_CALL_LOG.name, [_call_log_row("call-c", 1)])
-        second.insert(INCOMING_CALL_LOG.name, [_call_log_row("call-c", 2)])
-        second.command(f"OPTIMIZE TABLE `{database}`.`{INCOMING_CALL_LOG.name}` FINAL")
-        assert _active_parts(second, INCOMING_CALL_LOG.name) == 1
-    finally:
-        second.command(f"DROP DATABASE IF EXISTS `{database}`")
-        second.close()
-
-
 def test_a_clickhouse_servers_merges_are_left_alone() -> None:
     """The hint is for the embedded store only: a server's store neither connects nor runs
     anything for it (nothing listens on this port)."""

@@ -212,8 +212,6 @@ class ClickHouseStore:
         return bool(result.result_rows[0][0])
 
     def close(self) -> None:
-        if self._merge_pause is not None and self._merge_pause.paused:
-            self.backlog(False)  # the engine may outlive this store in the process
         with self._reader_lock:
             idle, self._idle_readers = self._idle_readers, []
         for reader in idle:
