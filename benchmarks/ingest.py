@@ -580,8 +580,8 @@ def _time_writes(writer: PlanWriter, on_done: Callable[[float, float, Any], None
     start, finish = writer.start, writer.finish
     started: dict[int, float] = {}
 
-    def timed_start(plan: Plan, behind: bool = False) -> Writing:
-        writing = start(plan, behind)
+    def timed_start(plan: Plan) -> Writing:
+        writing = start(plan)
         started[id(writing)] = time.perf_counter()
         return writing
 

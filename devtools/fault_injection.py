@@ -36,7 +36,3 @@ class StoreDownWhileFileExists:
     def load_call_events(self, keys: Sequence[tuple[str, str]]) -> list[CallEventRow]:
         self._check("loading call events")
         return self._store.load_call_events(keys)
-
-    def backlog(self, behind: bool) -> None:
-        if not self._flag.exists():  # a hint: a store that is down logs it and goes on
-            self._store.backlog(behind)

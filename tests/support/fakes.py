@@ -49,8 +49,6 @@ class FakeStore:
         self.open = threading.Event()
         self.open.set()
         self.loads = 0
-        # Each batch's backlog hint (Store.backlog), in order.
-        self.backlogs: list[bool] = []
 
     def insert(self, table: TableName, rows: Sequence[Mapping[str, object]]) -> None:
         if not self.open.wait(timeout=30):
@@ -60,9 +58,6 @@ class FakeStore:
             raise error
         self.inserts.append((str(table), [dict(row) for row in rows]))
         self.journal.append(("insert", str(table)))
-
-    def backlog(self, behind: bool) -> None:
-        self.backlogs.append(behind)
 
     def load_call_events(self, keys: Sequence[tuple[str, str]]) -> list[CallEventRow]:
         self.loads += 1

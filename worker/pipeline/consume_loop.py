@@ -15,10 +15,6 @@ Delivery semantics, visible here:
 * THE BACKLOG'S END: a batch that has read every partition up to its log end, and whose
   records have been in the log for the whole window, closes at once (`_at_backlog_end`): the
   window gathers live traffic, and nothing newer is coming for those records to wait for.
-* MERGES WAIT FOR THE BACKLOG: from a batch fetched with another full batch waiting in the log
-  behind it to the batch that reaches the log end, the worker is catching up (`_behind`), and
-  says so to the store before each batch's inserts; the embedded store pauses its background
-  merges meanwhile, within a bound of parts (`worker.adapters.clickhouse.merge_pause`).
 * REBALANCE: `on_revoked` finishes (or, after REVOKE_GRACE_S, abandons and rewinds) the batch
   in flight before the partitions move; a batch prepared across a rebalance is rewound.
 
@@ -131,8 +127,6 @@ class ConsumeLoop:
         # below it was in the log by then (see _at_backlog_end). True whatever the assignment
         # does later, so never cleared.
         self._log_ends: dict[TopicPartition, tuple[int, float]] = {}
-        # Catching up on a backlog (`_behind`): the store defers its merges meanwhile.
-        self._catching_up = False
         # The batch being written (and then committed): at most one (the backpressure).
         self._inflight: InFlight | None = None
         self._generation = 0
@@ -249,7 +243,6 @@ class ConsumeLoop:
                     self._update_lag()
                     continue
                 generation = self._generation
-                behind = self._behind(batch)
                 plan = await self.preparer.prepare(
                     batch, keep=self._calls_in_flight(), meanwhile=self._release_written
                 )
@@ -266,7 +259,7 @@ class ConsumeLoop:
                     continue
                 # The inserts start now, in a worker thread (PlanWriter.start); the task sends
                 # the dead letters, waits for both and commits.
-                writing = self.writer.start(plan, behind)
+                writing = self.writer.start(plan)
                 task = asyncio.create_task(self._write_and_commit(writing, batch))
                 self._inflight = InFlight(task, batch, plan.keys)
                 del writing, plan, batch  # held by the task, then by _written (RELEASE)
@@ -376,23 +369,6 @@ class ConsumeLoop:
             batch, dropped = batch.without(self._revoked)
             await self._rewind(dropped, revoked=set())
         return batch
-
-    def _behind(self, batch: Batch) -> bool:
-        """MERGES WAIT FOR THE BACKLOG: whether the worker is catching up, by the records left
-        in the log behind `batch` when it was fetched (by the highwaters the fetch saw). A
-        catch-up starts with another full batch waiting and ends with a batch that reached
-        the log end; in between it goes on (no flapping at a few records behind). Live
-        traffic that the worker keeps up with is read to the log end at every fetch."""
-        waiting = 0
-        for tp, last in batch.last_offsets.items():
-            highwater = self.consumer.highwater(tp)
-            if highwater is not None:
-                waiting += max(0, highwater - (last + 1))
-        if waiting >= self.config.batch_max_events:
-            self._catching_up = True
-        elif waiting == 0:
-            self._catching_up = False
-        return self._catching_up
 
     async def _at_backlog_end(self, batch: Batch, max_seconds: float) -> bool:
         """THE BACKLOG'S END: whether `batch` may close before its window does, because

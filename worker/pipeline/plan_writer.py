@@ -39,10 +39,8 @@ class PlanWriter:
         # Event time of the newest event written: the base of ringlog_event_lag_seconds.
         self.newest_written: datetime | None = None
 
-    def start(self, plan: Plan, behind: bool = False) -> Writing:
+    def start(self, plan: Plan) -> Writing:
         """Start `plan`'s inserts in a worker thread now; `finish` makes the plan durable.
-        `behind`: the batch is part of a backlog (the store is told first, on the thread:
-        MERGES WAIT FOR THE BACKLOG, `worker.adapters.clickhouse.merge_pause`).
 
         THE INSERTS START HERE, not when the caller's task first runs: the loop's thread goes
         straight on to fetch and prepare the next batch, a synchronous step of about half a
@@ -55,9 +53,7 @@ class PlanWriter:
             blocks.append((TableName.REJECTED_EVENT, plan.rejected_rows))
         blocks.append((TableName.CALL_EVENT, plan.event_rows))
         blocks.extend(plan.tables.items())
-        inserts = _Inserts(
-            self.store, self.metrics, [(t, rows) for t, rows in blocks if rows], behind
-        )
+        inserts = _Inserts(self.store, self.metrics, [(t, rows) for t, rows in blocks if rows])
         return Writing(plan, inserts, ThreadAttempts(inserts.run))
 
     async def finish(self, writing: Writing) -> None:
@@ -134,13 +130,11 @@ class _Inserts:
         store: Store,
         metrics: Metrics,
         blocks: list[tuple[TableName, Sequence[Mapping[str, object]]]],
-        behind: bool = False,
     ) -> None:
         self.store = store
         self.metrics = metrics
         self._blocks = deque(blocks)
         self._abandoned = False
-        self._behind: bool | None = behind  # told to the store once, before the inserts
 
     @property
     def next_table(self) -> TableName:
@@ -152,9 +146,6 @@ class _Inserts:
         self._abandoned = True
 
     def run(self) -> None:
-        if self._behind is not None:
-            self.store.backlog(self._behind)
-            self._behind = None
         while self._blocks and not self._abandoned:
             table, rows = self._blocks[0]
             started = time.perf_counter()

@@ -74,11 +74,6 @@ class Store(Protocol):
     def load_call_events(self, keys: Sequence[tuple[str, str]]) -> list[CallEventRow]:
         """Stored events of the given (project_id, call_id) pairs, duplicates allowed."""
 
-    def backlog(self, behind: bool) -> None:
-        """A hint before each batch's inserts: the worker is (`behind`) or is not catching up
-        on a backlog. The embedded store defers its background merges meanwhile; never
-        raises."""
-
 
 class DeadLetterSink(Protocol):
     """The dead-letter topic: returns once every record is acknowledged by all replicas."""

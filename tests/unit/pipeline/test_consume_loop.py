@@ -180,22 +180,6 @@ def test_a_batch_is_written_in_order_and_committed_last() -> None:
             seen[tp] = offset
 
 
-def test_each_batch_tells_the_store_whether_the_worker_is_catching_up() -> None:
-    """MERGES WAIT FOR THE BACKLOG: before a batch's inserts the store hears whether the
-    worker is catching up: from a batch with another full batch (25 records here) behind it
-    to the batch that reaches the log end. 110 records on one partition make batches of 25
-    with 85, 60, 35, 10 and 0 records behind them; 30 records, batches with 5 and 0."""
-    messages = [(0, key, value) for _, key, value in traffic(calls=40)]
-    backlog = Pipeline(messages[:110])
-    asyncio.run(backlog.run())
-    assert backlog.store.backlogs == [True, True, True, True, False]
-    backlog.assert_exact()
-    short = Pipeline(messages[:30])
-    asyncio.run(short.run())
-    assert short.store.backlogs == [False, False]
-    short.assert_exact()
-
-
 def test_a_batchs_dead_letters_are_sent_before_the_next_fetch() -> None:
     """THE WRITE'S FIRST STEPS: a batch's dead letters reach the sink before the loop goes on
     to fetch (and decode) the next batch, not at its first yield after that."""
@@ -203,9 +187,9 @@ def test_a_batchs_dead_letters_are_sent_before_the_next_fetch() -> None:
     started: list[int] = []  # dead letters of each plan whose write started
     start = p.loop.writer.start
 
-    def starting(plan: Plan, behind: bool = False) -> Writing:
+    def starting(plan: Plan) -> Writing:
         started.append(len(plan.dead_letter_records))
-        return start(plan, behind)
+        return start(plan)
 
     setattr(p.loop.writer, "start", starting)  # noqa: B010
     behind: list[tuple[int, int]] = []

@@ -43,7 +43,6 @@ import orjson
 
 from schemas.ddl import check_database_name, qualified
 from schemas.tables import ALL_TABLES, CALL_EVENT, INCOMING_CALL_LOG_ITEM, REJECTED_EVENT
-from worker.adapters.clickhouse.merge_pause import MergePause
 from worker.adapters.clickhouse.migrations import check_columns, migrate_database
 from worker.adapters.clickhouse.untrusted import QueryLimits, check_statement, refusal
 from worker.adapters.clickhouse.upgrade import UpgradeState, upgrade_state
@@ -146,8 +145,6 @@ class ClickHouseStore:
         self._idle_readers: list[Any] = []
         self._reader_lock = threading.Lock()
         self._plans: dict[str, InsertPlan] = {t.name: insert_plan(t) for t in ALL_TABLES}
-        # The embedded store's merge switch (MERGES WAIT FOR THE BACKLOG), made on first use.
-        self._merge_pause: MergePause | None = None
 
     # ---- connection ---------------------------------------------------------------------
 
@@ -512,34 +509,6 @@ class ClickHouseStore:
                 sql, parameters=dict(parameters) if parameters else None
             )
             return result
-
-    def backlog(self, behind: bool) -> None:
-        """The next batch's inserts are (`behind`) or are not part of a backlog the worker is
-        catching up on: the embedded store pauses its background merges meanwhile (bounded:
-        `merge_pause`); a ClickHouse server is left alone. A hint: a failure is logged, never
-        raised (the inserts that follow meet the same outage and retry)."""
-        if not self.embedded:
-            return
-        if self._merge_pause is None:
-            self._merge_pause = MergePause(
-                [qualified(self.database, table.name) for table in ALL_TABLES],
-                self.command,
-                self._most_parts,
-            )
-        try:
-            self._merge_pause.behind(behind)
-        except (StoreError, StoreUnavailable) as exc:
-            log.warning("embedded store: the background merges were not switched: %s", exc)
-
-    def _most_parts(self) -> int:
-        """The active parts of the fullest table of the store's database."""
-        _, rows = self.query(
-            "SELECT max(c) FROM (SELECT count() AS c FROM system.parts"
-            " WHERE database = %(db)s AND active GROUP BY table)",
-            {"db": self.database},
-        )
-        most = rows[0][0] if rows else None
-        return most if isinstance(most, int) else 0
 
     def load_call_events(self, keys: Sequence[tuple[str, str]]) -> list[CallEventRow]:
         """Stored events of the given (project_id, call_id) pairs.
