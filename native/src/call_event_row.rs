@@ -9,7 +9,7 @@
 //! answers None (then the reference encoder writes the row from the event).
 
 use crate::json::{Member, Value};
-use crate::parse_rfc3339;
+use crate::{parse_rfc3339, uuid_text_bytes};
 
 /// The row of one accepted message, ready to be written into a buffer of `len()` bytes (a
 /// `bytes` object's, so the row is not copied again).
@@ -188,47 +188,17 @@ fn string_length(length: usize) -> usize {
     digits + length
 }
 
-/// A UUID as ClickHouse stores it: its two 64-bit halves, each little-endian.
+/// A UUID's text (either case) as ClickHouse stores the UUID (`clickhouse_uuid`).
 pub(crate) fn uuid_bytes(text: &[u8]) -> Option<[u8; 16]> {
-    if text.len() != 36 || [8, 13, 18, 23].iter().any(|&at| text[at] != b'-') {
-        return None;
-    }
-    let mut halves = [0u64; 2];
-    let mut digits = 0;
-    for &c in text {
-        if c == b'-' {
-            continue;
-        }
-        let digit = HEX_DIGITS[usize::from(c)];
-        if digit > 15 {
-            return None; // not a hex digit, or a dash out of place
-        }
-        let half = &mut halves[digits / 16];
-        *half = (*half << 4) | u64::from(digit);
-        digits += 1;
-    }
-    if digits != 32 {
-        return None;
-    }
-    let mut out = [0u8; 16];
-    out[..8].copy_from_slice(&halves[0].to_le_bytes());
-    out[8..].copy_from_slice(&halves[1].to_le_bytes());
-    Some(out)
+    uuid_text_bytes(text, true).map(clickhouse_uuid)
 }
 
-/// The value of each byte as a hex digit, 0xFF where it is none.
-const HEX_DIGITS: [u8; 256] = {
-    let mut table = [0xFF; 256];
-    let mut i = 0;
-    while i < 10 {
-        table[b'0' as usize + i] = i as u8;
-        i += 1;
-    }
-    let mut i = 0;
-    while i < 6 {
-        table[b'a' as usize + i] = 10 + i as u8;
-        table[b'A' as usize + i] = 10 + i as u8;
-        i += 1;
-    }
-    table
-};
+/// A UUID's 16 bytes (big-endian, as `uuid.UUID.bytes`) as ClickHouse stores them: its two
+/// 64-bit halves, each little-endian.
+pub(crate) fn clickhouse_uuid(bytes: [u8; 16]) -> [u8; 16] {
+    let value = u128::from_be_bytes(bytes);
+    let mut out = [0u8; 16];
+    out[..8].copy_from_slice(&((value >> 64) as u64).to_le_bytes());
+    out[8..].copy_from_slice(&(value as u64).to_le_bytes());
+    out
+}

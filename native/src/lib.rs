@@ -909,27 +909,45 @@ fn is_canonical_uuid(b: &[u8]) -> bool {
     canonical_uuid(b).is_some()
 }
 
-/// Each byte's value as a lowercase hex digit, or NOT_HEX.
-const HEX_VALUES: [u8; 256] = {
+/// Each byte's value as a hex digit: 0-15 for `0-9a-f`, UPPER_HEX | 10-15 for `A-F`, NOT_HEX
+/// for any other byte.
+const HEX_DIGITS: [u8; 256] = {
     let mut values = [NOT_HEX; 256];
     let mut digit = 0;
     while digit < 16 {
         values[b"0123456789abcdef"[digit] as usize] = digit as u8;
         digit += 1;
     }
+    let mut letter = 0;
+    while letter < 6 {
+        values[(b'A' + letter) as usize] = UPPER_HEX | (10 + letter);
+        letter += 1;
+    }
     values
 };
-const NOT_HEX: u8 = 0x10;
+const UPPER_HEX: u8 = 0x10;
+const NOT_HEX: u8 = 0xFF;
 
 /// The 16 bytes of a canonical UUID's text (lowercase hex digits, dashes at 8, 13, 18 and
 /// 23), or None: checked and read in one pass with a table (the ids are a third of an
 /// event's text, and the packer writes them as their bytes).
 fn canonical_uuid(b: &[u8]) -> Option<[u8; 16]> {
+    uuid_text_bytes(b, false)
+}
+
+/// The 16 bytes (big-endian, as `uuid.UUID.bytes`) of a UUID's text: hex digits, dashes at
+/// 8, 13, 18 and 23; uppercase digits too if `upper_too`. None for anything else.
+pub(crate) fn uuid_text_bytes(b: &[u8], upper_too: bool) -> Option<[u8; 16]> {
     if b.len() != 36 || b[8] != b'-' || b[13] != b'-' || b[18] != b'-' || b[23] != b'-' {
         return None;
     }
+    let refused = if upper_too {
+        NOT_HEX & !(UPPER_HEX | 0xf)
+    } else {
+        !0xf
+    };
     let mut out = [0u8; 16];
-    let mut not_hex = 0u8;
+    let mut seen = 0u8;
     let digits = b[..8]
         .chunks_exact(2)
         .chain(b[9..13].chunks_exact(2))
@@ -938,13 +956,13 @@ fn canonical_uuid(b: &[u8]) -> Option<[u8; 16]> {
         .chain(b[24..].chunks_exact(2));
     for (byte, pair) in out.iter_mut().zip(digits) {
         let (high, low) = (
-            HEX_VALUES[usize::from(pair[0])],
-            HEX_VALUES[usize::from(pair[1])],
+            HEX_DIGITS[usize::from(pair[0])],
+            HEX_DIGITS[usize::from(pair[1])],
         );
-        not_hex |= high | low;
-        *byte = (high << 4) | (low & 0xf);
+        seen |= high | low;
+        *byte = ((high & 0xf) << 4) | (low & 0xf);
     }
-    (not_hex & NOT_HEX == 0).then_some(out)
+    (seen & refused == 0).then_some(out)
 }
 
 fn is_e164(b: &[u8]) -> bool {
@@ -1112,27 +1130,40 @@ fn ringlog_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::{canonical_uuid, payload_digest, payload_digests};
+    use super::{canonical_uuid, payload_digest, payload_digests, uuid_text_bytes};
+    use crate::call_event_row::uuid_bytes;
 
-    /// The definition, one character at a time.
-    fn is_canonical(b: &[u8]) -> bool {
+    /// The definition, one character at a time (uppercase digits too if `upper_too`).
+    fn is_uuid_text(b: &[u8], upper_too: bool) -> bool {
         b.len() == 36
             && b.iter().enumerate().all(|(i, &c)| match i {
                 8 | 13 | 18 | 23 => c == b'-',
-                _ => c.is_ascii_digit() || (b'a'..=b'f').contains(&c),
+                _ => {
+                    c.is_ascii_digit()
+                        || (b'a'..=b'f').contains(&c)
+                        || (upper_too && (b'A'..=b'F').contains(&c))
+                }
             })
     }
 
     #[test]
-    fn canonical_uuids_are_told_and_read_as_the_definition_says() {
+    fn uuid_texts_are_told_and_read_as_the_definition_says() {
         let good = *b"0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
-        assert_eq!(
-            canonical_uuid(&good),
-            Some([
-                0x0f, 0x1e, 0x2d, 0x3c, 0x4b, 0x5a, 0x69, 0x78, 0x87, 0x96, 0xa5, 0xb4, 0xc3, 0xd2,
-                0xe1, 0xf0
-            ])
-        );
+        let bytes = [
+            0x0f, 0x1e, 0x2d, 0x3c, 0x4b, 0x5a, 0x69, 0x78, 0x87, 0x96, 0xa5, 0xb4, 0xc3, 0xd2,
+            0xe1, 0xf0,
+        ];
+        assert_eq!(canonical_uuid(&good), Some(bytes));
+        let upper = good.to_ascii_uppercase();
+        assert_eq!(canonical_uuid(&upper), None);
+        assert_eq!(uuid_text_bytes(&upper, true), Some(bytes));
+        // ClickHouse's order: each 64-bit half little-endian.
+        let stored = [
+            0x78, 0x69, 0x5a, 0x4b, 0x3c, 0x2d, 0x1e, 0x0f, 0xf0, 0xe1, 0xd2, 0xc3, 0xb4, 0xa5,
+            0x96, 0x87,
+        ];
+        assert_eq!(uuid_bytes(&good), Some(stored));
+        assert_eq!(uuid_bytes(&upper), Some(stored));
         // Every byte value at every place of the text, and the lengths around 36.
         for place in 0..good.len() {
             for byte in 0..=255u8 {
@@ -1140,13 +1171,19 @@ mod tests {
                 text[place] = byte;
                 assert_eq!(
                     canonical_uuid(&text).is_some(),
-                    is_canonical(&text),
+                    is_uuid_text(&text, false),
+                    "{text:?}"
+                );
+                assert_eq!(
+                    uuid_bytes(&text).is_some(),
+                    is_uuid_text(&text, true),
                     "{text:?}"
                 );
             }
         }
         for text in [&good[..35], &[&good[..], b"0"].concat()[..], b""] {
             assert_eq!(canonical_uuid(text), None);
+            assert_eq!(uuid_bytes(text), None);
         }
     }
 

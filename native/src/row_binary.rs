@@ -15,7 +15,7 @@ use pyo3::types::{
     PyTzInfoAccess,
 };
 
-use crate::call_event_row::uuid_bytes;
+use crate::call_event_row::{clickhouse_uuid, uuid_bytes};
 use crate::native_block::Layout;
 use crate::wall_micros;
 
@@ -273,11 +273,7 @@ fn int_of(value: &Bound<'_, PyAny>, min: i128, max: i128) -> Option<i128> {
 
 /// 16 raw bytes of a UUID (big-endian, as `uuid.UUID.bytes`) as ClickHouse stores them.
 fn uuid_of_raw(raw: &[u8]) -> Option<[u8; 16]> {
-    let value = u128::from_be_bytes(raw.try_into().ok()?);
-    let mut out = [0u8; 16];
-    out[..8].copy_from_slice(&((value >> 64) as u64).to_le_bytes());
-    out[8..].copy_from_slice(&(value as u64).to_le_bytes());
-    Some(out)
+    raw.try_into().ok().map(clickhouse_uuid)
 }
 
 /// Milliseconds since the epoch of a datetime (naive: UTC), truncated as ClickHouse truncates
