@@ -30,6 +30,7 @@ from worker.pipeline.metrics import Metrics
 from worker.pipeline.plan_writer import PlanWriter
 from worker.pipeline.ports import Store
 from worker.pipeline.retry import OutageRetry
+from worker.service.garbage_collector import GarbageCollector
 from worker.service.health import HealthCheck
 from worker.service.process_tuning import tune_process
 from worker.service.settings import Settings
@@ -98,6 +99,7 @@ class Lifecycle:
         # Done when the consume loop ends: after `stop`, or with the fatal error that ended it.
         self.consuming: asyncio.Task[None] | None = None
         self._stop_consuming = asyncio.Event()
+        self.collecting: asyncio.Task[None] | None = None  # GarbageCollector.run
 
     async def start(self) -> Worker:
         # A wrong password or an untrusted certificate stops the start with the setting to fix
@@ -116,6 +118,7 @@ class Lifecycle:
         self.consuming = asyncio.create_task(
             worker.loop.run(self._stop_consuming), name="ringlog-consume"
         )
+        self.collecting = asyncio.create_task(GarbageCollector().run(), name="ringlog-gc")
         log.info(
             "consuming %s as group %s from %s",
             self.settings.topic,
@@ -145,6 +148,8 @@ class Lifecycle:
 
     async def _close(self, worker: Worker) -> None:
         log.info("shutting down")
+        if self.collecting is not None:
+            self.collecting.cancel()
         worker.checks.started = False
         try:
             await worker.loop.stop()

@@ -49,8 +49,9 @@ def tune_gc() -> None:
     ever more survivors) cost ~40% of decode time in the benchmark. Measured: decode 17.3 ->
     10.7 us/event at 50k allocations; 500k (about one batch) spares the scans of most of a
     batch's objects, which refcounting frees first: total 35.9-36.6 -> 32.5-34.4 us/event
-    (`python -m benchmarks.stages`). Only cyclic garbage waits for a collection, and the hot
-    path makes next to none; memory is still bounded by RINGLOG_CACHE_MAX_CALLS."""
+    (`python -m benchmarks.stages`). The threshold counts allocations minus frees, which a
+    worker nearly balances, so it is seldom reached: `worker.service.garbage_collector`
+    collects on a clock instead, and cyclic garbage does not pile up."""
     gc.freeze()  # objects alive after start-up (modules, schemas) are never scanned again
     gc.set_threshold(500_000, 20, 100)
 
