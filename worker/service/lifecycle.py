@@ -30,6 +30,7 @@ from worker.pipeline.metrics import Metrics
 from worker.pipeline.plan_writer import PlanWriter
 from worker.pipeline.ports import Store
 from worker.pipeline.retry import OutageRetry
+from worker.service.allocator import release_free_heap
 from worker.service.garbage_collector import GarbageCollector
 from worker.service.health import HealthCheck
 from worker.service.process_tuning import tune_process
@@ -118,7 +119,8 @@ class Lifecycle:
         self.consuming = asyncio.create_task(
             worker.loop.run(self._stop_consuming), name="ringlog-consume"
         )
-        self.collecting = asyncio.create_task(GarbageCollector().run(), name="ringlog-gc")
+        collector = GarbageCollector(release=release_free_heap)
+        self.collecting = asyncio.create_task(collector.run(), name="ringlog-gc")
         log.info(
             "consuming %s as group %s from %s",
             self.settings.topic,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import threading
 import weakref
 from collections.abc import Iterator
 
@@ -72,6 +73,33 @@ def test_a_cycle_that_reached_the_oldest_generation_is_freed_by_the_full_collect
     assert garbage() is not None  # garbage now, in the oldest generation
     collector.collect_once()  # the second: a full collection
     assert garbage() is None
+
+
+def test_each_collection_is_followed_by_a_release_off_the_loops_thread() -> None:
+    steps: list[tuple[str, int]] = []
+    loop_thread = threading.get_ident()
+
+    def collect(generation: int) -> int:
+        steps.append(("collect", generation))
+        return 0
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        two_released = asyncio.Event()
+
+        def release() -> None:
+            steps.append(("release", int(threading.get_ident() != loop_thread)))
+            if len(steps) == 4:
+                loop.call_soon_threadsafe(two_released.set)
+
+        collector = GarbageCollector(every_s=0.02, full_every=2, collect=collect, release=release)
+        collecting = asyncio.create_task(collector.run())
+        await asyncio.wait_for(two_released.wait(), timeout=10)
+        collecting.cancel()
+
+    asyncio.run(scenario())
+    # 1 in "release": it ran in another thread than the event loop's
+    assert steps[:4] == [("collect", 1), ("release", 1), ("collect", 2), ("release", 1)]
 
 
 def test_bad_intervals_are_refused() -> None:
