@@ -21,7 +21,9 @@ hold several full batches at once; the heaps grow for them, and once they are fr
 stay free but resident between the long-lived blocks, so each larger backlog raised the RSS
 for good while the bytes in use did not move. Measured in a `--rate 4000` soak with the
 producer paused so the worker went idle (2026-12-06, gdb's `malloc_info`): after a catch-up,
-37 MiB free in the heaps; `malloc_trim(0)` took the worker's VmRSS from 286 to 268 MiB.
+37 MiB free in the heaps; `malloc_trim(0)` took the worker's VmRSS from 286 to 268 MiB. A busy
+worker's batches take such pages again at once: a steady-rate soak's floor was no lower with
+it (README "RSS over a long run (2026-12-06, fifth session)").
 """
 
 from __future__ import annotations
