@@ -7,11 +7,14 @@ Delivery semantics, visible here:
 * BACKPRESSURE: at most one batch is in flight. Batch N+1 is fetched and prepared while batch
   N is written, then `run` waits for N (`_drain`) before handing N+1 over. Fetching stops
   while it waits, so aiokafka's prefetch buffer (bounded per partition) is all that piles up.
-* RELEASE: a batch that is durable keeps its objects (records, events, rows: about 1.5M
-  Python objects for 20k events, 34-51 ms to free) until the next batch's reload query runs,
-  and they are freed then (`_release_written`), while the loop's thread would only wait. The
-  free yields to the loop between slices, so the batch in flight's dead-letter acks and
-  commit go on meanwhile instead of waiting behind the free and then the plan.
+* RELEASE: a durable batch's objects (records, events, rows: about 1.5M Python objects for
+  20k events, 34-51 ms to free) are freed before the next batch is decoded
+  (`_release_written`), so at most two batches are alive at once, the one in flight and the
+  one being prepared: a backlog's full batches set how much memory the allocators keep for
+  good (README "RSS over a long run"). A batch that becomes durable while the next is being
+  prepared is freed during that batch's reload query, while the loop's thread would only
+  wait. The free yields to the loop between slices, so the batch in flight's dead-letter acks
+  and commit go on meanwhile instead of waiting behind the free and then the plan.
 * THE BACKLOG'S END: a batch that has read every partition up to its log end, and whose
   records have been in the log for the whole window, closes at once (`_at_backlog_end`): the
   window gathers live traffic, and nothing newer is coming for those records to wait for.
@@ -243,6 +246,7 @@ class ConsumeLoop:
                     self._update_lag()
                     continue
                 generation = self._generation
+                await self._release_written()  # RELEASE: two batches alive at most, not three
                 plan = await self.preparer.prepare(
                     batch, keep=self._calls_in_flight(), meanwhile=self._release_written
                 )
@@ -297,9 +301,9 @@ class ConsumeLoop:
 
     async def _release_written(self) -> None:
         """RELEASE: free the batches made durable since the last call (see the docstring), a
-        slice at a time: between two slices a thread waiting for the GIL gets it (the reload's,
-        which then reaches its query sooner; one free of a whole batch held it 34-51 ms), and
-        so does the loop (the batch in flight's dead letters and commit)."""
+        slice at a time: between two slices a thread waiting for the GIL gets it (the insert's
+        or the reload's; one free of a whole batch held it 34-51 ms), and so does the loop
+        (the batch in flight's dead letters and commit)."""
         while self._written:
             for part in self._written.pop().plan.bulk():
                 while part:

@@ -529,20 +529,29 @@ def test_every_cached_call_rests_packed_once_the_loop_is_idle() -> None:
     p.assert_exact()
 
 
-def test_written_batches_are_freed_while_the_next_reload_runs() -> None:
-    """RELEASE: a durable batch's plan (its records, events and rows) lives until the next
-    batch's reload query runs and no longer: only the batch in flight may outlive it."""
+def test_written_batches_are_freed_before_the_next_is_prepared() -> None:
+    """RELEASE: when a batch's preparation starts, the only earlier plan alive (its records,
+    events and rows) is the batch in flight's; and once the reload query runs, that one too
+    if it has become durable meanwhile."""
     p = Pipeline(traffic(calls=40))
     plans: list[weakref.ref[Plan]] = []
-    outlived: list[int] = []
+    outlived_start: list[int] = []
+    outlived_reload: list[int] = []
     original = p.loop.preparer.prepare
+
+    def alive(refs: list[weakref.ref[Plan]]) -> list[int]:
+        return [i for i, ref in enumerate(refs) if ref() is not None]
 
     async def prepare(
         batch: Sequence[Message], keep: set[CallKey], meanwhile: Callable[[], Awaitable[object]]
     ) -> Plan:
+        outlived_start.extend(alive(plans[:-1]))
+        in_flight = plans[-1:] if p.loop.batches_in_flight else []
+
         async def release_and_look() -> None:
             await meanwhile()
-            outlived.extend(i for i, ref in enumerate(plans[:-1]) if ref() is not None)
+            if not p.loop.batches_in_flight:
+                outlived_reload.extend(alive(in_flight))
 
         plan = await original(batch, keep, release_and_look)
         plans.append(weakref.ref(plan))
@@ -553,7 +562,8 @@ def test_written_batches_are_freed_while_the_next_reload_runs() -> None:
 
     p.assert_exact()
     assert len(plans) >= 4
-    assert outlived == []
+    assert outlived_start == []
+    assert outlived_reload == []
 
 
 class FetchScript:
