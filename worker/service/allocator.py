@@ -1,5 +1,5 @@
-"""glibc malloc tuned for a worker that runs for weeks: a fixed mmap threshold, and free heap
-pages handed back.
+"""glibc malloc tuned for a worker that runs for weeks: a fixed mmap threshold, free heap
+pages handed back, and what its heaps hold (`heap_usage`, for /metrics).
 
 By default glibc serves a block of 128 KiB or more with its own mmap, but each time such a
 block is freed it raises that threshold to the block's size (up to 32 MiB) and the heap's trim
@@ -32,7 +32,9 @@ import ctypes
 import functools
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import cast
 
 log = logging.getLogger("ringlog.allocator")
 
@@ -73,3 +75,52 @@ def _glibc() -> ctypes.CDLL | None:
     except OSError:
         return None
     return libc if hasattr(libc, "gnu_get_libc_version") else None
+
+
+@dataclass(frozen=True)
+class HeapUsage:
+    """What glibc's allocator holds (its `mallinfo2`, summed over every heap). pymalloc's
+    arenas (Python's small objects) are mapped by Python itself and are not in it."""
+
+    in_use: int  # bytes of heap blocks in use (uordblks)
+    free: int  # bytes free inside the heaps, resident until reused or released (fordblks)
+    mmapped: int  # bytes of blocks mapped one by one, all in use (hblkhd)
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [  # glibc's <malloc.h>, in order
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
+        )
+    ]
+
+
+def heap_usage() -> HeapUsage | None:
+    """glibc's heap usage now (None elsewhere, or before glibc 2.33). It locks each heap in
+    turn for a walk of its free lists: microseconds, once per scrape."""
+    mallinfo2 = _mallinfo2()
+    if mallinfo2 is None:
+        return None
+    info: _MallInfo2 = mallinfo2()
+    return HeapUsage(in_use=info.uordblks, free=info.fordblks, mmapped=info.hblkhd)
+
+
+@functools.cache
+def _mallinfo2() -> Callable[[], _MallInfo2] | None:
+    libc = _glibc()
+    if libc is None or not hasattr(libc, "mallinfo2"):
+        return None
+    function = libc.mallinfo2
+    function.restype = _MallInfo2
+    function.argtypes = []
+    return cast(Callable[[], _MallInfo2], function)

@@ -33,6 +33,7 @@ from worker.pipeline.retry import OutageRetry
 from worker.service.allocator import release_free_heap
 from worker.service.garbage_collector import GarbageCollector
 from worker.service.health import HealthCheck
+from worker.service.heap_metrics import HeapCollector
 from worker.service.process_tuning import tune_process
 from worker.service.settings import Settings
 
@@ -73,6 +74,7 @@ async def build_worker(settings: Settings, wrap_store: StoreWrapper | None = Non
     version = await asyncio.to_thread(store.migrate)
     log.info("store ready (schema version %d) at %s", version, store.url)
     metrics = Metrics()
+    HeapCollector(metrics.registry)  # the live heap, read at each scrape
     connection = settings.kafka_connection()
     dead_letters = DeadLetterProducer(connection, settings.dlq_topic)
     config = settings.pipeline_config()

@@ -104,3 +104,40 @@ def test_free_pages_inside_the_heap_go_back_to_the_kernel() -> None:
     dropped_kib, released = out.stdout.split()
     assert released == "True"
     assert int(dropped_kib) > 48 * 1024  # most of the 64 MiB freed
+
+
+# In a child process: glibc's heap usage while 64 MiB of heap blocks and one 4 MiB block
+# (mapped on its own) are held, and after they are freed, as "in_use free mmapped" lines.
+_USAGE = """
+import ctypes
+from worker.service.allocator import heap_usage, pin_mmap_threshold
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype = ctypes.c_void_p
+libc.malloc.argtypes = [ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
+def show():
+    u = heap_usage()
+    print(u.in_use, u.free, u.mmapped)
+pin_mmap_threshold()
+blocks = [libc.malloc(1024) for _ in range(64 * 1024)]
+keep = libc.malloc(1024)
+large = libc.malloc(4 << 20)
+show()
+for block in blocks:
+    libc.free(block)
+libc.free(large)
+show()
+"""
+
+
+@pytest.mark.skipif(not _glibc(), reason="glibc only")
+def test_heap_usage_counts_blocks_in_use_free_and_mapped() -> None:
+    env = {"PATH": "/usr/bin:/bin"}
+    out = subprocess.run(
+        [sys.executable, "-c", _USAGE], capture_output=True, text=True, env=env, check=True
+    )
+    held, freed = ([int(n) for n in line.split()] for line in out.stdout.splitlines())
+    mib = 1 << 20
+    assert held[0] - freed[0] >= 64 * mib  # in use: the 64 MiB of blocks (and their headers)
+    assert freed[1] - held[1] >= 64 * mib  # then free inside the heap (one block keeps it)
+    assert held[2] - freed[2] >= 4 * mib  # the large block, mapped on its own, handed back
