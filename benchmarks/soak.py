@@ -28,15 +28,28 @@ VmHWM, and the calls in its cache (ringlog_cached_calls and ringlog_open_calls
 from its /metrics). The first line is the idle worker, the last the moment every offset is
 committed.
 
-Then the verdict on flatness: the run is split at the first line with at least half of the
-committed events; the floor's growth over each half in MiB and MiB per million events (the
-first half includes the call cache filling up), and the least-squares slope of the floor over
-the second half's lines (VmHWM's growth is printed beside it). Checks: every message produced
-and every offset committed, call_event rows = distinct valid events produced, rejected_event
-rows and DLQ messages = invalid messages produced, the worker stopped cleanly on SIGTERM, and
-the second half's slope at most --max-growth MiB per million events. --json prints every
-figure and the RSS series as one JSON line. Exit status 1 if a check fails. The worker's logs
-and the store are kept in a temporary directory (--remove-store removes the store at the end).
+REST POINTS: every --rest-every messages (an eighth of the run by default; 0: none) the
+producer stops until every produced offset is committed and the worker has then idled
+REST_S (longer than its collection period, so it has collected and handed free heap pages
+back), and a line "at rest" reads its VmRSS and its live heap from /metrics: Python's
+allocated blocks and glibc's bytes in use, free and mmapped (worker.service.heap_metrics). The
+producer then goes on at --rate from there (no catch-up burst, which would itself be a
+backlog), and the run ends with one more rest point. A running worker's floor follows the
+backlog it is working through; rest points compare the same state (idle, collected) after
+more and more events, and the live heap tells a leak (it grows) from memory the allocators
+keep after a backlog (it does not).
+
+Then the verdict on flatness: the series is split at the first point with at least half of
+the committed events; the growth over each half in MiB and MiB per million events (the first
+half includes the call cache filling up), and the least-squares slope over the second half's
+points. Judged: VmRSS at the rest points (the idle worker before producing, then each rest
+point), or without rest points the floor of every line (VmHWM's growth is printed beside it).
+Checks: every message produced and every offset committed, call_event rows = distinct valid
+events produced, rejected_event rows and DLQ messages = invalid messages produced, the worker
+stopped cleanly on SIGTERM, and the second half's slope at most --max-growth MiB per million
+events. --json prints every figure and the series as one JSON line. Exit status 1 if a check
+fails. The worker's logs and the store are kept in a temporary directory (--remove-store
+removes the store at the end).
 """
 
 from __future__ import annotations
@@ -51,7 +64,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from itertools import islice
@@ -75,6 +88,8 @@ from devtools.producer import ensure_topic
 from devtools.traffic import Message, generate_events
 from worker.adapters.kafka.bulk_publisher import Acks, BulkPublisher
 from worker.adapters.kafka.connection import KafkaConnection
+from worker.service.garbage_collector import EVERY_S as WORKER_GC_EVERY_S
+from worker.service.heap_metrics import BLOCKS, HEAP
 from worker.service.settings import Settings
 
 # kill mode's defaults (its flags default to None so that a long run can refuse them)
@@ -91,6 +106,11 @@ DEFAULT_MAX_GROWTH = 1.0  # MiB of VmRSS per million events over the second half
 STALL_S = 300.0  # give up when nothing more is committed for this long
 POLL_S = 1.0  # how often the end of the run is checked between two lines
 IDLE_S = 1.0  # the worker idles this long once ready before the first line
+REST_POINTS = 8  # rest points per run by default (the last at the end)
+MIN_REST_EVERY = 100_000  # fewer messages between rest points by default: none
+# A rest point's idle time after the last commit: one collection period of the worker and a
+# margin, so it has collected and handed free heap pages back (GarbageCollector.run).
+REST_S = WORKER_GC_EVERY_S + 5.0
 # The worker's own call timeout: the fault harness sets 100000h so that its exact-row diffs do
 # not depend on timeout closes, but a long run should close calls as a deployed worker does.
 DEFAULT_CALL_TIMEOUT: timedelta = Settings.model_fields["call_timeout"].default
@@ -144,6 +164,7 @@ class ProducerSpec:
     events: int
     seed: int
     rate: float | None
+    rest_every: int = 0  # messages between two rest points (0: none)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -153,17 +174,39 @@ class ProducerSpec:
         return cls(**json.loads(text))
 
 
-async def produce_bulk(spec: ProducerSpec, messages: Iterator[Message]) -> dict[str, Any]:
+async def produce_bulk(
+    spec: ProducerSpec,
+    messages: Iterator[Message],
+    rest: Callable[[int], Awaitable[object]] | None = None,
+) -> dict[str, Any]:
     """Produce `messages` as `ringlog replay` does (BulkPublisher: record batches per
     partition, about twice as fast as devtools.producer's send() per message, which could not
-    keep up with the worker here); one chunk in flight while the next is generated."""
+    keep up with the worker here); one chunk in flight while the next is generated.
+
+    Every `spec.rest_every` messages, once they are acknowledged, awaits `rest(sent)` (REST
+    POINTS), then paces on from there: the pause is not made up for."""
     publisher = BulkPublisher(KafkaConnection(brokers=spec.brokers), spec.topic)
     await publisher.start()
     sent = size = 0
     in_flight: Acks | None = None
     started = time.perf_counter()
+    resting = 0.0  # seconds spent in rests, left out of the pacing and the rate
+    paced_from = (started, 0)  # (when, queued): the pacing's origin, moved by each rest
+    queued = 0  # messages handed to the publisher: `sent` and the chunk in flight
+    rest_every = spec.rest_every if rest is not None else 0
+    next_rest = rest_every if rest_every > 0 else None
     try:
         while chunk := list(islice(messages, PRODUCE_CHUNK)):
+            if rest is not None and next_rest is not None and queued >= next_rest:
+                if in_flight is not None:
+                    sent += await in_flight.wait()
+                    in_flight = None
+                began = time.perf_counter()
+                await rest(sent)
+                resting += time.perf_counter() - began
+                paced_from = (time.perf_counter(), queued)
+                while next_rest <= queued:
+                    next_rest += rest_every
             records: list[tuple[bytes, bytes]] = []
             for msg in chunk:
                 if msg.key is None:  # generated messages always have one
@@ -171,28 +214,45 @@ async def produce_bulk(spec: ProducerSpec, messages: Iterator[Message]) -> dict[
                 records.append((msg.key, msg.value))
                 size += len(msg.value)
             acks = await publisher.send(records)
+            queued += len(records)
             if in_flight is not None:
                 sent += await in_flight.wait()
             in_flight = acks
             if spec.rate is not None:
-                ahead = (sent + len(records)) / spec.rate - (time.perf_counter() - started)
+                since, base = paced_from
+                due = (queued - base) / spec.rate
+                ahead = due - (time.perf_counter() - since)
                 if ahead > 0:
                     await asyncio.sleep(ahead)
         if in_flight is not None:
             sent += await in_flight.wait()
     finally:
-        seconds = time.perf_counter() - started
+        seconds = time.perf_counter() - started - resting
         await publisher.stop()
-    return {"sent": sent, "bytes": size, "seconds": seconds, "rate": sent / seconds}
+    return {
+        "sent": sent,
+        "bytes": size,
+        "seconds": seconds,
+        "rate": sent / seconds,
+        "resting_seconds": resting,
+    }
+
+
+async def _rest_on_stdin(sent: int) -> None:
+    """A rest point of the producer child: say so on stdout, go on at a line on stdin."""
+    sys.stdout.write(json.dumps({"rest": sent}) + "\n")
+    sys.stdout.flush()
+    await asyncio.to_thread(sys.stdin.readline)
 
 
 def _producer_child(spec_json: str) -> None:
-    """Entry point of the producer process: generates and produces the events, then one JSON
+    """Entry point of the producer process: generates and produces the events (at each rest
+    point a line {"rest": sent} on stdout, and on at the next line on stdin), then one JSON
     line on stdout: what was produced and the Expected counts."""
     spec = ProducerSpec.from_json(spec_json)
     tally = Tally()
     events = generate_events(spec.events, seed=spec.seed, invalid_share=INVALID_SHARE, oversized=0)
-    out = asyncio.run(produce_bulk(spec, tallied(events, tally)))
+    out = asyncio.run(produce_bulk(spec, tallied(events, tally), _rest_on_stdin))
     out["expected"] = asdict(tally.expected())
     sys.stdout.write(json.dumps(out) + "\n")
     sys.stdout.flush()
@@ -217,12 +277,17 @@ class Sample:
     hwm_kib: int  # its VmHWM (the peak so far)
     cached_calls: int | None  # ringlog_cached_calls (None: /metrics did not answer)
     open_calls: int | None  # ringlog_open_calls
+    at_rest: bool = False  # a rest point: idle and collected (REST POINTS)
+    # the live heap (worker.service.heap_metrics; None: not served), read at rest points
+    python_blocks: int | None = None
+    malloc_in_use: int | None = None  # bytes: in the heaps and mmapped
+    malloc_free: int | None = None  # bytes free inside the heaps
 
 
 @dataclass(frozen=True)
 class Flatness:
-    """The VmRSS floor (Sample.floor_kib) over the two halves of a run, split at the first
-    sample holding at least half of the committed messages."""
+    """VmRSS (the floor of each line, or the VmRSS of each rest point) over the two halves of
+    a run, split at the first sample holding at least half of the committed messages."""
 
     split_committed: int  # committed at the split sample
     first_events: int  # messages committed in the first half
@@ -290,8 +355,17 @@ def least_squares_slope(points: Sequence[tuple[float, float]]) -> float | None:
     return sum((x - mean_x) * (y - mean_y) for x, y in points) / var
 
 
-def flatness(samples: Sequence[Sample]) -> Flatness | None:
-    """The halves of the run (None with fewer than 3 samples: no middle to split at)."""
+def _floor(s: Sample) -> int:
+    return s.floor_kib
+
+
+def _rss(s: Sample) -> int:
+    return s.rss_kib
+
+
+def flatness(samples: Sequence[Sample], level: Callable[[Sample], int] = _floor) -> Flatness | None:
+    """The halves of the run, of `level` (KiB; the floor by default), None with fewer than 3
+    samples: no middle to split at."""
     if len(samples) < 3:
         return None
     first, last = samples[0], samples[-1]
@@ -303,7 +377,7 @@ def flatness(samples: Sequence[Sample]) -> Flatness | None:
     split = samples[split_at]
     second = samples[split_at:]
     slope = (
-        least_squares_slope([(s.committed / 1e6, _mib(s.floor_kib)) for s in second])
+        least_squares_slope([(s.committed / 1e6, _mib(level(s))) for s in second])
         if len(second) >= 3
         else None
     )
@@ -311,13 +385,28 @@ def flatness(samples: Sequence[Sample]) -> Flatness | None:
         split_committed=split.committed,
         first_events=split.committed - first.committed,
         second_events=last.committed - split.committed,
-        start_rss_mib=_mib(first.floor_kib),
-        split_rss_mib=_mib(split.floor_kib),
-        end_rss_mib=_mib(last.floor_kib),
+        start_rss_mib=_mib(level(first)),
+        split_rss_mib=_mib(level(split)),
+        end_rss_mib=_mib(level(last)),
         second_hwm_growth_mib=_mib(last.hwm_kib - split.hwm_kib),
         second_samples=len(second),
         second_slope_mib_per_million=slope,
     )
+
+
+def rest_points(samples: Sequence[Sample]) -> list[Sample]:
+    """The idle worker before producing (the first sample) and every rest point."""
+    return [*samples[:1], *(s for s in samples[1:] if s.at_rest)]
+
+
+def running(samples: Sequence[Sample]) -> list[Sample]:
+    """The lines taken while the worker ran (and the first): the floor's series."""
+    return [s for s in samples if not s.at_rest]
+
+
+def rest_flatness(samples: Sequence[Sample]) -> Flatness | None:
+    """VmRSS at the rest points (None with fewer than two of them after the first)."""
+    return flatness(rest_points(samples), _rss)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -338,6 +427,7 @@ class LongOptions:
     store_process: bool  # serve the store from a process of its own (not in the worker)
     json: bool
     command: str
+    rest_every: int = 0  # messages between two rest points (0: none)
 
 
 @dataclass
@@ -350,10 +440,12 @@ class LongResult:
     rate: float | None
     worker_env: dict[str, str]
     max_growth: float
+    rest_every: int = 0
     producer: dict[str, Any] = field(default_factory=dict)
     expected: Expected = field(default_factory=Expected)
     samples: list[Sample] = field(default_factory=list)
-    flat: Flatness | None = None
+    flat: Flatness | None = None  # the floor of the lines taken while running
+    rest: Flatness | None = None  # VmRSS at the rest points
     complete: bool = True
     note: str = ""
     call_event_rows: int = 0
@@ -374,9 +466,17 @@ class LongResult:
     def committed(self) -> int:
         return self.samples[-1].committed if self.samples else 0
 
+    @property
+    def judged(self) -> tuple[str, Flatness | None]:
+        """What the flatness check judges: VmRSS at rest with rest points, else the floor."""
+        if self.rest_every > 0:
+            return "RSS at rest flat", self.rest
+        return "RSS flat", self.flat
+
     def check(self) -> None:
         exp = self.expected
-        judged = self.flat.judged_mib_per_million if self.flat is not None else None
+        what, flat = self.judged
+        judged = flat.judged_mib_per_million if flat is not None else None
         self.checks = {
             "every message produced": self.producer.get("sent") == exp.messages,
             "every offset committed": self.complete and self.committed == exp.messages,
@@ -384,7 +484,7 @@ class LongResult:
             "rejected_event rows = invalid messages": self.rejected_rows == exp.invalid,
             "DLQ messages = invalid messages": self.dead_letters == exp.invalid,
             "worker stopped cleanly (SIGTERM, exit 0)": self.worker_exit == 0,
-            f"RSS flat (second half <= {self.max_growth:g} MiB per million events)": (
+            f"{what} (second half <= {self.max_growth:g} MiB per million events)": (
                 judged is not None and judged <= self.max_growth
             ),
         }
@@ -393,6 +493,7 @@ class LongResult:
         data = asdict(self)
         data["mode"] = "long-run"
         data["flat"] = self.flat.to_json() if self.flat is not None else None
+        data["rest"] = self.rest.to_json() if self.rest is not None else None
         data["expected"]["duplicates"] = self.expected.duplicates
         data["committed"] = self.committed
         data["ok"] = self.ok
@@ -422,6 +523,25 @@ def _gauge(worker: WorkerProcess, name: str) -> int | None:
     return None if value is None else int(value)
 
 
+def _heap(worker: WorkerProcess) -> tuple[int | None, int | None, int | None]:
+    """The worker's live heap from /metrics: Python's blocks, malloc's bytes in use (in the
+    heaps and mmapped) and free (None each: not served)."""
+    blocks = _gauge(worker, BLOCKS)
+    heap = metric(worker, HEAP)
+    in_use = heap.get('{state="in_use"}')
+    mmapped = heap.get('{state="mmapped"}')
+    free = heap.get('{state="free"}')
+    used = None if in_use is None or mmapped is None else int(in_use + mmapped)
+    return blocks, used, None if free is None else int(free)
+
+
+def _rest_note(s: Sample) -> str:
+    blocks = "-" if s.python_blocks is None else f"{s.python_blocks:,}"
+    used = "-" if s.malloc_in_use is None else f"{s.malloc_in_use / 2**20:,.0f}"
+    free = "-" if s.malloc_free is None else f"{s.malloc_free / 2**20:,.0f}"
+    return f"at rest: {blocks} Python blocks, malloc {used} MiB in use + {free} MiB free"
+
+
 class _Monitor:
     """Takes the samples: Kafka's committed and end offsets, /proc and /metrics of the worker."""
 
@@ -448,11 +568,14 @@ class _Monitor:
         done = bool(ends) and all(committed.get(p, 0) >= end for p, end in ends.items())
         return sum(ends.values()), sum(committed.values()), done
 
-    async def sample(self, now: float) -> Sample:
+    async def sample(self, now: float, at_rest: bool = False) -> Sample:
         produced, committed, _ = await self.offsets()
         pid = self._pid()
         cached = await asyncio.to_thread(_gauge, self.worker, "ringlog_cached_calls")
         opened = await asyncio.to_thread(_gauge, self.worker, "ringlog_open_calls")
+        heap: tuple[int | None, int | None, int | None] = (None, None, None)
+        if at_rest:
+            heap = await asyncio.to_thread(_heap, self.worker)
         previous = self.samples[-1] if self.samples else None
         seconds = max(0.0, now - self.started)
         rate = 0.0
@@ -471,34 +594,94 @@ class _Monitor:
             hwm_kib=proc_status_kib("VmHWM", pid) if pid is not None else 0,
             cached_calls=cached,
             open_calls=opened,
+            at_rest=at_rest,
+            python_blocks=heap[0],
+            malloc_in_use=heap[1],
+            malloc_free=heap[2],
         )
         self.samples.append(sample)
         return sample
 
+    async def rest(self) -> Sample:
+        """A rest point: wait REST_S once every produced offset is committed (reading VmRSS
+        every second), then the sample, with the live heap. Raises _Stopped if the worker
+        exits or commits nothing more for STALL_S first."""
+        idle_since: float | None = None
+        progress = (time.monotonic(), -1)
+        while idle_since is None or time.monotonic() - idle_since < REST_S:
+            self.read_rss()
+            if idle_since is None:
+                _, committed, done = await self.offsets()
+                now = time.monotonic()
+                if done:
+                    idle_since = now
+                elif committed > progress[1]:
+                    progress = (now, committed)
+                elif now - progress[0] > STALL_S:
+                    raise _Stopped(f"nothing more committed for {STALL_S:.0f}s at a rest point")
+            if not self.worker.alive():
+                raise _Stopped("the worker exited during a rest point")
+            await asyncio.sleep(POLL_S)
+        return await self.sample(time.monotonic(), at_rest=True)
 
-async def _start_producer(spec: ProducerSpec) -> asyncio.subprocess.Process:
-    # its own process: generating events is CPU-bound Python, and here it would hold up the
-    # lines (and share this process's GIL)
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "benchmarks.soak",
-        "--producer-child",
-        spec.to_json(),
-        cwd=REPO_ROOT,
-        env=child_env(),
-        stdout=asyncio.subprocess.PIPE,  # its stderr (errors only) goes to ours
-    )
+
+class _Stopped(Exception):
+    """The run cannot go on (the worker exited, or stopped committing)."""
 
 
-async def _producer_result(proc: asyncio.subprocess.Process) -> dict[str, Any]:
-    stdout, _ = await proc.communicate()
-    lines = stdout.decode().splitlines()
-    line = next((ln for ln in reversed(lines) if ln.startswith("{")), None)
-    if proc.returncode != 0 or line is None:
-        raise RuntimeError(f"the producer process failed (exit {proc.returncode})")
-    data: dict[str, Any] = json.loads(line)
-    return data
+class _Producer:
+    """The producer child process (its own process: generating events is CPU-bound Python,
+    and here it would hold up the lines and share this process's GIL): its rest points, a
+    queue of the messages sent at each, and its result."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.rests: asyncio.Queue[int] = asyncio.Queue()
+        self.result = asyncio.create_task(self._read(), name="soak-producer")
+
+    @classmethod
+    async def start(cls, spec: ProducerSpec) -> _Producer:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "benchmarks.soak",
+            "--producer-child",
+            spec.to_json(),
+            cwd=REPO_ROOT,
+            env=child_env(),
+            stdin=asyncio.subprocess.PIPE,  # a line: go on after a rest point
+            stdout=asyncio.subprocess.PIPE,  # its stderr (errors only) goes to ours
+        )
+        return cls(proc)
+
+    async def _read(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        result: dict[str, Any] | None = None
+        async for raw in self.proc.stdout:
+            line = raw.decode().strip()
+            if not line.startswith("{"):
+                continue
+            data = json.loads(line)
+            if set(data) == {"rest"}:
+                self.rests.put_nowait(int(data["rest"]))
+            else:
+                result = data
+        await self.proc.wait()
+        if self.proc.returncode != 0 or result is None:
+            raise RuntimeError(f"the producer process failed (exit {self.proc.returncode})")
+        return result
+
+    async def resume(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(b"go\n")
+        await self.proc.stdin.drain()
+
+    async def kill(self) -> None:
+        if not self.result.done():
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
+            with contextlib.suppress(Exception):
+                await self.result
 
 
 async def _consume_while_producing(
@@ -510,15 +693,31 @@ async def _consume_while_producing(
     monitor = _Monitor(setup, worker, time.monotonic())
     say(_header())
     say(_line(await monitor.sample(monitor.started), "idle worker, before producing"))
-    spec = ProducerSpec(opts.brokers, setup.topic, opts.events, opts.seed, opts.rate)
-    proc = await _start_producer(spec)
-    producing = asyncio.create_task(_producer_result(proc), name="soak-producer")
+    spec = ProducerSpec(
+        opts.brokers, setup.topic, opts.events, opts.seed, opts.rate, opts.rest_every
+    )
+    producer = await _Producer.start(spec)
+    producing = producer.result
     try:
         next_line = monitor.started + opts.rss_every
         last_progress = (time.monotonic(), 0)
         while True:
             now = time.monotonic()
             monitor.read_rss()
+            if not producer.rests.empty():
+                # REST POINTS: the producer waits until the worker has idled and collected
+                producer.rests.get_nowait()
+                try:
+                    rest = await monitor.rest()
+                except _Stopped as stopped:
+                    result.complete = False
+                    result.note = str(stopped)
+                    break
+                say(_line(rest, _rest_note(rest)))
+                await producer.resume()
+                last_progress = (time.monotonic(), rest.committed)
+                next_line = time.monotonic() + opts.rss_every  # a floor of the run, not the rest
+                continue
             if producing.done():
                 result.producer = producing.result()  # re-raises why producing failed
                 _, committed, done = await monitor.offsets()
@@ -543,12 +742,15 @@ async def _consume_while_producing(
             await asyncio.sleep(max(0.0, min(POLL_S, next_line - time.monotonic())))
         if result.complete:
             say(_line(await monitor.sample(time.monotonic()), "every offset committed"))
+            if opts.rest_every > 0:
+                try:
+                    rest = await monitor.rest()
+                    say(_line(rest, _rest_note(rest)))
+                except _Stopped as stopped:
+                    result.complete = False
+                    result.note = str(stopped)
     finally:
-        if not producing.done():
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            with contextlib.suppress(Exception):
-                await producing
+        await producer.kill()
         result.samples = monitor.samples
     exp = result.producer.get("expected")
     if exp is not None:
@@ -581,12 +783,20 @@ async def long_run(opts: LongOptions) -> LongResult:
         rate=opts.rate,
         worker_env=env,
         max_growth=opts.max_growth,
+        rest_every=opts.rest_every,
     )
     pace = "as fast as it can" if opts.rate is None else f"at {opts.rate:,.0f}/s"
     say(
         f"soak long run: {opts.events:,} events produced {pace} to {setup.topic} "
         f"({PARTITIONS} partitions), `ringlog worker` with {env}, a line every "
-        f"{opts.rss_every:g}s; logs and store in {work}"
+        f"{opts.rss_every:g}s; "
+        + (
+            f"a rest point every {opts.rest_every:,} messages and at the end (idle "
+            f"{REST_S:g}s after the last commit); "
+            if opts.rest_every > 0
+            else "no rest points; "
+        )
+        + f"logs and store in {work}"
     )
     await ensure_topic(setup.brokers, setup.topic, partitions=PARTITIONS)
     await ensure_topic(setup.brokers, setup.dlq_topic, partitions=1)
@@ -612,7 +822,9 @@ async def long_run(opts: LongOptions) -> LongResult:
             server.stop()
         if opts.remove_store:
             shutil.rmtree(work / "store", ignore_errors=True)
-    result.flat = flatness(result.samples)
+    result.flat = flatness(running(result.samples))
+    if opts.rest_every > 0:
+        result.rest = rest_flatness(result.samples)
     result.check()
     return result
 
@@ -625,6 +837,40 @@ def _fmt(value: float | None, unit: str = "") -> str:
     return "-" if value is None else f"{value:,.1f}{unit}"
 
 
+def _halves(what: str, f: Flatness | None, hwm: bool) -> list[str]:
+    if f is None:
+        return [f"{what}: fewer than 3 points, no verdict (a longer run, or more points)"]
+    return [
+        f"{what}: idle {f.start_rss_mib:,.0f} MiB -> {f.split_rss_mib:,.0f} MiB at "
+        f"{f.split_committed:,} messages -> {f.end_rss_mib:,.0f} MiB at the end",
+        f"  first half  ({f.first_events:>11,} messages): {f.first_growth_mib:+,.1f} MiB = "
+        f"{_fmt(f.first_mib_per_million)} MiB per million (start-up, the call cache fills)",
+        f"  second half ({f.second_events:>11,} messages): {f.second_growth_mib:+,.1f} MiB = "
+        f"{_fmt(f.second_mib_per_million)} MiB per million; least-squares slope over its "
+        f"{f.second_samples} points {_fmt(f.second_slope_mib_per_million)} MiB per million"
+        + (f"; VmHWM {f.second_hwm_growth_mib:+,.1f} MiB" if hwm else ""),
+    ]
+
+
+def _rest_table(samples: Sequence[Sample]) -> list[str]:
+    """The rest points, one row each: VmRSS and the live heap."""
+    lines = [
+        f"rest points (idle {REST_S:g}s after the last commit):",
+        f"  {'committed':>11} {'VmRSS MiB':>10} {'Python blocks':>14} {'malloc in use MiB':>18} "
+        f"{'malloc free MiB':>16} {'cached calls':>13}",
+    ]
+    for s in rest_points(samples)[1:]:
+        blocks = "-" if s.python_blocks is None else f"{s.python_blocks:,}"
+        used = "-" if s.malloc_in_use is None else f"{s.malloc_in_use / 2**20:,.1f}"
+        free = "-" if s.malloc_free is None else f"{s.malloc_free / 2**20:,.1f}"
+        cached = "-" if s.cached_calls is None else f"{s.cached_calls:,}"
+        lines.append(
+            f"  {s.committed:>11,} {_mib(s.rss_kib):>10,.0f} {blocks:>14} {used:>18} "
+            f"{free:>16} {cached:>13}"
+        )
+    return lines
+
+
 def long_summary(r: LongResult) -> str:
     exp = r.expected
     seconds = r.samples[-1].seconds if r.samples else 0.0
@@ -633,8 +879,9 @@ def long_summary(r: LongResult) -> str:
         "",
         "=" * 96,
         f"soak long run: {r.committed:,} of {exp.messages:,} messages committed in "
-        f"{seconds:,.0f}s ({r.committed / seconds if seconds else 0:,.0f}/s overall); "
-        f"produced at {producer.get('rate', 0):,.0f}/s in {producer.get('seconds', 0):,.0f}s",
+        f"{seconds:,.0f}s ({r.committed / seconds if seconds else 0:,.0f}/s overall"
+        + (", rest points included); " if r.rest_every > 0 else "); ")
+        + f"produced at {producer.get('rate', 0):,.0f}/s in {producer.get('seconds', 0):,.0f}s",
         f"generated: {exp.messages:,} messages = {exp.distinct_valid:,} distinct valid + "
         f"{exp.duplicates:,} duplicates + {exp.invalid:,} invalid",
         f"rows (count() FINAL): call_event={r.call_event_rows:,}, "
@@ -646,25 +893,17 @@ def long_summary(r: LongResult) -> str:
             f"{r.store_rss_start_kib / 1024:,.0f} MiB once ready -> "
             f"{r.store_rss_end_kib / 1024:,.0f} MiB at the end"
         )
-    f = r.flat
-    if f is None:
-        lines.append("RSS: fewer than 3 lines, no verdict (a longer run or a shorter --rss-every)")
-    else:
-        lines += [
-            f"VmRSS floor: idle {f.start_rss_mib:,.0f} MiB -> {f.split_rss_mib:,.0f} MiB at "
-            f"{f.split_committed:,} messages -> {f.end_rss_mib:,.0f} MiB at the end",
-            f"  first half  ({f.first_events:>11,} messages): {f.first_growth_mib:+,.1f} MiB = "
-            f"{_fmt(f.first_mib_per_million)} MiB per million (start-up, the call cache fills)",
-            f"  second half ({f.second_events:>11,} messages): {f.second_growth_mib:+,.1f} MiB = "
-            f"{_fmt(f.second_mib_per_million)} MiB per million; least-squares slope over its "
-            f"{f.second_samples} lines {_fmt(f.second_slope_mib_per_million)} MiB per million; "
-            f"VmHWM {f.second_hwm_growth_mib:+,.1f} MiB",
-        ]
-        judged = f.judged_mib_per_million
+    if r.rest_every > 0:
+        lines += _rest_table(r.samples)
+        lines += _halves("VmRSS at rest", r.rest, hwm=False)
+    lines += _halves("VmRSS floor while running", r.flat, hwm=True)
+    what, judged_flat = r.judged
+    judged = judged_flat.judged_mib_per_million if judged_flat is not None else None
+    if judged_flat is not None:
         flat = judged is not None and judged <= r.max_growth
         lines.append(
-            f"verdict: {'flat' if flat else 'NOT flat'} ({_fmt(judged)} MiB per million events "
-            f"in the second half, limit {r.max_growth:g})"
+            f"verdict ({what}): {'flat' if flat else 'NOT flat'} ({_fmt(judged)} MiB per "
+            f"million events in the second half, limit {r.max_growth:g})"
         )
     if r.note:
         lines.append(f"note: {r.note}")
@@ -709,6 +948,17 @@ def _parser() -> argparse.ArgumentParser:
         metavar="MIB",
         help="the flatness check: at most MIB of VmRSS per million events over the second half "
         f"of the run ({DEFAULT_MAX_GROWTH:g})",
+    )
+    long.add_argument(
+        "--rest-every",
+        type=int,
+        default=None,
+        metavar="MESSAGES",
+        help="a rest point every MESSAGES produced (and one at the end): the producer waits "
+        "until the worker has committed everything and idled "
+        f"{REST_S:g}s, then its VmRSS and live heap are read, and the verdict judges VmRSS "
+        f"at those points (default: an eighth of --events, none below {MIN_REST_EVERY:,}; "
+        "0: none, the verdict judges the floor of every line)",
     )
     long.add_argument(
         "--cache-max-calls",
@@ -785,6 +1035,10 @@ def _kill_mode(args: argparse.Namespace) -> int:
 
 
 def _long_mode(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    rest_every = args.rest_every
+    if rest_every is None:
+        rest_every = args.events // REST_POINTS
+        rest_every = rest_every if rest_every >= MIN_REST_EVERY else 0
     opts = LongOptions(
         events=args.events,
         rss_every=args.rss_every if args.rss_every is not None else DEFAULT_RSS_EVERY_S,
@@ -798,6 +1052,7 @@ def _long_mode(args: argparse.Namespace, argv: Sequence[str]) -> int:
         store_process=args.store_process,
         json=args.json,
         command=shlex.join(["python", "-m", "benchmarks.soak", *argv]),
+        rest_every=rest_every,
     )
     result = asyncio.run(long_run(opts))
     say(long_summary(result))
@@ -818,6 +1073,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             flag
             for flag, value in (
                 ("--rss-every", args.rss_every),
+                ("--rest-every", args.rest_every),
                 ("--max-growth", args.max_growth),
                 ("--cache-max-calls", args.cache_max_calls),
                 ("--remove-store", args.remove_store or None),
@@ -835,6 +1091,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--events must be >= 1")
     if args.rss_every is not None and args.rss_every <= 0:
         parser.error("--rss-every must be > 0")
+    if args.rest_every is not None and args.rest_every < 0:
+        parser.error("--rest-every must be >= 0 (0: no rest points)")
     if args.rate is not None and args.rate <= 0:
         parser.error("--rate must be > 0")
     return _long_mode(args, list(sys.argv[1:] if argv is None else argv))

@@ -3,10 +3,23 @@ what the generated traffic must turn into (no Kafka, no worker)."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from benchmarks.ingest import expected_of
-from benchmarks.soak import Sample, Tally, flatness, least_squares_slope, tallied
+from benchmarks.soak import (
+    LongResult,
+    Sample,
+    Tally,
+    flatness,
+    least_squares_slope,
+    long_summary,
+    rest_flatness,
+    rest_points,
+    running,
+    tallied,
+)
 from devtools.traffic import generate_events
 
 
@@ -86,3 +99,74 @@ def test_the_tally_counts_as_the_ingest_benchmark_does() -> None:
     assert list(tallied(iter(messages), tally)) == messages  # passed on untouched
     assert tally.expected() == expected_of(messages)
     assert tally.expected().duplicates > 0 and tally.expected().invalid > 0
+
+
+def rest(committed: int, rss_mib: float, blocks: int = 1_000_000) -> Sample:
+    return dataclasses.replace(
+        sample(committed, rss_mib),
+        at_rest=True,
+        python_blocks=blocks,
+        malloc_in_use=70 << 20,
+        malloc_free=1 << 20,
+    )
+
+
+def test_rest_points_are_judged_apart_from_the_lines_taken_while_running() -> None:
+    # while running the floor climbs with each backlog (400 -> 460 MiB); at rest the worker
+    # is back at 300 MiB each time after the call cache has filled
+    samples = [
+        sample(0, 100),
+        sample(1_000_000, 400),
+        rest(2_000_000, 300),
+        sample(3_000_000, 420),
+        rest(4_000_000, 301),
+        sample(5_000_000, 440),
+        rest(6_000_000, 300),
+        sample(7_000_000, 460),
+        rest(8_000_000, 300),
+    ]
+    assert [s.committed for s in rest_points(samples)] == [0, 2e6, 4e6, 6e6, 8e6]
+    assert [s.committed for s in running(samples)] == [0, 1e6, 3e6, 5e6, 7e6]
+    at_rest = rest_flatness(samples)
+    assert at_rest is not None
+    assert at_rest.start_rss_mib == 100 and at_rest.end_rss_mib == 300
+    assert at_rest.split_committed == 4_000_000
+    assert at_rest.second_slope_mib_per_million == pytest.approx(-0.25)
+    floor = flatness(running(samples))
+    assert floor is not None and floor.judged_mib_per_million == pytest.approx(10)
+
+    result = long_result(samples, rest_every=2_000_000)
+    result.rest, result.flat = at_rest, floor
+    result.check()
+    assert result.checks["RSS at rest flat (second half <= 1 MiB per million events)"]
+    # without rest points the floor is judged
+    result.rest_every = 0
+    result.check()
+    assert not result.checks["RSS flat (second half <= 1 MiB per million events)"]
+
+
+def test_a_leak_shows_at_rest_too() -> None:
+    samples = [sample(0, 100)] + [rest(i * 1_000_000, 300 + 5 * i) for i in range(1, 9)]
+    at_rest = rest_flatness(samples)
+    assert at_rest is not None
+    assert at_rest.judged_mib_per_million == pytest.approx(5)
+    result = long_result(samples, rest_every=1_000_000)
+    result.rest = at_rest
+    result.check()
+    assert not result.checks["RSS at rest flat (second half <= 1 MiB per million events)"]
+    assert "RSS at rest" in long_summary(result) and "NOT flat" in long_summary(result)
+
+
+def long_result(samples: list[Sample], rest_every: int) -> LongResult:
+    return LongResult(
+        command="python -m benchmarks.soak --events 8000000",
+        topic="t",
+        work_dir="/tmp/x",
+        events_requested=8_000_000,
+        rss_every=60,
+        rate=None,
+        worker_env={},
+        max_growth=1.0,
+        rest_every=rest_every,
+        samples=samples,
+    )
