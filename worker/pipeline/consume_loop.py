@@ -7,13 +7,14 @@ Delivery semantics, visible here:
 * BACKPRESSURE: at most one batch is in flight. Batch N+1 is fetched and prepared while batch
   N is written, then `run` waits for N (`_drain`) before handing N+1 over. Fetching stops
   while it waits, so aiokafka's prefetch buffer (bounded per partition) is all that piles up.
-* RELEASE: a durable batch's objects (records, events, rows: about 1.5M Python objects for
-  20k events, 34-51 ms to free) are freed before the next batch is decoded
-  (`_release_written`), so at most two batches are alive at once, the one in flight and the
-  one being prepared: a backlog's full batches set how much memory the allocators keep for
-  good (README "RSS over a long run"). A batch that becomes durable while the next is being
-  prepared is freed during that batch's reload query, while the loop's thread would only
-  wait. The free yields to the loop between slices, so the batch in flight's dead-letter acks
+* RELEASE: a durable batch's objects (records, events, rows: about 1.5M Python objects for 20k
+  events, 34-51 ms to free) are freed before the next batch is decoded (`_release_written`), so
+  at most two batches are alive at once, the one in flight and the one being prepared: a
+  backlog's full batches set how much memory the allocators keep for good (README "RSS over a
+  long run"). A batch that becomes durable while the next is being prepared is freed during
+  that batch's reload query, while the loop's thread would only wait, and the last one before
+  the loop goes idle as soon as it finds nothing to fetch: an idle worker holds only its cached
+  calls. The free yields to the loop between slices, so the batch in flight's dead-letter acks
   and commit go on meanwhile instead of waiting behind the free and then the plan.
 * THE BACKLOG'S END: a batch that has read every partition up to its log end, and whose
   records have been in the log for the whole window, closes at once (`_at_backlog_end`): the
@@ -361,6 +362,7 @@ class ConsumeLoop:
                 if remaining == 0.0:
                     deadline = time.monotonic() + max_seconds  # idle: a fresh window
                     self.preparer.rest()  # and the last batch's calls go back to rest
+                    await self._reap()  # a durable batch in flight: its records go too
                     await self._release_written()
             elif len(batch) < max_events and await self._at_backlog_end(batch, max_seconds):
                 break

@@ -529,6 +529,18 @@ def test_every_cached_call_rests_packed_once_the_loop_is_idle() -> None:
     p.assert_exact()
 
 
+def test_an_idle_loop_holds_no_batch() -> None:
+    """Once the last batch is durable and nothing more comes, the loop lets go of it (its
+    records, its plan), so an idle worker holds only its cached calls (RELEASE)."""
+    p = Pipeline(traffic())
+
+    def drained_and_let_go() -> bool:
+        return p.consumer.drained() and p.loop._inflight is None and not p.loop._written
+
+    asyncio.run(p.run(until=drained_and_let_go, limit_s=5.0))
+    p.assert_exact()
+
+
 def test_written_batches_are_freed_before_the_next_is_prepared() -> None:
     """RELEASE: when a batch's preparation starts, the only earlier plan alive (its records,
     events and rows) is the batch in flight's; and once the reload query runs, that one too
