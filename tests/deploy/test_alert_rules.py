@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from worker.pipeline.metrics import Metrics
+from worker.service.lifecycle import worker_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy" / "prometheus" / "ringlog-alerts.yml"
@@ -72,7 +72,7 @@ def test_every_rule_has_runbook_annotations_and_tests() -> None:
 
 def _exported_names() -> set[str]:
     names: set[str] = set()
-    for metric in Metrics().registry.collect():
+    for metric in worker_metrics().registry.collect():
         if metric.type != "counter":
             names.add(metric.name)
         for sample in metric.samples:

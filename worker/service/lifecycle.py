@@ -73,8 +73,7 @@ async def build_worker(settings: Settings, wrap_store: StoreWrapper | None = Non
     store = settings.store()
     version = await asyncio.to_thread(store.migrate)
     log.info("store ready (schema version %d) at %s", version, store.url)
-    metrics = Metrics()
-    HeapCollector(metrics.registry)  # the live heap, read at each scrape
+    metrics = worker_metrics()
     connection = settings.kafka_connection()
     dead_letters = DeadLetterProducer(connection, settings.dlq_topic)
     config = settings.pipeline_config()
@@ -90,6 +89,13 @@ async def build_worker(settings: Settings, wrap_store: StoreWrapper | None = Non
     checks = HealthCheck(loop, retry, settings.health_max_failures, settings.health_stall_seconds)
     publisher = KafkaEventPublisher(connection, settings.topic)
     return Worker(settings, store, metrics, preparer, writer, loop, dead_letters, checks, publisher)
+
+
+def worker_metrics() -> Metrics:
+    """Everything a worker's /metrics serves: the pipeline's metrics and its live heap."""
+    metrics = Metrics()
+    HeapCollector(metrics.registry)  # read at each scrape
+    return metrics
 
 
 class Lifecycle:

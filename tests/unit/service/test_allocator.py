@@ -18,16 +18,36 @@ def _glibc() -> bool:
         return False
 
 
-# In a child process (pinning changes the process's allocator for good): frees an 8 MiB block
-# (served by mmap), then prints whether a 1 MiB block is served by mmap (IS_MMAPPED, bit 2 of
-# the chunk's size field, just before the pointer).
-_PROBE = """
-import ctypes, sys
-from worker.service.allocator import pin_mmap_threshold
+# What each child script starts with: glibc's malloc and free, callable with raw addresses.
+_LIBC = """
+import ctypes
 libc = ctypes.CDLL("libc.so.6")
 libc.malloc.restype = ctypes.c_void_p
 libc.malloc.argtypes = [ctypes.c_size_t]
 libc.free.argtypes = [ctypes.c_void_p]
+"""
+
+
+def _in_a_child(script: str, *args: str) -> str:
+    """Run `script` after _LIBC in a fresh interpreter (its allocator untouched by this
+    process's tuning, no MALLOC_* tunables from the caller's environment); its stdout."""
+    env = {"PATH": "/usr/bin:/bin"}
+    out = subprocess.run(
+        [sys.executable, "-c", _LIBC + script, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    return out.stdout
+
+
+# In a child process (pinning changes the process's allocator for good): frees an 8 MiB block
+# (served by mmap), then prints whether a 1 MiB block is served by mmap (IS_MMAPPED, bit 2 of
+# the chunk's size field, just before the pointer).
+_PROBE = """
+import sys
+from worker.service.allocator import pin_mmap_threshold
 if sys.argv[1] in ("pin", "worker"):
     assert pin_mmap_threshold()
 if sys.argv[1] == "worker":  # then the rest of the worker's start-up tuning
@@ -42,11 +62,7 @@ libc.free(block)
 
 
 def _one_mib_block_mmapped(mode: str) -> bool:
-    env = {"PATH": "/usr/bin:/bin"}  # no MALLOC_* tunables from the caller's environment
-    out = subprocess.run(
-        [sys.executable, "-c", _PROBE, mode], capture_output=True, text=True, env=env, check=True
-    )
-    return out.stdout.strip() == "True"
+    return _in_a_child(_PROBE, mode).strip() == "True"
 
 
 @pytest.mark.skipif(not _glibc(), reason="glibc only")
@@ -74,12 +90,7 @@ def test_the_operators_tunable_wins() -> None:
 # all but that one freed: glibc keeps the free pages resident (it trims only a heap's top).
 # Prints the VmRSS drop (KiB) over release_free_heap, and what it returned.
 _HOLES = """
-import ctypes
 from worker.service.allocator import release_free_heap
-libc = ctypes.CDLL("libc.so.6")
-libc.malloc.restype = ctypes.c_void_p
-libc.malloc.argtypes = [ctypes.c_size_t]
-libc.free.argtypes = [ctypes.c_void_p]
 def rss():
     with open("/proc/self/status") as status:
         return next(int(line.split()[1]) for line in status if line.startswith("VmRSS"))
@@ -97,11 +108,7 @@ print(before - rss(), released)
 
 @pytest.mark.skipif(not _glibc(), reason="glibc only")
 def test_free_pages_inside_the_heap_go_back_to_the_kernel() -> None:
-    env = {"PATH": "/usr/bin:/bin"}
-    out = subprocess.run(
-        [sys.executable, "-c", _HOLES], capture_output=True, text=True, env=env, check=True
-    )
-    dropped_kib, released = out.stdout.split()
+    dropped_kib, released = _in_a_child(_HOLES).split()
     assert released == "True"
     assert int(dropped_kib) > 48 * 1024  # most of the 64 MiB freed
 
@@ -109,12 +116,7 @@ def test_free_pages_inside_the_heap_go_back_to_the_kernel() -> None:
 # In a child process: glibc's heap usage while 64 MiB of heap blocks and one 4 MiB block
 # (mapped on its own) are held, and after they are freed, as "in_use free mmapped" lines.
 _USAGE = """
-import ctypes
 from worker.service.allocator import heap_usage, pin_mmap_threshold
-libc = ctypes.CDLL("libc.so.6")
-libc.malloc.restype = ctypes.c_void_p
-libc.malloc.argtypes = [ctypes.c_size_t]
-libc.free.argtypes = [ctypes.c_void_p]
 def show():
     u = heap_usage()
     print(u.in_use, u.free, u.mmapped)
@@ -132,11 +134,7 @@ show()
 
 @pytest.mark.skipif(not _glibc(), reason="glibc only")
 def test_heap_usage_counts_blocks_in_use_free_and_mapped() -> None:
-    env = {"PATH": "/usr/bin:/bin"}
-    out = subprocess.run(
-        [sys.executable, "-c", _USAGE], capture_output=True, text=True, env=env, check=True
-    )
-    held, freed = ([int(n) for n in line.split()] for line in out.stdout.splitlines())
+    held, freed = ([int(n) for n in line.split()] for line in _in_a_child(_USAGE).splitlines())
     mib = 1 << 20
     assert held[0] - freed[0] >= 64 * mib  # in use: the 64 MiB of blocks (and their headers)
     assert freed[1] - held[1] >= 64 * mib  # then free inside the heap (one block keeps it)
