@@ -107,7 +107,8 @@ class _MallInfo2(ctypes.Structure):
 
 def heap_usage() -> HeapUsage | None:
     """glibc's heap usage now (None elsewhere, or before glibc 2.33). It locks each heap in
-    turn for a walk of its free lists: microseconds, once per scrape."""
+    turn and walks its free lists (2 us in a fresh process, longer the more free pieces a heap
+    holds), once per scrape."""
     mallinfo2 = _mallinfo2()
     if mallinfo2 is None:
         return None
