@@ -193,8 +193,7 @@ async def produce_bulk(
     resting = 0.0  # seconds spent in rests, left out of the pacing and the rate
     paced_from = (started, 0)  # (when, queued): the pacing's origin, moved by each rest
     queued = 0  # messages handed to the publisher: `sent` and the chunk in flight
-    rest_every = spec.rest_every if rest is not None else 0
-    next_rest = rest_every if rest_every > 0 else None
+    next_rest = spec.rest_every if rest is not None and spec.rest_every > 0 else None
     try:
         while chunk := list(islice(messages, PRODUCE_CHUNK)):
             if rest is not None and next_rest is not None and queued >= next_rest:
@@ -206,7 +205,7 @@ async def produce_bulk(
                 resting += time.perf_counter() - began
                 paced_from = (time.perf_counter(), queued)
                 while next_rest <= queued:
-                    next_rest += rest_every
+                    next_rest += spec.rest_every
             records: list[tuple[bytes, bytes]] = []
             for msg in chunk:
                 if msg.key is None:  # generated messages always have one
@@ -607,22 +606,37 @@ class _Monitor:
         every second), then the sample, with the live heap. Raises _Stopped if the worker
         exits or commits nothing more for STALL_S first."""
         idle_since: float | None = None
-        progress = (time.monotonic(), -1)
+        progress = _Progress(-1)
         while idle_since is None or time.monotonic() - idle_since < REST_S:
             self.read_rss()
             if idle_since is None:
                 _, committed, done = await self.offsets()
                 now = time.monotonic()
+                progress.note(committed, now)
                 if done:
                     idle_since = now
-                elif committed > progress[1]:
-                    progress = (now, committed)
-                elif now - progress[0] > STALL_S:
+                elif progress.stalled(now):
                     raise _Stopped(f"nothing more committed for {STALL_S:.0f}s at a rest point")
             if not self.worker.alive():
                 raise _Stopped("the worker exited during a rest point")
             await asyncio.sleep(POLL_S)
         return await self.sample(time.monotonic(), at_rest=True)
+
+
+@dataclass
+class _Progress:
+    """When the committed count last grew: a run that commits nothing more for STALL_S is
+    given up."""
+
+    committed: int
+    at: float = field(default_factory=time.monotonic)
+
+    def note(self, committed: int, now: float) -> None:
+        if committed > self.committed:
+            self.committed, self.at = committed, now
+
+    def stalled(self, now: float) -> bool:
+        return now - self.at > STALL_S
 
 
 class _Stopped(Exception):
@@ -700,7 +714,7 @@ async def _consume_while_producing(
     producing = producer.result
     try:
         next_line = monitor.started + opts.rss_every
-        last_progress = (time.monotonic(), 0)
+        progress = _Progress(0)
         while True:
             now = time.monotonic()
             monitor.read_rss()
@@ -715,7 +729,7 @@ async def _consume_while_producing(
                     break
                 say(_line(rest, _rest_note(rest)))
                 await producer.resume()
-                last_progress = (time.monotonic(), rest.committed)
+                progress = _Progress(rest.committed)  # the rest is not a stall
                 next_line = time.monotonic() + opts.rss_every  # a floor of the run, not the rest
                 continue
             if producing.done():
@@ -723,19 +737,17 @@ async def _consume_while_producing(
                 _, committed, done = await monitor.offsets()
                 if done:
                     break
-                if committed > last_progress[1]:
-                    last_progress = (now, committed)
+                progress.note(committed, now)
             if now >= next_line:
                 sample = await monitor.sample(now)
                 say(_line(sample))
                 next_line += opts.rss_every
-                if sample.committed > last_progress[1]:
-                    last_progress = (now, sample.committed)
+                progress.note(sample.committed, now)
             if not worker.alive():
                 result.complete = False
                 result.note = "the worker exited during the run"
                 break
-            if now - last_progress[0] > STALL_S:
+            if progress.stalled(now):
                 result.complete = False
                 result.note = f"nothing more committed for {STALL_S:.0f}s"
                 break
